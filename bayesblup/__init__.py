@@ -1,0 +1,58 @@
+"""bayesblup: Bayesian linear mixed models for quantitative genomics, built on PyMC.
+
+The layers, bottom up:
+
+* :mod:`bayesblup.genotypes`, :mod:`bayesblup.io`, :mod:`bayesblup.qc`: calls in, checked and filtered;
+* :mod:`bayesblup.scaling`: calls to the marker matrix W (three scalings);
+* :mod:`bayesblup.relationship`: W to the genomic relationship matrix G;
+* :mod:`bayesblup.datasets`: built-in example data; :mod:`bayesblup.testing`: simulators.
+
+Importing the package loads NumPy, SciPy and pandas only; PyMC is imported by the model layer.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("bayesblup")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+from . import datasets  # noqa: E402
+from .errors import InputError  # noqa: E402
+from .genotypes import MISSING, Genotypes  # noqa: E402
+from .io import (  # noqa: E402
+    read_allele_freq,
+    read_genotypes,
+    read_genotypes_csv,
+    read_plink,
+    read_relationship,
+    write_relationship,
+)
+from .qc import QCReport, quality_control  # noqa: E402
+from .relationship import Relationship, genomic_relationship, relationship_matrix  # noqa: E402
+from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix  # noqa: E402
+
+__all__ = [
+    "MISSING",
+    "GenotypeMatrix",
+    "Genotypes",
+    "InputError",
+    "MarkerScaling",
+    "QCReport",
+    "Relationship",
+    "__version__",
+    "datasets",
+    "fit_scaling",
+    "genomic_relationship",
+    "genotype_matrix",
+    "quality_control",
+    "read_allele_freq",
+    "read_genotypes",
+    "read_genotypes_csv",
+    "read_plink",
+    "read_relationship",
+    "relationship_matrix",
+    "write_relationship",
+]

@@ -1,0 +1,317 @@
+"""Reading genotypes and relationship matrices, and writing outputs without losing anything.
+
+Readers turn files into :class:`~bayesblup.genotypes.Genotypes` (CSV, CSV.gz, PLINK .bed/.bim/.fam)
+or :class:`~bayesblup.relationship.Relationship` (CSV or NPZ). Writers refuse to replace an
+existing file unless told to (``force=True``), and write to a temporary file that is renamed
+into place, so an interrupted write never leaves a half-written output under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, preview
+from .genotypes import Genotypes
+from .names import ADDITIVE
+from .relationship import Relationship
+
+__all__ = [
+    "read_allele_freq",
+    "read_genotypes",
+    "read_genotypes_csv",
+    "read_plink",
+    "read_relationship",
+    "write_relationship",
+]
+
+_PLINK_SUFFIXES = (".bed", ".bim", ".fam")
+
+
+def _is_csv(path: Path) -> bool:
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
+def read_genotypes(path: str | os.PathLike, *, coding: str = "auto") -> Genotypes:
+    """Read genotypes from a CSV/CSV.gz file or a PLINK .bed/.bim/.fam set.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.csv`` or ``.csv.gz`` file (see :func:`read_genotypes_csv`), or a PLINK ``.bed``
+        file or the prefix of a ``.bed/.bim/.fam`` set (see :func:`read_plink`).
+    coding : {"auto", "additive", "presence-absence"}
+        Genotype coding of a CSV file; PLINK calls are always additive 0/1/2 counts.
+    """
+    path = Path(path)
+    if _is_csv(path):
+        return read_genotypes_csv(path, coding=coding)
+    if path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists():
+        if coding not in ("auto", ADDITIVE):
+            raise InputError(f"PLINK files hold 0/1/2 allele counts; coding={coding!r} does not apply.")
+        return read_plink(path)
+    raise InputError(
+        f"cannot tell the format of {path}: give a .csv or .csv.gz genotype file, or a PLINK .bed "
+        "file (or the prefix of its .bed/.bim/.fam set)."
+    )
+
+
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        yield handle
+
+
+def _csv_header(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"genotype file not found: {path}")
+    try:
+        with _open_text(path) as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise InputError(f"cannot read {path} as text CSV ({exc}); is it compressed or binary?") from exc
+    if not header or len(header) < 2:
+        raise InputError(
+            f"{path}: the header must hold an ID column name followed by one marker name per column."
+        )
+    markers = header[1:]
+    names, counts = np.unique(markers, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"{path}: duplicated marker name(s) in the header: {preview(names[counts > 1])}.")
+    return header
+
+
+def _first_bad_cell(path: Path, header: list[str]) -> str:
+    """Find the first cell that is neither a number nor missing, for the error message."""
+    raw = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=True)
+    for j, name in enumerate(raw.columns):
+        values = raw[name]
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            return f"{values.iloc[row]!r} at individual {raw.index[row]}, marker {header[j + 1]} (data row {row + 1})"
+    return "a value pandas could not parse"
+
+
+def read_genotypes_csv(path: str | os.PathLike, *, coding: str = "auto") -> Genotypes:
+    """Read allele counts from a CSV or CSV.gz file.
+
+    The first column holds the individual ID; the header holds an ID column name followed by
+    the marker names; each cell is an allele count (0/1/2, or 0/1 for presence/absence). An empty
+    cell or ``NA`` (or any pandas default missing marker) is a missing call.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the first offending cell for text, non-integer or out-of-range codes,
+        a missing or duplicated ID, or a ragged row.
+    """
+    path = Path(path)
+    header = _csv_header(path)
+    resolved = list(pd.read_csv(path, nrows=0).columns)  # pandas' names for the same header
+    dtypes = {resolved[0]: str} | dict.fromkeys(resolved[1:], "float32")
+    try:
+        frame = pd.read_csv(path, index_col=0, dtype=dtypes, keep_default_na=True)
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: malformed CSV ({exc}). Every row needs one ID and one call per marker.") from exc
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"{path}: genotype calls must be numbers; found {_first_bad_cell(path, header)}. Mark missing "
+            "calls with an empty cell or NA."
+        ) from exc
+    if frame.shape[0] == 0:
+        raise InputError(f"{path}: no data rows under the header.")
+    no_id = np.flatnonzero(frame.index.isna())
+    if no_id.size:
+        raise InputError(f"{path}: data row(s) {preview(no_id + 1)} have no individual ID in the first column.")
+    return Genotypes.from_array(
+        frame.to_numpy(dtype=np.float32), ids=frame.index, markers=header[1:], coding=coding, source=str(path)
+    )
+
+
+def read_plink(path: str | os.PathLike) -> Genotypes:
+    """Read a PLINK binary set (.bed/.bim/.fam) with bed-reader.
+
+    Calls count the A1 allele (the PLINK convention); PLINK's missing code becomes a missing call.
+    Individual IDs are the .fam within-family IDs (IID).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.bed`` file, or the prefix shared by the ``.bed``, ``.bim`` and ``.fam`` files.
+    """
+    from bed_reader import open_bed  # a compiled reader; imported only when needed
+
+    path = Path(path)
+    prefix = path.with_suffix("") if path.suffix.lower() in _PLINK_SUFFIXES else path
+    files = {suffix: Path(f"{prefix}{suffix}") for suffix in _PLINK_SUFFIXES}
+    absent = [str(f) for f in files.values() if not f.is_file()]
+    if absent:
+        raise InputError(f"PLINK set {prefix}: missing file(s) {', '.join(absent)}; a set needs .bed, .bim and .fam.")
+    try:
+        with open_bed(files[".bed"], count_A1=True) as bed:
+            calls = bed.read(dtype="int8")  # missing calls come back as -127, our MISSING
+            iid, sid = bed.iid, bed.sid
+    except Exception as exc:  # bed-reader raises several types for a corrupt set
+        raise InputError(f"PLINK set {prefix}: cannot be read ({type(exc).__name__}: {exc}).") from exc
+    names, counts = np.unique(iid, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(
+            f"{files['.fam']}: within-family IDs (IID, column 2) repeat across families: "
+            f"{preview(names[counts > 1])}. Make IIDs unique (e.g. FID_IID) before reading."
+        )
+    return Genotypes(calls=calls, ids=iid, markers=sid, coding=ADDITIVE, source=str(files[".bed"]))
+
+
+def read_allele_freq(path: str | os.PathLike) -> pd.Series:
+    """Read base-population allele frequencies: a CSV with columns ``marker,p``.
+
+    Returns
+    -------
+    pandas.Series
+        Frequencies indexed by marker name, to pass as ``allele_freq=``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"allele frequency file not found: {path}")
+    frame = pd.read_csv(path, dtype={"marker": str})
+    if list(frame.columns[:2]) != ["marker", "p"]:
+        raise InputError(f"{path}: expected a header 'marker,p', got {','.join(map(str, frame.columns))}.")
+    p = pd.to_numeric(frame["p"], errors="coerce")
+    if p.isna().any():
+        row = int(np.flatnonzero(p.isna().to_numpy())[0])
+        raise InputError(f"{path}: frequency {frame['p'].iloc[row]!r} for marker {frame['marker'].iloc[row]} is not a number.")
+    if frame["marker"].duplicated().any():
+        raise InputError(f"{path}: duplicated marker(s) {preview(frame['marker'][frame['marker'].duplicated()])}.")
+    return pd.Series(p.to_numpy(), index=frame["marker"].to_numpy(), name="p")
+
+
+def check_new_output(path: Path, *, force: bool, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path that exists (unless ``force``), is a directory, or has the wrong suffix."""
+    if not path.name.lower().endswith(suffixes):
+        raise InputError(f"output {path}: the name must end in {' or '.join(suffixes)}.")
+    if path.is_dir():
+        raise InputError(f"output {path} is a directory; give a file name.")
+    if path.exists() and not force:
+        raise InputError(f"output {path} already exists; choose another name or pass --force (force=True) to replace it.")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if path.exists() and not force:  # someone else wrote it meanwhile: keep theirs
+            raise InputError(f"output {path} appeared while writing; pass --force to replace it.")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+RELATIONSHIP_SUFFIXES = (".csv", ".csv.gz", ".npz")
+
+
+def write_relationship(relationship: Relationship, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write G with its IDs.
+
+    ``.csv`` / ``.csv.gz``: a header ``id,<id_1>,...,<id_n>`` and one row per individual, starting
+    with its ID, at full precision (17 significant digits for float64). ``.npz``: arrays ``G`` and
+    ``ids``, plus ``scaling``, ``n_markers``, ``denominator`` and, where known, ``markers`` and
+    ``allele_freq``; the faster and smaller choice for large n.
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists and ``force`` is false, or its suffix is not one of the above.
+    """
+    path = Path(path)
+    check_new_output(path, force=force, suffixes=RELATIONSHIP_SUFFIXES)
+    G = relationship.matrix
+    ids = relationship.ids.astype(str)
+    with atomic_output(path, force=force) as tmp:
+        if path.name.lower().endswith(".npz"):
+            extra = {}
+            if relationship.marker_scaling is not None:
+                extra = {
+                    "markers": relationship.marker_scaling.markers.astype(str),
+                    "allele_freq": relationship.marker_scaling.allele_freq,
+                }
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    G=G,
+                    ids=ids,
+                    scaling=np.array(relationship.scaling),
+                    n_markers=np.array(relationship.n_markers or -1),
+                    denominator=np.array(relationship.denominator or np.nan),
+                    **extra,
+                )
+        else:
+            digits = "%.17g" if G.dtype == np.float64 else "%.9g"
+            frame = pd.DataFrame(G, index=pd.Index(ids, name="id"), columns=ids)
+            frame.to_csv(tmp, float_format=digits, compression="gzip" if path.name.lower().endswith(".gz") else None)
+    return path
+
+
+def read_relationship(path: str | os.PathLike, *, symmetry_tol: float = 1e-8) -> Relationship:
+    """Read a relationship matrix written by :func:`write_relationship` (or any CSV in that layout).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, the matrix is not square, row and column IDs differ, a value is not
+        finite, or the matrix is not symmetric within ``symmetry_tol`` (relative to its largest value).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"relationship file not found: {path}")
+    if path.name.lower().endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            if "G" not in data or "ids" not in data:
+                raise InputError(f"{path}: an .npz relationship file needs arrays 'G' and 'ids'.")
+            G, ids = data["G"], data["ids"]
+            scaling = str(data["scaling"]) if "scaling" in data else "user"
+            n_markers = int(data["n_markers"]) if "n_markers" in data else -1
+            denominator = float(data["denominator"]) if "denominator" in data else np.nan
+    elif _is_csv(path):
+        id_column = pd.read_csv(path, nrows=0).columns[0]
+        frame = pd.read_csv(path, index_col=0, dtype={id_column: str})
+        G, ids = frame.to_numpy(dtype=np.float64), frame.index.astype(str).to_numpy()
+        if list(frame.columns.astype(str)) != list(ids):
+            raise InputError(f"{path}: the column IDs in the header differ from the row IDs (or their order).")
+        scaling, n_markers, denominator = "user", -1, np.nan
+    else:
+        raise InputError(f"{path}: a relationship file must end in .csv, .csv.gz or .npz.")
+    if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] != len(ids):
+        raise InputError(f"{path}: expected a square matrix with one ID per row, got {G.shape} and {len(ids)} IDs.")
+    if not np.isfinite(G).all():
+        r, c = np.argwhere(~np.isfinite(G))[0]
+        raise InputError(f"{path}: non-finite value at ({ids[r]}, {ids[c]}).")
+    asym = np.abs(G - G.T)
+    scale = max(float(np.abs(G).max()), 1e-300)
+    if asym.max() > symmetry_tol * scale:
+        r, c = np.unravel_index(np.argmax(asym), asym.shape)
+        raise InputError(
+            f"{path}: the matrix is not symmetric: G[{ids[r]}, {ids[c]}] and G[{ids[c]}, {ids[r]}] differ by {asym[r, c]:.3g}."
+        )
+    return Relationship(
+        matrix=G,
+        ids=ids,
+        scaling=scaling,
+        n_markers=None if n_markers < 0 else n_markers,
+        denominator=None if np.isnan(denominator) else denominator,
+    )
