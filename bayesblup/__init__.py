@@ -19,10 +19,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from . import datasets  # noqa: E402
-from .errors import InputError  # noqa: E402
-from .genotypes import MISSING, Genotypes  # noqa: E402
-from .io import (  # noqa: E402
+from . import datasets
+from .errors import InputError
+from .genotypes import MISSING, Genotypes
+from .io import (
     read_allele_freq,
     read_genotypes,
     read_genotypes_csv,
@@ -30,9 +30,9 @@ from .io import (  # noqa: E402
     read_relationship,
     write_relationship,
 )
-from .qc import QCReport, quality_control  # noqa: E402
-from .relationship import Relationship, genomic_relationship, relationship_matrix  # noqa: E402
-from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix  # noqa: E402
+from .qc import QCReport, quality_control
+from .relationship import Relationship, genomic_relationship, relationship_matrix
+from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
 
 __all__ = [
     "MISSING",

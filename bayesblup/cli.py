@@ -33,7 +33,7 @@ examples:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the command and pointing to --help."""
 
-    def error(self, message: str):  # noqa: D102 - argparse's hook
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -54,7 +54,9 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_GRM_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    grm.add_argument("--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix")
+    grm.add_argument(
+        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
+    )
     _add_g_options(grm)
     grm.add_argument("--out", required=True, metavar="PATH", help="output file: .npz (arrays G, ids), .csv or .csv.gz")
     grm.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -121,7 +123,10 @@ def _relationship_from(genotypes, args, say):
     )
     s = rel.summary()
     formula = "G* = W*W*'/nu_p" if args.scaling == "centered" else "G = WW'/m"
-    say(f"G ({args.scaling}, {formula}): n = {s['n_individuals']}, m = {s['n_markers']}, denominator = {rel.denominator:.6g}")
+    say(
+        f"G ({args.scaling}, {formula}): n = {s['n_individuals']}, m = {s['n_markers']}, "
+        f"denominator = {rel.denominator:.6g}"
+    )
     say(f"  mean diagonal: {s['mean_diagonal']:.6f}")
     if "min_off_diagonal" in s:
         say(
@@ -133,10 +138,20 @@ def _relationship_from(genotypes, args, say):
     return rel
 
 
+def _check_options(args) -> None:
+    """Reject option combinations before any file is read."""
+    if args.allele_freq and args.scaling == "standardized":
+        raise InputError(
+            "--allele-freq applies to --scaling standardized-hwe or centered; 'standardized' centres each "
+            "marker on its sample mean by definition."
+        )
+
+
 def _cmd_grm(args, say) -> None:
     from .io import RELATIONSHIP_SUFFIXES, check_new_output, read_genotypes, write_relationship
 
     out = Path(args.out)
+    _check_options(args)
     check_new_output(out, force=args.force, suffixes=RELATIONSHIP_SUFFIXES)  # fail before the work
     genotypes = read_genotypes(args.genotypes, coding=args.coding)
     rel = _relationship_from(genotypes, args, say)
@@ -147,6 +162,7 @@ def _cmd_grm(args, say) -> None:
 def _cmd_demo(args, say) -> None:
     from .datasets import load_wheat
 
+    _check_options(args)
     say("bayesblup demo: genomic relationships of the built-in wheat data (BGLR; Crossa et al. 2010)")
     wheat = load_wheat()
     rel = _relationship_from(wheat.genotypes, args, say)

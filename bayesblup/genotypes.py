@@ -222,7 +222,7 @@ def _int_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
         r, c = np.argwhere(bad)[0]
         raise InputError(
             f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
-            f"found {arr[r, c]} at {_locate(bad, list(ids), list(markers))}. If that code marks a "
+            f"found {int(arr[r, c])} at {_locate(bad, list(ids), list(markers))}. If that code marks a "
             "missing call, replace it with NaN (or an empty cell / NA in a CSV)."
         )
     return arr.astype(np.int8)
@@ -236,7 +236,7 @@ def _float_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
         r, c = np.argwhere(bad)[0]
         raise InputError(
             f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
-            f"found {arr[r, c]!r} at {_locate(bad, list(ids), list(markers))}. Dosages and other "
+            f"found {float(arr[r, c]):g} at {_locate(bad, list(ids), list(markers))}. Dosages and other "
             "codes are not supported: round or recode them; mark missing calls as NaN / NA."
         )
     out = np.where(missing, MISSING, np.nan_to_num(arr)).astype(np.int8)

@@ -80,9 +80,7 @@ def _csv_header(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise InputError(f"cannot read {path} as text CSV ({exc}); is it compressed or binary?") from exc
     if not header or len(header) < 2:
-        raise InputError(
-            f"{path}: the header must hold an ID column name followed by one marker name per column."
-        )
+        raise InputError(f"{path}: the header must hold an ID column name followed by one marker name per column.")
     markers = header[1:]
     names, counts = np.unique(markers, return_counts=True)
     if (counts > 1).any():
@@ -173,6 +171,14 @@ def read_plink(path: str | os.PathLike) -> Genotypes:
     return Genotypes(calls=calls, ids=iid, markers=sid, coding=ADDITIVE, source=str(files[".bed"]))
 
 
+def _read_table(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` whose failures on unreadable text become an :class:`InputError`."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: cannot be read as a CSV {what} ({type(exc).__name__}: {exc}).") from exc
+
+
 def read_allele_freq(path: str | os.PathLike) -> pd.Series:
     """Read base-population allele frequencies: a CSV with columns ``marker,p``.
 
@@ -184,13 +190,15 @@ def read_allele_freq(path: str | os.PathLike) -> pd.Series:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"allele frequency file not found: {path}")
-    frame = pd.read_csv(path, dtype={"marker": str})
+    frame = _read_table(path, "of allele frequencies", dtype={"marker": str})
     if list(frame.columns[:2]) != ["marker", "p"]:
         raise InputError(f"{path}: expected a header 'marker,p', got {','.join(map(str, frame.columns))}.")
     p = pd.to_numeric(frame["p"], errors="coerce")
     if p.isna().any():
         row = int(np.flatnonzero(p.isna().to_numpy())[0])
-        raise InputError(f"{path}: frequency {frame['p'].iloc[row]!r} for marker {frame['marker'].iloc[row]} is not a number.")
+        raise InputError(
+            f"{path}: frequency {frame['p'].iloc[row]!r} for marker {frame['marker'].iloc[row]} is not a number."
+        )
     if frame["marker"].duplicated().any():
         raise InputError(f"{path}: duplicated marker(s) {preview(frame['marker'][frame['marker'].duplicated()])}.")
     return pd.Series(p.to_numpy(), index=frame["marker"].to_numpy(), name="p")
@@ -203,7 +211,9 @@ def check_new_output(path: Path, *, force: bool, suffixes: tuple[str, ...]) -> N
     if path.is_dir():
         raise InputError(f"output {path} is a directory; give a file name.")
     if path.exists() and not force:
-        raise InputError(f"output {path} already exists; choose another name or pass --force (force=True) to replace it.")
+        raise InputError(
+            f"output {path} already exists; choose another name or pass --force (force=True) to replace it."
+        )
 
 
 @contextlib.contextmanager
@@ -288,8 +298,8 @@ def read_relationship(path: str | os.PathLike, *, symmetry_tol: float = 1e-8) ->
             n_markers = int(data["n_markers"]) if "n_markers" in data else -1
             denominator = float(data["denominator"]) if "denominator" in data else np.nan
     elif _is_csv(path):
-        id_column = pd.read_csv(path, nrows=0).columns[0]
-        frame = pd.read_csv(path, index_col=0, dtype={id_column: str})
+        id_column = _read_table(path, "relationship matrix", nrows=0).columns[0]
+        frame = _read_table(path, "relationship matrix", index_col=0, dtype={id_column: str})
         G, ids = frame.to_numpy(dtype=np.float64), frame.index.astype(str).to_numpy()
         if list(frame.columns.astype(str)) != list(ids):
             raise InputError(f"{path}: the column IDs in the header differ from the row IDs (or their order).")
@@ -306,7 +316,8 @@ def read_relationship(path: str | os.PathLike, *, symmetry_tol: float = 1e-8) ->
     if asym.max() > symmetry_tol * scale:
         r, c = np.unravel_index(np.argmax(asym), asym.shape)
         raise InputError(
-            f"{path}: the matrix is not symmetric: G[{ids[r]}, {ids[c]}] and G[{ids[c]}, {ids[r]}] differ by {asym[r, c]:.3g}."
+            f"{path}: the matrix is not symmetric: G[{ids[r]}, {ids[c]}] and G[{ids[c]}, {ids[r]}] "
+            f"differ by {asym[r, c]:.3g}."
         )
     return Relationship(
         matrix=G,

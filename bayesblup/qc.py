@@ -65,7 +65,7 @@ class QCReport:
         return self.n_markers_in - self.n_markers_dropped
 
     def lines(self) -> list[str]:
-        """The report as short lines of text, for logs and the command line."""
+        """Return the report as short lines of text, for logs and the command line."""
         total = self.n_individuals_in * self.n_markers_in
         out = [
             f"genotypes: {self.n_individuals_in} individuals x {self.n_markers_in} markers from {self.source}",
@@ -75,9 +75,7 @@ class QCReport:
         if self.min_individual_call_rate is not None:
             d = self.dropped_individuals
             names = f": {preview(d)}" if d else ""
-            out.append(
-                f"dropped {len(d)} individuals with call rate below {self.min_individual_call_rate}{names}"
-            )
+            out.append(f"dropped {len(d)} individuals with call rate below {self.min_individual_call_rate}{names}")
         for reason, text in _REASON_TEXT.items():
             if reason in self.dropped_markers:
                 names = self.dropped_markers[reason]

@@ -134,11 +134,17 @@ class Relationship:
             dims=("individual_0", "individual_1"),
             coords={"individual_0": ids, "individual_1": ids},
             name="G",
-            attrs={"scaling": self.scaling, "n_markers": self.n_markers or -1, "denominator": self.denominator or np.nan},
+            attrs={
+                "scaling": self.scaling,
+                "n_markers": self.n_markers or -1,
+                "denominator": self.denominator or np.nan,
+            },
         )
 
     def __repr__(self) -> str:
-        return f"Relationship({self.n_individuals} x {self.n_individuals}, scaling={self.scaling!r}, m={self.n_markers})"
+        return (
+            f"Relationship({self.n_individuals} x {self.n_individuals}, scaling={self.scaling!r}, m={self.n_markers})"
+        )
 
 
 def _mirror_upper(G: np.ndarray, block: int = 1024) -> None:
@@ -247,4 +253,3 @@ def genomic_relationship(
         denominator=fitted.denominator,
         marker_scaling=fitted,
     )
-

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .errors import InputError, preview
 from .genotypes import MISSING, Genotypes, allele_counts
@@ -90,7 +91,7 @@ class MarkerScaling:
         return slab
 
     def align(self, genotypes: Genotypes) -> np.ndarray:
-        """Calls of ``genotypes`` with columns in this scaling's marker order.
+        """Return the calls of ``genotypes`` with columns in this scaling's marker order.
 
         Raises
         ------
@@ -143,9 +144,8 @@ class GenotypeMatrix:
 
 def _base_frequencies(allele_freq, genotypes: Genotypes) -> np.ndarray:
     """Validate base-population frequencies: one per marker, by name if labelled."""
-    index = getattr(allele_freq, "index", None)
-    if index is not None:  # a pandas Series labelled by marker name
-        lookup = dict(zip(map(str, index), np.asarray(allele_freq, dtype=float), strict=True))
+    if isinstance(allele_freq, pd.Series):  # labelled by marker name
+        lookup = dict(zip(map(str, allele_freq.index), allele_freq.to_numpy(dtype=float), strict=True))
         absent = [m for m in genotypes.markers if m not in lookup]
         if absent:
             raise InputError(f"allele_freq has no value for {len(absent)} markers: {preview(absent)}.")
@@ -160,8 +160,7 @@ def _base_frequencies(allele_freq, genotypes: Genotypes) -> np.ndarray:
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
         raise InputError(
-            f"allele_freq must lie in [0, 1]; markers {preview(genotypes.markers[bad])} have "
-            f"{preview(p[bad])}."
+            f"allele_freq must lie in [0, 1]; markers {preview(genotypes.markers[bad])} have {preview(p[bad])}."
         )
     return p
 
@@ -212,7 +211,14 @@ def fit_scaling(genotypes: Genotypes, *, scaling: str, allele_freq=None) -> Mark
         ss = counts[:, 1] + 4.0 * counts[:, 2] - total**2 / n_obs
         sd = np.sqrt(ss / (n - 1))
         return MarkerScaling(
-            scaling, genotypes.markers, genotypes.coding, p_sample, "sample", fill, fill, 1.0 / sd,
+            scaling,
+            genotypes.markers,
+            genotypes.coding,
+            p_sample,
+            "sample",
+            fill,
+            fill,
+            1.0 / sd,
             float(genotypes.n_markers),
         )
 
@@ -227,15 +233,20 @@ def fit_scaling(genotypes: Genotypes, *, scaling: str, allele_freq=None) -> Mark
                 "'standardized-hwe' divides by sqrt(k p (1-p)). Drop those markers or use 'centered'."
             )
         return MarkerScaling(
-            scaling, genotypes.markers, genotypes.coding, p, source, fill, k * p, 1.0 / np.sqrt(het),
+            scaling,
+            genotypes.markers,
+            genotypes.coding,
+            p,
+            source,
+            fill,
+            k * p,
+            1.0 / np.sqrt(het),
             float(genotypes.n_markers),
         )
     nu = float(het.sum())
     if nu <= 0:
         raise InputError("every allele frequency is 0 or 1, so nu_p = k sum p(1-p) is 0 and G* is undefined.")
-    return MarkerScaling(
-        scaling, genotypes.markers, genotypes.coding, p, source, fill, k * p, np.ones_like(p), nu
-    )
+    return MarkerScaling(scaling, genotypes.markers, genotypes.coding, p, source, fill, k * p, np.ones_like(p), nu)
 
 
 def genotype_matrix(

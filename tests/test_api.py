@@ -1,0 +1,28 @@
+"""The public API is deliberate: __all__ is frozen here, and importing it stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import bayesblup as bb
+
+PUBLIC = {
+    "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "MarkerScaling", "QCReport", "Relationship",
+    "__version__", "datasets", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
+    "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
+    "relationship_matrix", "write_relationship",
+}  # fmt: skip
+
+
+def test_all_is_frozen():
+    assert set(bb.__all__) == PUBLIC, "update PUBLIC (and the docs) when the API changes on purpose"
+    for name in bb.__all__:
+        assert hasattr(bb, name)
+
+
+def test_import_does_not_load_pymc():
+    """The genotype layer must not pay PyMC's import and compile cost."""
+    code = "import sys, bayesblup; print('pymc' in sys.modules, 'pytensor' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

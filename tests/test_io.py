@@ -1,0 +1,106 @@
+"""Writing and reading G: round trips, no silent overwrite, atomic writes, and reader errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayesblup as bb
+
+
+@pytest.fixture
+def relationship():
+    geno = bb.Genotypes.from_array(np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1], [1, 1, 2]]), ids=["a", "b,1", "c", "d"])
+    return bb.genomic_relationship(geno, scaling="centered")
+
+
+@pytest.mark.parametrize("name", ["G.csv", "G.csv.gz", "G.npz"])
+def test_write_read_relationship__round_trip_is_exact(tmp_path, relationship, name):
+    path = bb.write_relationship(relationship, tmp_path / name)
+    back = bb.read_relationship(path)
+    np.testing.assert_array_equal(back.matrix, relationship.matrix)  # 17 significant digits: exact
+    assert list(back.ids) == ["a", "b,1", "c", "d"]  # an ID with a comma survives CSV quoting
+
+
+def test_write_relationship__csv_layout(tmp_path, relationship):
+    path = bb.write_relationship(relationship, tmp_path / "G.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == 'id,a,"b,1",c,d'
+    assert lines[1].startswith("a,")
+    assert len(lines) == 5
+
+
+def test_write_relationship__npz_keeps_metadata(tmp_path, relationship):
+    path = bb.write_relationship(relationship, tmp_path / "G.npz")
+    with np.load(path) as data:
+        assert {"G", "ids", "scaling", "n_markers", "denominator", "markers", "allele_freq"} <= set(data.files)
+        assert str(data["scaling"]) == "centered" and int(data["n_markers"]) == 3
+    back = bb.read_relationship(path)
+    assert back.scaling == "centered" and back.n_markers == 3
+    assert back.denominator == pytest.approx(relationship.denominator)
+
+
+def test_write_relationship__raise_on_existing_output_and_keep_it(tmp_path, relationship):
+    path = tmp_path / "G.npz"
+    path.write_bytes(b"precious")
+    with pytest.raises(bb.InputError, match=r"G\.npz already exists; choose another name or pass --force"):
+        bb.write_relationship(relationship, path)
+    assert path.read_bytes() == b"precious"
+    bb.write_relationship(relationship, path, force=True)
+    assert bb.read_relationship(path).n_individuals == 4
+
+
+def test_write_relationship__raise_on_unknown_suffix(tmp_path, relationship):
+    with pytest.raises(bb.InputError, match=r"the name must end in \.csv or \.csv\.gz or \.npz"):
+        bb.write_relationship(relationship, tmp_path / "G.txt")
+
+
+def test_write_relationship__failed_write_leaves_nothing(tmp_path, relationship, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        bb.write_relationship(relationship, tmp_path / "G.npz")
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary part file
+
+
+def test_read_relationship__raise_on_asymmetric(tmp_path):
+    (tmp_path / "G.csv").write_text("id,a,b\na,1,0.5\nb,0.4,1\n")
+    with pytest.raises(bb.InputError, match=r"not symmetric: G\[a, b\] and G\[b, a\] differ by 0.1"):
+        bb.read_relationship(tmp_path / "G.csv")
+
+
+def test_read_relationship__raise_on_mismatched_ids(tmp_path):
+    (tmp_path / "G.csv").write_text("id,a,b\nb,1,0.5\na,0.5,1\n")
+    with pytest.raises(bb.InputError, match=r"column IDs in the header differ from the row IDs"):
+        bb.read_relationship(tmp_path / "G.csv")
+
+
+def test_read_relationship__raise_on_non_finite(tmp_path):
+    (tmp_path / "G.csv").write_text("id,a,b\na,1,NA\nb,0.5,1\n")
+    with pytest.raises(bb.InputError, match=r"non-finite value at \(a, b\)"):
+        bb.read_relationship(tmp_path / "G.csv")
+
+
+def test_read_allele_freq(tmp_path):
+    (tmp_path / "p.csv").write_text("marker,p\nm1,0.25\nm2,0.5\n")
+    p = bb.read_allele_freq(tmp_path / "p.csv")
+    assert p.to_dict() == {"m1": 0.25, "m2": 0.5}
+
+
+def test_read_allele_freq__raise_on_bad_header(tmp_path):
+    (tmp_path / "p.csv").write_text("snp,freq\nm1,0.25\n")
+    with pytest.raises(bb.InputError, match=r"expected a header 'marker,p', got snp,freq"):
+        bb.read_allele_freq(tmp_path / "p.csv")
+
+
+def test_read_allele_freq__raise_on_text(tmp_path):
+    (tmp_path / "p.csv").write_text("marker,p\nm1,high\n")
+    with pytest.raises(bb.InputError, match=r"frequency 'high' for marker m1 is not a number"):
+        bb.read_allele_freq(tmp_path / "p.csv")
+
+
+def test_read_allele_freq__raise_on_binary_file(tmp_path, plink_bed):
+    with pytest.raises(bb.InputError, match=r"sample\.bed: cannot be read as a CSV of allele frequencies"):
+        bb.read_allele_freq(plink_bed)
