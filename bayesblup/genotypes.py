@@ -129,10 +129,8 @@ class Genotypes:
             markers = [f"marker_{j + 1}" for j in range(arr.shape[1])]
         if arr.dtype == np.int8:
             out = arr.copy()
-        elif arr.dtype.kind in "iub":
-            out = _int_to_int8(arr, ids, markers, source)
-        elif arr.dtype.kind == "f":
-            out = _float_to_int8(arr, ids, markers, source)
+        elif arr.dtype.kind in "iubf":
+            out = _counts_to_int8(arr, ids, markers, source)
         else:
             raise InputError(
                 f"{source}: genotype calls must be numbers (allele counts), got dtype {arr.dtype}. "
@@ -216,31 +214,25 @@ def _locate(mask: np.ndarray, ids, markers) -> str:
     return ", ".join(cells) + more
 
 
-def _int_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
-    bad = (arr < 0) | (arr > 2)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise InputError(
-            f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
-            f"found {int(arr[r, c])} at {_locate(bad, list(ids), list(markers))}. If that code marks a "
-            "missing call, replace it with NaN (or an empty cell / NA in a CSV)."
-        )
-    return arr.astype(np.int8)
-
-
-def _float_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
-    missing = np.isnan(arr)
+def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
+    """Integer or float counts (NaN = missing) to int8 calls, refusing anything but 0, 1, 2."""
+    is_float = arr.dtype.kind == "f"
+    missing = np.isnan(arr) if is_float else np.zeros(arr.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
-        bad = ~missing & ((arr != np.round(arr)) | (arr < 0) | (arr > 2))
+        bad = ~missing & ((arr < 0) | (arr > 2) | ((arr != np.round(arr)) if is_float else False))
     if bad.any():
         r, c = np.argwhere(bad)[0]
+        value = float(arr[r, c])
+        hint = (
+            "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
+            if value != round(value)
+            else "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
+        )
         raise InputError(
             f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
-            f"found {float(arr[r, c]):g} at {_locate(bad, list(ids), list(markers))}. Dosages and other "
-            "codes are not supported: round or recode them; mark missing calls as NaN / NA."
+            f"found {value:g} at {_locate(bad, list(ids), list(markers))}. {hint}"
         )
-    out = np.where(missing, MISSING, np.nan_to_num(arr)).astype(np.int8)
-    return out
+    return np.where(missing, MISSING, np.nan_to_num(arr) if is_float else arr).astype(np.int8)
 
 
 def _check_codes(calls: np.ndarray, coding: str, ids, markers, source: str) -> None:

@@ -127,36 +127,24 @@ def test_read_csv__numeric_ids_are_kept_as_text(tmp_path):
     assert list(bb.read_genotypes(path).ids) == ["007", "8"]
 
 
-def test_read_csv__raise_on_text_cell(tmp_path):
-    path = write_csv(tmp_path / "g.csv", ["a,0,1,2", "b,0,AB,1"])
-    with pytest.raises(
-        bb.InputError,
-        match=r"g\.csv: genotype calls must be numbers; found 'AB' at individual b, marker m2 \(data row 2\)",
-    ):
-        bb.read_genotypes(path)
-
-
-def test_read_csv__raise_on_out_of_range_code(tmp_path):
-    path = write_csv(tmp_path / "g.csv", ["a,0,1,2", "b,0,3,1"])
-    with pytest.raises(bb.InputError, match=r"found 3 at \(individual b, marker m2\)"):
-        bb.read_genotypes(path)
-
-
-def test_read_csv__raise_on_ragged_row(tmp_path):
-    path = write_csv(tmp_path / "g.csv", ["a,0,1,2", "b,0,1,1,2"])
-    with pytest.raises(bb.InputError, match=r"g\.csv: malformed CSV"):
-        bb.read_genotypes(path)
-
-
-def test_read_csv__raise_on_duplicated_marker(tmp_path):
-    path = write_csv(tmp_path / "g.csv", ["a,0,1,2"], header="id,m1,m1,m3")
-    with pytest.raises(bb.InputError, match=r"duplicated marker name\(s\) in the header: m1"):
-        bb.read_genotypes(path)
-
-
-def test_read_csv__raise_on_missing_id(tmp_path):
-    path = write_csv(tmp_path / "g.csv", ["a,0,1,2", ",0,1,1"])
-    with pytest.raises(bb.InputError, match=r"data row\(s\) 2 have no individual ID"):
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        (
+            ["a,0,1,2", "b,0,AB,1"],
+            None,
+            r"g\.csv: genotype calls must be numbers; found 'AB' at individual b, marker m2 \(data row 2\)",
+        ),
+        (["a,0,1,2", "b,0,3,1"], None, r"found 3 at \(individual b, marker m2\)"),
+        (["a,0,1,2", "b,0,1,1,2"], None, r"g\.csv: malformed CSV"),
+        (["a,0,1,2"], "id,m1,m1,m3", r"duplicated marker name\(s\) in the header: m1"),
+        (["a,0,1,2", ",0,1,1"], None, r"data row\(s\) 2 have no individual ID"),
+    ],
+    ids=["text_cell", "out_of_range_code", "ragged_row", "duplicated_marker", "missing_id"],
+)
+def test_read_csv__raise_on_bad_file(tmp_path, rows, header, message):
+    path = write_csv(tmp_path / "g.csv", rows, **({"header": header} if header else {}))
+    with pytest.raises(bb.InputError, match=message):
         bb.read_genotypes(path)
 
 
@@ -214,16 +202,20 @@ def test_read_plink__matches_bed_decoding_by_hand(plink_bed):
     np.testing.assert_array_equal(bb.read_plink(plink_bed).calls, expected)
 
 
+def copy_plink(plink_bed, folder, suffixes):
+    """Copy members of the sample set to ``folder/s.*``."""
+    for suffix in suffixes:
+        shutil.copy(plink_bed.with_suffix(suffix), folder / f"s{suffix}")
+
+
 def test_read_plink__raise_on_missing_member(tmp_path, plink_bed):
-    shutil.copy(plink_bed, tmp_path / "s.bed")
-    shutil.copy(plink_bed.with_suffix(".fam"), tmp_path / "s.fam")
+    copy_plink(plink_bed, tmp_path, [".bed", ".fam"])
     with pytest.raises(bb.InputError, match=r"missing file\(s\) .*s\.bim"):
         bb.read_genotypes(tmp_path / "s.bed")
 
 
 def test_read_plink__raise_on_duplicated_iid(tmp_path, plink_bed):
-    for suffix in (".bed", ".bim"):
-        shutil.copy(plink_bed.with_suffix(suffix), tmp_path / f"s{suffix}")
+    copy_plink(plink_bed, tmp_path, [".bed", ".bim"])
     lines = plink_bed.with_suffix(".fam").read_text().splitlines()
     fields = lines[1].split()
     fields[1] = lines[0].split()[1]  # second individual takes the first one's IID
@@ -234,8 +226,7 @@ def test_read_plink__raise_on_duplicated_iid(tmp_path, plink_bed):
 
 
 def test_read_plink__raise_on_corrupt_bed(tmp_path, plink_bed):
-    for suffix in (".bim", ".fam"):
-        shutil.copy(plink_bed.with_suffix(suffix), tmp_path / f"s{suffix}")
+    copy_plink(plink_bed, tmp_path, [".bim", ".fam"])
     (tmp_path / "s.bed").write_bytes(b"not a bed file")
     with pytest.raises(bb.InputError, match=r"PLINK set .*s: cannot be read"):
         bb.read_genotypes(tmp_path / "s.bed")

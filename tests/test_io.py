@@ -65,21 +65,18 @@ def test_write_relationship__failed_write_leaves_nothing(tmp_path, relationship,
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary part file
 
 
-def test_read_relationship__raise_on_asymmetric(tmp_path):
-    (tmp_path / "G.csv").write_text("id,a,b\na,1,0.5\nb,0.4,1\n")
-    with pytest.raises(bb.InputError, match=r"not symmetric: G\[a, b\] and G\[b, a\] differ by 0.1"):
-        bb.read_relationship(tmp_path / "G.csv")
-
-
-def test_read_relationship__raise_on_mismatched_ids(tmp_path):
-    (tmp_path / "G.csv").write_text("id,a,b\nb,1,0.5\na,0.5,1\n")
-    with pytest.raises(bb.InputError, match=r"column IDs in the header differ from the row IDs"):
-        bb.read_relationship(tmp_path / "G.csv")
-
-
-def test_read_relationship__raise_on_non_finite(tmp_path):
-    (tmp_path / "G.csv").write_text("id,a,b\na,1,NA\nb,0.5,1\n")
-    with pytest.raises(bb.InputError, match=r"non-finite value at \(a, b\)"):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,a,b\na,1,0.5\nb,0.4,1\n", r"not symmetric: G\[a, b\] and G\[b, a\] differ by 0.1"),
+        ("id,a,b\nb,1,0.5\na,0.5,1\n", r"column IDs in the header differ from the row IDs"),
+        ("id,a,b\na,1,NA\nb,0.5,1\n", r"non-finite value at \(a, b\)"),
+    ],
+    ids=["asymmetric", "mismatched_ids", "non_finite"],
+)
+def test_read_relationship__raise_on_bad_matrix(tmp_path, content, message):
+    (tmp_path / "G.csv").write_text(content)
+    with pytest.raises(bb.InputError, match=message):
         bb.read_relationship(tmp_path / "G.csv")
 
 
