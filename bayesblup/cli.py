@@ -57,6 +57,12 @@ def _build_parser() -> argparse.ArgumentParser:
     grm.add_argument(
         "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
     )
+    grm.add_argument(
+        "--coding",
+        choices=["auto", "additive", "presence-absence"],
+        default="auto",
+        help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
+    )
     _add_g_options(grm)
     grm.add_argument("--out", required=True, metavar="PATH", help="output file: .npz (arrays G, ids), .csv or .csv.gz")
     grm.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -81,12 +87,6 @@ def _add_g_options(parser: argparse.ArgumentParser) -> None:
         help="standardized: (x - mean)/sd, G = WW'/m (as BGLR's scale()); standardized-hwe: "
         "(x - 2p)/sqrt(2p(1-p)), G = WW'/m; centered: x - 2p, G* = W*W*'/(2 sum p(1-p)) (VanRaden 2008). "
         "Default: %(default)s",
-    )
-    parser.add_argument(
-        "--coding",
-        choices=["auto", "additive", "presence-absence"],
-        default="auto",
-        help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
     )
     parser.add_argument("--allele-freq", metavar="PATH", help="base-population allele frequencies, CSV 'marker,p'")
     parser.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
