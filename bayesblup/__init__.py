@@ -7,7 +7,7 @@ The layers, bottom up:
 * :mod:`bayesblup.relationship`: W to the genomic relationship matrix G;
 * :mod:`bayesblup.datasets`: built-in example data; :mod:`bayesblup.testing`: simulators.
 
-Importing the package loads NumPy, SciPy and pandas only; PyMC is imported by the model layer.
+Importing the package loads NumPy, SciPy and pandas only; PyMC is imported when a model is built.
 """
 
 from __future__ import annotations
@@ -30,27 +30,42 @@ from .io import (
     read_relationship,
     write_relationship,
 )
+from .models import GBLUP, MBLUP
+from .phenotypes import Records, match_records, read_phenotypes
+from .priors import Prior
 from .qc import QCReport, quality_control
 from .relationship import Relationship, genomic_relationship, relationship_matrix
+from .results import BLUPFit
 from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .spectral import RankDeficiencyWarning, Spectral, eigendecompose
 
 __all__ = [
+    "GBLUP",
+    "MBLUP",
     "MISSING",
+    "BLUPFit",
     "GenotypeMatrix",
     "Genotypes",
     "InputError",
     "MarkerScaling",
+    "Prior",
     "QCReport",
+    "RankDeficiencyWarning",
+    "Records",
     "Relationship",
+    "Spectral",
     "__version__",
     "datasets",
+    "eigendecompose",
     "fit_scaling",
     "genomic_relationship",
     "genotype_matrix",
+    "match_records",
     "quality_control",
     "read_allele_freq",
     "read_genotypes",
     "read_genotypes_csv",
+    "read_phenotypes",
     "read_plink",
     "read_relationship",
     "relationship_matrix",

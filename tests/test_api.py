@@ -12,6 +12,8 @@ PUBLIC = {
     "__version__", "datasets", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
     "relationship_matrix", "write_relationship",
+    "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
+    "match_records", "read_phenotypes",
 }  # fmt: skip
 
 

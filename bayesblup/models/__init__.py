@@ -1,0 +1,7 @@
+"""Model builders: one small class per model, each exposing its ``pm.Model``."""
+
+from .base import FORMS, METHODS, BLUPModel
+from .gblup import GBLUP
+from .mblup import MBLUP
+
+__all__ = ["FORMS", "GBLUP", "MBLUP", "METHODS", "BLUPModel"]

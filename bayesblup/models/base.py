@@ -1,0 +1,245 @@
+"""What M-BLUP and G-BLUP share: data, configuration, the variance block, and fitting.
+
+Both models have ``Var(y) = sigma2_k K + sigma2_e I`` with ``K = c G``: G-BLUP has ``sigma2_k =
+sigma2_g`` and ``c = 1``; M-BLUP has ``sigma2_k = sigma2_b``, ``K = WW'`` and ``c`` the denominator of
+G (m for the standardised scalings, nu_p for ``centered``), so ``c sigma2_b`` is the genetic variance
+on the scale of G, ``sigma2_g_equiv``. Each model is built in one of two forms:
+
+``marginal`` (default)
+    The spectral form: G is eigendecomposed once, y rotated, and the likelihood is diagonal
+    (:mod:`bayesblup.spectral`). NUTS samples mu and two variances at O(n) per gradient; genetic
+    values follow exactly from ``g | y, theta`` draw by draw (:mod:`bayesblup.posterior`).
+``latent``
+    The textbook form with ``g`` (or ``b``) explicit and non-centred: the teaching view and the
+    test oracle.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+from ..names import INDIVIDUAL
+from ..phenotypes import Records
+from ..priors import Prior, resolve_prior
+from ..spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
+
+__all__ = ["FORMS", "METHODS", "BLUPModel"]
+
+FORMS = ("marginal", "latent")
+METHODS = ("nuts", "map")
+
+
+class BLUPModel:
+    """Base class of :class:`~bayesblup.GBLUP` and :class:`~bayesblup.MBLUP`; not used directly."""
+
+    name: ClassVar[str]  # "gblup" | "mblup"
+    kernel_variance: ClassVar[str]  # "sigma2_g" | "sigma2_b"
+
+    def __init__(
+        self, records: Records, *, form: str = "marginal", prior="default", eigen_rtol: float = DEFAULT_EIGEN_RTOL
+    ):
+        if form not in FORMS:
+            raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}.")
+        if not isinstance(records, Records):
+            raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
+        if not 0 < eigen_rtol < 1:
+            raise InputError(f"eigen_rtol must lie in (0, 1), got {eigen_rtol}.")
+        self.records = records
+        self.form = form
+        self.eigen_rtol = eigen_rtol
+        self._prior_spec = prior
+        self._spectral: Spectral | None = None
+        self._model = None
+        self.timings: dict[str, float] = {}
+
+    # --- what a subclass supplies ------------------------------------------------------------
+    @property
+    def relationship_matrix(self) -> np.ndarray:
+        """G on the fitted individuals (n x n), in record order."""
+        raise NotImplementedError
+
+    @property
+    def factor(self) -> float:
+        """C in ``K = c G`` and ``sigma2_g_equiv = c sigma2_k``."""
+        raise NotImplementedError
+
+    @property
+    def msx(self) -> float:
+        """BGLR's MSx, the scale of the kernel in its default prior."""
+        raise NotImplementedError
+
+    @property
+    def n_markers(self) -> int | None:
+        raise NotImplementedError
+
+    @property
+    def scaling(self) -> str:
+        raise NotImplementedError
+
+    def _latent_genetic_values(self, sigma2_k):
+        """Add the explicit genetic values ``g`` (dims individual) to the model on the stack."""
+        raise NotImplementedError
+
+    # --- shared -----------------------------------------------------------------------------
+    @property
+    def y(self) -> np.ndarray:
+        return self.records.y
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.records.ids
+
+    @property
+    def n(self) -> int:
+        return self.records.y.size
+
+    @property
+    def spectral(self) -> Spectral:
+        """The eigendecomposition of G, computed once."""
+        if self._spectral is None:
+            t0 = time.perf_counter()
+            self._spectral = eigendecompose(self.relationship_matrix, rtol=self.eigen_rtol, name=self._kernel_label)
+            self.timings["eigendecomposition_s"] = time.perf_counter() - t0
+        return self._spectral
+
+    @property
+    def _kernel_label(self) -> str:
+        return "G"
+
+    @property
+    def priors(self) -> tuple[str, dict[str, Prior]]:
+        """(label, priors) after resolving the preset against the data."""
+        msx = self.spectral.mean_nonzero if self.name == "gblup" else self.msx
+        return resolve_prior(self._prior_spec, self.y, kernel_name=self.kernel_variance, msx=msx)
+
+    @property
+    def model(self):
+        """The ``pm.Model``, built on first use: inspect it, extend it, or sample it with any PyMC sampler."""
+        if self._model is None:
+            self._model = self.build()
+        return self._model
+
+    def build(self):
+        """Build and return the PyMC model in the configured form."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        t0 = time.perf_counter()
+        label, priors = self.priors
+        coords = {INDIVIDUAL: self.ids.astype(str)}
+        if self.form == "marginal":
+            coords["component"] = np.arange(self.n)
+        with pm.Model(coords=coords) as model:
+            mu = priors["mu"].create("mu")
+            sigma2_k, sigma2_e = self._variance_block(label, priors)
+            if self.form == "marginal":
+                sp = self.spectral
+                kernel_values = self.factor * sp.values
+                pm.Normal(
+                    "y_rotated",
+                    mu=sp.rotate(np.ones(self.n)) * mu,
+                    sigma=pt.sqrt(sigma2_k * kernel_values + sigma2_e),
+                    observed=sp.rotate(self.y),
+                    dims="component",
+                )
+            else:
+                g = self._latent_genetic_values(sigma2_k)
+                pm.Normal("y", mu=mu + g, sigma=pt.sqrt(sigma2_e), observed=self.y, dims=INDIVIDUAL)
+        self.timings["build_s"] = time.perf_counter() - t0
+        self.prior_label = label
+        return model
+
+    def _variance_block(self, label: str, priors: dict[str, Prior]):
+        """sigma2_k, sigma2_e and h2 (+ sigma2_g_equiv for M-BLUP) under the chosen prior."""
+        import pymc as pm
+
+        c = self.factor
+        if label == "default":
+            h2 = priors["h2"].create("h2")
+            total = priors["sigma2_p"].create("sigma2_p")
+            sigma2_e = pm.Deterministic("sigma2_e", (1 - h2) * total)
+            sigma2_k = pm.Deterministic(self.kernel_variance, h2 * total / c)
+        else:
+            sigma2_k = priors[self.kernel_variance].create(self.kernel_variance)
+            sigma2_e = priors["sigma2_e"].create("sigma2_e")
+            pm.Deterministic("h2", c * sigma2_k / (c * sigma2_k + sigma2_e))
+        if self.name == "mblup":
+            pm.Deterministic("sigma2_g_equiv", c * sigma2_k)
+        return sigma2_k, sigma2_e
+
+    @property
+    def parameter_names(self) -> list[str]:
+        names = ["h2", self.kernel_variance, "sigma2_e", "mu"]
+        return [*names[:2], "sigma2_g_equiv", *names[2:]] if self.name == "mblup" else names
+
+    def fit(
+        self,
+        *,
+        method: str = "nuts",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        cores: int | None = None,
+        progressbar: bool = False,
+        genetic_value_draws: bool = False,
+        thin: int = 1,
+    ):
+        """Fit by NUTS (nutpie when installed, else PyMC's) or MAP, and add genetic values.
+
+        Parameters
+        ----------
+        method : {"nuts", "map"}
+            ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
+            then the conditional mean and sd of ``g | y`` at the MAP variances.
+        chains, draws, tune, seed, cores, progressbar
+            As in ``pymc.sample``.
+        genetic_value_draws : bool
+            Also store full draws of ``g`` (marginal form; every ``thin``-th draw) in the posterior.
+        thin : int
+            Thinning of those draws.
+
+        Returns
+        -------
+        BLUPFit
+        """
+        import pymc as pm
+
+        from ..results import BLUPFit
+
+        if method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+        for name, value in {"chains": chains, "draws": draws, "thin": thin}.items():
+            if int(value) < 1:
+                raise InputError(f"{name} must be at least 1, got {value}.")
+        if tune < 0:
+            raise InputError(f"tune must be >= 0, got {tune}.")
+        model = self.model
+        t0 = time.perf_counter()
+        if method == "nuts":
+            sampler = "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
+            datatree = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=seed,
+                nuts_sampler=sampler,
+                progressbar=progressbar,
+                model=model,
+                compute_convergence_checks=False,  # our own diagnostics report them
+            )
+        else:
+            sampler = "find_MAP"
+            datatree = pm.find_MAP(
+                model=model, progressbar=progressbar, jitter=False, return_inferencedata=True, random_seed=seed
+            )
+        self.timings["sampling_s"] = time.perf_counter() - t0
+        return BLUPFit.from_datatree(
+            self, datatree, method=method, sampler=sampler, genetic_value_draws=genetic_value_draws, thin=thin
+        )

@@ -1,0 +1,271 @@
+"""A fitted model: PyMC's DataTree plus genetic values, a parameter table, diagnostics and outputs.
+
+The DataTree gains two groups: ``genetic_values`` (mean, sd; dim ``individual``) and, for M-BLUP,
+``marker_effects`` (mean, sd; dim ``marker``); with ``genetic_value_draws=True`` also
+``genetic_value_draws`` (g per kept draw). Intervals are the central 90% (q05, q95).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .names import INDIVIDUAL, MARKER
+from .posterior import posterior_moments
+
+__all__ = ["THRESHOLDS", "BLUPFit"]
+
+#: Diagnostic thresholds: R-hat as Vehtari et al. (2021) recommend, and 100 bulk ESS per chain.
+THRESHOLDS = {"r_hat": 1.01, "ess_bulk_per_chain": 100}
+
+
+def _flat(post, name: str) -> np.ndarray:
+    return np.asarray(post[name].values, dtype=np.float64).reshape(-1)
+
+
+@dataclass
+class BLUPFit:
+    """Result of :meth:`GBLUP.fit` / :meth:`MBLUP.fit`.
+
+    Attributes
+    ----------
+    model : BLUPModel
+        The model that was fitted.
+    datatree : xarray.DataTree
+        PyMC's result with the added groups.
+    method, sampler : str
+        ``"nuts"`` or ``"map"``, and what ran it (``"pymc"``, ``"nutpie"``, ``"find_MAP"``).
+    genetic_values : pandas.DataFrame
+        Columns ``id, mean, sd``: the posterior of each individual's genetic value.
+    marker_effects : pandas.DataFrame or None
+        Columns ``marker, mean, sd`` (M-BLUP).
+    timings : dict
+        Seconds per phase.
+    """
+
+    model: object
+    datatree: object
+    method: str
+    sampler: str
+    genetic_values: pd.DataFrame
+    marker_effects: pd.DataFrame | None
+    timings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
+        import xarray as xr
+
+        t0 = time.perf_counter()
+        post = datatree["posterior"]
+        ids = model.ids.astype(str)
+        mblup = model.name == "mblup"
+        b_moments = None
+        if model.form == "marginal":
+            n_draws = post.sizes["chain"] * post.sizes["draw"]
+            keep = None
+            if genetic_value_draws:
+                keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
+                keep[:, ::thin] = True
+                keep = keep.reshape(-1)
+            g_moments, b_moments = posterior_moments(
+                model,
+                _flat(post, "mu"),
+                _flat(post, model.kernel_variance),
+                _flat(post, "sigma2_e"),
+                markers=mblup,
+                keep_draws=keep,
+                seed=settings.get("seed"),
+            )
+            g_mean, g_sd = g_moments.mean, g_moments.sd
+            if g_moments.draws is not None:
+                draws = g_moments.draws.reshape(post.sizes["chain"], -1, len(ids))
+                datatree["genetic_value_draws"] = xr.DataTree(
+                    xr.Dataset(
+                        {"g": (("chain", "draw", INDIVIDUAL), draws)},
+                        coords={"chain": post["chain"].values, "draw": post["draw"].values[::thin], INDIVIDUAL: ids},
+                    )
+                )
+            assert n_draws == _flat(post, "mu").size
+        else:
+            g = post["g"].values.reshape(-1, len(ids))
+            g_mean, g_sd = g.mean(0), g.std(0, ddof=1) if g.shape[0] > 1 else np.zeros(len(ids))
+            if mblup:
+                b = post["b"].values.reshape(-1, model.n_markers)
+                b_moments = (b.mean(0), b.std(0, ddof=1) if b.shape[0] > 1 else np.zeros(model.n_markers))
+        datatree["genetic_values"] = xr.DataTree(
+            xr.Dataset({"mean": (INDIVIDUAL, g_mean), "sd": (INDIVIDUAL, g_sd)}, coords={INDIVIDUAL: ids})
+        )
+        genetic_values = pd.DataFrame({"id": ids, "mean": g_mean, "sd": g_sd})
+        marker_effects = None
+        if mblup:
+            b_mean, b_sd = (b_moments.mean, b_moments.sd) if model.form == "marginal" else b_moments
+            markers = model.genotypes.markers.astype(str)
+            datatree["marker_effects"] = xr.DataTree(
+                xr.Dataset({"mean": (MARKER, b_mean), "sd": (MARKER, b_sd)}, coords={MARKER: markers})
+            )
+            marker_effects = pd.DataFrame({"marker": markers, "mean": b_mean, "sd": b_sd})
+        timings = {k: v for k, v in model.timings.items()} | {"genetic_values_s": time.perf_counter() - t0}
+        return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+
+    # --- tables --------------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> list[str]:
+        return self.model.parameter_names
+
+    def summary(self) -> pd.DataFrame:
+        """Mean, sd, 90% interval, bulk and tail ESS, R-hat and MC error of each parameter.
+
+        Under MAP only ``mean`` (the MAP value) is filled; the rest is NaN.
+        """
+        import arviz as az
+
+        post = self.datatree["posterior"]
+        rows = {}
+        for name in self.parameter_names:
+            x = np.asarray(post[name].values, dtype=np.float64)
+            flat = x.reshape(-1)
+            if self.method == "map":
+                rows[name] = {"mean": float(flat[0])} | dict.fromkeys(
+                    ("sd", "q05", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"), np.nan
+                )
+                continue
+            sd = float(flat.std(ddof=1))
+            ess_bulk = float(az.ess(x, method="bulk"))
+            rows[name] = {
+                "mean": float(flat.mean()),
+                "sd": sd,
+                "q05": float(np.quantile(flat, 0.05)),
+                "q95": float(np.quantile(flat, 0.95)),
+                "ess_bulk": ess_bulk,
+                "ess_tail": float(az.ess(x, method="tail", prob=(0.05, 0.95))),  # at the 90% interval's ends
+                "r_hat": float(az.rhat(x)) if x.shape[0] > 1 else np.nan,
+                "mcse_mean": sd / np.sqrt(ess_bulk),
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def diagnostics(self) -> dict:
+        """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""
+        sp = self.model.spectral if self.model.form == "marginal" or self.model._spectral is not None else None
+        warnings: list[str] = []
+        if sp is not None and sp.n_clipped:
+            warnings.append(
+                f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as zero"
+            )
+        if self.method == "map":
+            warnings.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+            return {"divergences": None, "max_r_hat": None, "min_ess_bulk": None, "warnings": warnings}
+        table = self.summary()
+        stats = self.datatree.get("sample_stats") if hasattr(self.datatree, "get") else None
+        divergences = (
+            int(np.asarray(stats["diverging"].values).sum()) if stats is not None and "diverging" in stats else 0
+        )
+        max_r_hat = float(np.nanmax(table["r_hat"])) if table["r_hat"].notna().any() else None
+        min_ess = float(table["ess_bulk"].min())
+        chains = self.datatree["posterior"].sizes["chain"]
+        if divergences:
+            warnings.append(f"{divergences} divergent transitions: the posterior may be biased; increase tune")
+        if max_r_hat is not None and max_r_hat > THRESHOLDS["r_hat"]:
+            worst = table["r_hat"].idxmax()
+            warnings.append(f"R-hat {max_r_hat:.3f} > {THRESHOLDS['r_hat']} for {worst}: chains disagree; run longer")
+        if min_ess < THRESHOLDS["ess_bulk_per_chain"] * chains:
+            worst = table["ess_bulk"].idxmin()
+            warnings.append(
+                f"bulk ESS {min_ess:.0f} < {THRESHOLDS['ess_bulk_per_chain'] * chains} for {worst}: "
+                "too few effective draws for stable intervals; run more draws"
+            )
+        if chains == 1:
+            warnings.append("one chain: R-hat cannot be computed; run 4 chains to check convergence")
+        return {"divergences": divergences, "max_r_hat": max_r_hat, "min_ess_bulk": min_ess, "warnings": warnings}
+
+    def to_dict(self) -> dict:
+        """The content of ``summary.json``."""
+        model = self.model
+        table = self.summary()
+        parameters = {
+            name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k in _JSON_FIELDS}
+            for name, row in table.iterrows()
+        }
+        label, priors = model.priors
+        sp = model._spectral
+        return {
+            "model": model.name,
+            "form": model.form,
+            "trait": model.records.trait,
+            "n_records": int(model.n),
+            "n_individuals": int(model.n),
+            "n_markers": model.n_markers,
+            "scaling": model.scaling,
+            "g_denominator": model.denominator,
+            "equivalence_factor": model.factor if model.name == "mblup" else None,
+            "prior": label,
+            "prior_details": {k: v.to_dict() for k, v in priors.items()},
+            "method": self.method,
+            "sampler": self.sampler,
+            "settings": self.settings,
+            "kernel": sp.to_dict() if sp is not None else None,
+            "parameters": parameters,
+            "diagnostics": self.diagnostics(),
+            "timings": self.timings,
+            "versions": {p: version(p) for p in ("bayesblup", "pymc", "pytensor", "arviz", "numpy")},
+        }
+
+    def save(self, out_dir: str | Path, *, force: bool = False, extra_summary: dict | None = None) -> Path:
+        """Write ``summary.json``, ``genetic_values.csv`` (``marker_effects.csv``) and ``posterior.nc``.
+
+        Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
+        succeeded. An existing ``out_dir`` is kept unless ``force``; with ``force`` it is replaced.
+        """
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not force:
+            raise InputError(f"output folder {out_dir} already exists; choose another or pass --force to replace it.")
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        try:
+            summary = self.to_dict() | (extra_summary or {})
+            summary["timings"]["total_s"] = summary["timings"].get("total_s", sum(self.timings.values()))
+            self.genetic_values.to_csv(tmp / "genetic_values.csv", index=False, float_format="%.10g")
+            if self.marker_effects is not None:
+                self.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
+            _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+            if out_dir.exists():  # force: move the old folder aside first, so a failure loses nothing
+                old = out_dir.with_name(f".{out_dir.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                out_dir.rename(old)
+                tmp.rename(out_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out_dir
+
+
+_JSON_FIELDS = ("mean", "sd", "q05", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _drop_unserialisable(datatree):
+    """A copy without groups netCDF cannot store (find_MAP's optimizer object)."""
+    tree = datatree.copy()
+    for name in ("optimizer_result",):
+        if name in tree.children:
+            del tree[name]
+    return tree
