@@ -54,7 +54,8 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bayesblup",
-        description="Bayesian genomic BLUP: genotypes to relationship matrices (and, soon, posteriors).",
+        description="Bayesian genomic BLUP: genotypes and phenotypes to posteriors of h2, genetic values and "
+        "marker effects.",
         epilog=_MAIN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,19 +69,11 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_GRM_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    grm.add_argument(
-        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
-    )
-    grm.add_argument(
-        "--coding",
-        choices=["auto", "additive", "presence-absence"],
-        default="auto",
-        help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
-    )
+    _add_input_options(grm)
+    _add_scaling_option(grm)
     _add_g_options(grm)
     grm.add_argument("--out", required=True, metavar="PATH", help="output file: .npz (arrays G, ids), .csv or .csv.gz")
-    grm.add_argument("--force", action="store_true", help="replace --out if it exists")
-    grm.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_output_options(grm)
 
     fit = sub.add_parser(
         "fit",
@@ -89,9 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_FIT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fit.add_argument(
-        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
-    )
+    _add_input_options(fit)
     fit.add_argument(
         "--phenotypes", required=True, metavar="PATH", help="CSV: ID in the first column, one column per trait"
     )
@@ -101,13 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --force)")
     _add_model_options(fit)
-    fit.add_argument(
-        "--coding", choices=["auto", "additive", "presence-absence"], default="auto", help="genotype coding of a CSV"
-    )
-    fit.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
-    fit.add_argument("--min-call-rate", type=float, metavar="X", help="drop markers with call rate below X")
-    fit.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    fit.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_output_options(fit)
 
     demo = sub.add_parser(
         "demo",
@@ -122,11 +107,38 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = "default", seed_default=None) -> None:
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Genotype file, coding and QC filters: shared by grm and fit."""
+    parser.add_argument(
+        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
+    )
+    parser.add_argument(
+        "--coding", choices=["auto", "additive", "presence-absence"], default="auto",
+        help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
+    )  # fmt: skip
+    parser.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
+    parser.add_argument("--min-call-rate", type=float, metavar="X", help="drop markers with call rate below X")
+    parser.add_argument(
+        "--min-individual-call-rate", type=float, metavar="X", help="drop individuals with call rate below X"
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace the output if it exists")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_scaling_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scaling", choices=["standardized", "standardized-hwe", "centered"], default="standardized",
-        help="how calls become W and G (see bayesblup grm --help); default %(default)s",
+        help="standardized: (x - mean)/sd, G = WW'/m (as BGLR's scale()); standardized-hwe: "
+        "(x - 2p)/sqrt(2p(1-p)), G = WW'/m; centered: x - 2p, G* = W*W*'/(2 sum p(1-p)) (VanRaden 2008). "
+        "Default: %(default)s",
     )  # fmt: skip
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = "default", seed_default=None) -> None:
+    _add_scaling_option(parser)
     parser.add_argument(
         "--prior", choices=["default", "bglr"], default=prior_default,
         help="default: h2 ~ Beta(1,1), total variance ~ LogNormal(log var(y), 1); bglr: BGLR's scaled "
@@ -143,20 +155,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
 
 
 def _add_g_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scaling",
-        choices=["standardized", "standardized-hwe", "centered"],
-        default="standardized",
-        help="standardized: (x - mean)/sd, G = WW'/m (as BGLR's scale()); standardized-hwe: "
-        "(x - 2p)/sqrt(2p(1-p)), G = WW'/m; centered: x - 2p, G* = W*W*'/(2 sum p(1-p)) (VanRaden 2008). "
-        "Default: %(default)s",
-    )
     parser.add_argument("--allele-freq", metavar="PATH", help="base-population allele frequencies, CSV 'marker,p'")
-    parser.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
-    parser.add_argument("--min-call-rate", type=float, metavar="X", help="drop markers with call rate below X")
-    parser.add_argument(
-        "--min-individual-call-rate", type=float, metavar="X", help="drop individuals with call rate below X"
-    )
     parser.add_argument("--float32", action="store_true", help="compute G in single precision (half the memory)")
     parser.add_argument("--block-size", type=int, metavar="N", help="markers per block when building G")
 
@@ -239,7 +238,7 @@ def _job(args, genotypes, phenotypes, model: str):
         tune=args.tune,
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
-        qc={"min_maf": getattr(args, "min_maf", None), "min_call_rate": getattr(args, "min_call_rate", None)},
+        qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
     )
 
 
