@@ -6,6 +6,7 @@ Bad input ends with exit code 2 and one line on stderr saying what to fix, never
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 import traceback
@@ -250,11 +251,8 @@ def _cmd_fit(args, say) -> None:
     if out.exists() and not args.force:
         raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
     fit, timings = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
-    t = time.perf_counter()
-    timings["total_s"] = t - t0  # up to writing; the write time is added below
-    fit.timings = timings
+    fit.timings = timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
     fit.save(out, force=args.force)
-    timings["write_s"] = time.perf_counter() - t
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
@@ -299,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = lambda message, category, *rest, **kw: print(
         f"warning: {' '.join(str(message).split())}", file=sys.stderr
     )
+    if quiet:  # nothing but errors: PyMC's progress log and warnings too (both are in summary.json)
+        logging.getLogger("pymc").setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
     try:
         {"grm": _cmd_grm, "fit": _cmd_fit, "demo": _cmd_demo}[args.command](args, say)
     except InputError as exc:

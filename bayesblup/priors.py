@@ -64,7 +64,7 @@ class Prior:
             raise InputError(f"prior for {name}: {self.distribution!r} is not a PyMC distribution.")
         try:
             return cls(name, **self.parameters, **kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"prior for {name}: {self.distribution}({self.parameters}) is invalid: {exc}") from exc
 
     def to_dict(self) -> dict:

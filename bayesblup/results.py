@@ -7,6 +7,7 @@ The DataTree gains two groups: ``genetic_values`` (mean, sd; dim ``individual``)
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -60,6 +61,7 @@ class BLUPFit:
     marker_effects: pd.DataFrame | None
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)  # summary and diagnostics: the draws never change
 
     @classmethod
     def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
@@ -127,6 +129,8 @@ class BLUPFit:
 
         Under MAP only ``mean`` (the MAP value) is filled; the rest is NaN.
         """
+        if "summary" in self._cache:
+            return self._cache["summary"].copy()
         import arviz as az
 
         post = self.datatree["posterior"]
@@ -151,10 +155,16 @@ class BLUPFit:
                 "r_hat": float(az.rhat(x)) if x.shape[0] > 1 else np.nan,
                 "mcse_mean": sd / np.sqrt(ess_bulk),
             }
-        return pd.DataFrame.from_dict(rows, orient="index")
+        self._cache["summary"] = pd.DataFrame.from_dict(rows, orient="index")
+        return self._cache["summary"].copy()
 
     def diagnostics(self) -> dict:
         """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""
+        if "diagnostics" not in self._cache:
+            self._cache["diagnostics"] = self._diagnostics()
+        return copy.deepcopy(self._cache["diagnostics"])
+
+    def _diagnostics(self) -> dict:
         sp = self.model.spectral if self.model.form == "marginal" or self.model._spectral is not None else None
         warnings: list[str] = []
         if sp is not None and sp.n_clipped:
@@ -215,7 +225,7 @@ class BLUPFit:
             "kernel": sp.to_dict() if sp is not None else None,
             "parameters": parameters,
             "diagnostics": self.diagnostics(),
-            "timings": self.timings,
+            "timings": dict(self.timings),
             "versions": {p: version(p) for p in ("bayesblup", "pymc", "pytensor", "arviz", "numpy")},
         }
 
@@ -231,12 +241,17 @@ class BLUPFit:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
         try:
+            t0 = time.perf_counter()
             summary = self.to_dict() | (extra_summary or {})
-            summary["timings"]["total_s"] = summary["timings"].get("total_s", sum(self.timings.values()))
             self.genetic_values.to_csv(tmp / "genetic_values.csv", index=False, float_format="%.10g")
             if self.marker_effects is not None:
                 self.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
             _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+            # summary.json goes last, so that it can say how long writing took.
+            timings = dict(summary["timings"])
+            timings["write_s"] = time.perf_counter() - t0
+            timings["total_s"] = timings.get("total_s", sum(self.timings.values())) + timings["write_s"]
+            summary["timings"] = timings
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
             if out_dir.exists():  # force: move the old folder aside first, so a failure loses nothing
                 old = out_dir.with_name(f".{out_dir.name}.old")

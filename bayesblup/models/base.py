@@ -126,10 +126,10 @@ class BLUPModel:
 
     def build(self):
         """Build and return the PyMC model in the configured form."""
+        t0 = time.perf_counter()  # includes importing PyMC, which a first build pays
         import pymc as pm
         import pytensor.tensor as pt
 
-        t0 = time.perf_counter()
         label, priors = self.priors
         coords = {INDIVIDUAL: self.ids.astype(str)}
         if self.form == "marginal":
