@@ -153,6 +153,9 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning; default %(default)s")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
     parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
+    parser.add_argument(
+        "--target-accept", type=float, default=0.8, help="NUTS target acceptance; raise to 0.95 on divergences"
+    )
 
 
 def _add_g_options(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +240,7 @@ def _job(args, genotypes, phenotypes, model: str):
         chains=args.chains,
         draws=args.draws,
         tune=args.tune,
+        target_accept=args.target_accept,
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},

@@ -25,6 +25,7 @@ unless a ``"mu"`` prior is given.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,20 @@ class Prior:
         cls = getattr(pm, self.distribution, None)
         if cls is None or not isinstance(cls, type) or not issubclass(cls, pm.Distribution):
             raise InputError(f"prior for {name}: {self.distribution!r} is not a PyMC distribution.")
+        # PyMC swallows unknown keywords, so a typo (sgima=) would silently fall back to a default.
+        known = [
+            p.name
+            for p in inspect.signature(cls.dist).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        for key, value in self.parameters.items():
+            if key not in known:
+                raise InputError(
+                    f"prior for {name}: {self.distribution} has no parameter {key!r}; "
+                    f"its parameters are {', '.join(known)}."
+                )
+            if np.ndim(value) != 0:
+                raise InputError(f"prior for {name}: parameter {key} must be one number, got {value!r}.")
         try:
             return cls(name, **self.parameters, **kwargs)
         except (TypeError, ValueError) as exc:

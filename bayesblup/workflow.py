@@ -28,6 +28,7 @@ class FitJob:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
+    target_accept: float = 0.8
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
@@ -84,7 +85,14 @@ def run_fit(job: FitJob, say=print):
     model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
     say(f"fitting {job.model} ({job.form} form, prior {model.prior_label}) by {what} ...")
-    fit = model.fit(method=job.method, chains=job.chains, draws=job.draws, tune=job.tune, seed=job.seed)
+    fit = model.fit(
+        method=job.method,
+        chains=job.chains,
+        draws=job.draws,
+        tune=job.tune,
+        seed=job.seed,
+        target_accept=job.target_accept,
+    )
     fit.settings.update(chains=job.chains, draws=job.draws, tune=job.tune, seed=job.seed, qc=report.to_dict())
     timings.update(fit.timings)
     say(f"done: sampling {fit.timings['sampling_s']:.2f} s, genetic values {fit.timings['genetic_values_s']:.2f} s")

@@ -546,3 +546,19 @@ def test_rank_deficiency_warning__not_for_full_rank_G(rng):
         warnings.simplefilter("error", bb.RankDeficiencyWarning)
         assert bb.GBLUP(_trait(G.ids, rng), G).spectral.n_clipped == 0
         assert bb.MBLUP(_trait(G.ids, rng), W).spectral.n_clipped == 0
+
+
+def test_prior__raise_on_misspelled_parameter(rng):
+    y = pd.Series(rng.normal(size=20), index=[f"i{i}" for i in range(20)], name="y")
+    G = bb.Relationship(matrix=np.eye(20), ids=y.index, scaling="user")
+    prior = {"sigma2_g": bb.Prior("HalfNormal", sgima=0.1), "sigma2_e": bb.Prior("HalfNormal", sigma=1.0)}
+    with pytest.raises(bb.InputError, match=r"HalfNormal has no parameter 'sgima'; its parameters are sigma, tau"):
+        bb.GBLUP(y, G, prior=prior).build()
+
+
+def test_prior__raise_on_vector_parameter(rng):
+    y = pd.Series(rng.normal(size=20), index=[f"i{i}" for i in range(20)], name="y")
+    G = bb.Relationship(matrix=np.eye(20), ids=y.index, scaling="user")
+    prior = {"sigma2_g": bb.Prior("HalfNormal", sigma=[1.0, 2.0]), "sigma2_e": bb.Prior("HalfNormal", sigma=1.0)}
+    with pytest.raises(bb.InputError, match=r"parameter sigma must be one number"):
+        bb.GBLUP(y, G, prior=prior).build()

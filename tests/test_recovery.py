@@ -107,22 +107,8 @@ def _fit_latent(model, *, draws: int, seed: int):
 
     The non-centred latent form has a funnel where sigma2_e is small (h2 near 1: y pins g); at
     PyMC's default target_accept = 0.8 a few divergences appear there (measured: 8-14 in 4 x 3000).
-    ``fit()`` takes no sampler options, so the model is sampled with PyMC directly and wrapped as
-    ``fit()`` would.
     """
-    import pymc as pm
-
-    datatree = pm.sample(
-        model=model.model,
-        draws=draws,
-        tune=1000,
-        chains=4,
-        random_seed=seed,
-        target_accept=0.95,
-        progressbar=False,
-        compute_convergence_checks=False,
-    )
-    return bb.BLUPFit.from_datatree(model, datatree, method="nuts", sampler="pymc")
+    return model.fit(draws=draws, tune=1000, chains=4, seed=seed, target_accept=0.95)
 
 
 def _latent_vs_marginal(n: int, m: int, seed: int, latent_draws: int) -> None:

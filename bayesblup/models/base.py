@@ -187,6 +187,7 @@ class BLUPModel:
         seed: int | None = None,
         cores: int | None = None,
         progressbar: bool = False,
+        target_accept: float = 0.8,
         genetic_value_draws: bool = False,
         thin: int = 1,
     ):
@@ -199,6 +200,9 @@ class BLUPModel:
             then the conditional mean and sd of ``g | y`` at the MAP variances.
         chains, draws, tune, seed, cores, progressbar
             As in ``pymc.sample``.
+        target_accept : float
+            NUTS's target acceptance rate; raise it (e.g. 0.95) if a fit reports divergences, as the
+            latent form can when h2 is near 1.
         genetic_value_draws : bool
             Also store full draws of ``g`` (marginal form; every ``thin``-th draw) in the posterior.
         thin : int
@@ -217,6 +221,8 @@ class BLUPModel:
         for name, value in {"chains": chains, "draws": draws, "thin": thin}.items():
             if int(value) < 1:
                 raise InputError(f"{name} must be at least 1, got {value}.")
+        if not 0 < target_accept < 1:
+            raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
             raise InputError(f"tune must be >= 0, got {tune}.")
         model = self.model
@@ -231,6 +237,7 @@ class BLUPModel:
                 random_seed=seed,
                 nuts_sampler=sampler,
                 progressbar=progressbar,
+                target_accept=target_accept,
                 model=model,
                 compute_convergence_checks=False,  # our own diagnostics report them
             )
