@@ -25,6 +25,7 @@ test-slow: $(STAMP)
 ## bench: the benchmark scripts (prints tables; see benchmarks/README.md)
 bench: $(STAMP)
 	$(PY) benchmarks/grm.py
+	$(PY) benchmarks/fit.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesblup tests benchmarks
