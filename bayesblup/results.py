@@ -65,6 +65,11 @@ class BLUPFit:
 
     @classmethod
     def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
+        """Add genetic values (and marker effects) to PyMC's result.
+
+        ``settings`` are recorded in the fit (and summary.json); ``settings["seed"]`` also seeds
+        the optional draws of g.
+        """
         import xarray as xr
 
         t0 = time.perf_counter()
@@ -117,6 +122,7 @@ class BLUPFit:
             )
             marker_effects = pd.DataFrame({"marker": markers, "mean": b_mean, "sd": b_sd})
         timings = {k: v for k, v in model.timings.items()} | {"genetic_values_s": time.perf_counter() - t0}
+        settings = settings | {"genetic_value_draws": genetic_value_draws, "thin": thin}
         return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
 
     # --- tables --------------------------------------------------------------------------

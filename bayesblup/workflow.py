@@ -93,7 +93,7 @@ def run_fit(job: FitJob, say=print):
         seed=job.seed,
         target_accept=job.target_accept,
     )
-    fit.settings.update(chains=job.chains, draws=job.draws, tune=job.tune, seed=job.seed, qc=report.to_dict())
+    fit.settings["qc"] = report.to_dict()
     timings.update(fit.timings)
     say(f"done: sampling {fit.timings['sampling_s']:.2f} s, genetic values {fit.timings['genetic_values_s']:.2f} s")
     return fit, timings

@@ -26,3 +26,18 @@ def test_genetic_value_draws__thinned_and_consistent_with_moments():
     assert (np.abs(flat.mean(0) - fit.genetic_values["mean"].to_numpy()) < 5 * mc_error).all()
     # The sd of 600 draws estimates the posterior sd within ~6% (1 sd); 25% is > 4 of those.
     np.testing.assert_allclose(flat.std(0, ddof=1), fit.genetic_values["sd"], rtol=0.25)
+
+
+def test_genetic_value_draws__reproducible_with_the_seed():
+    geno, _ = simulate_genotypes(40, 120, seed=6)
+    geno, _ = bb.quality_control(geno)
+    G = bb.genomic_relationship(geno, scaling="standardized-hwe")
+    y = pd.Series(np.random.default_rng(6).standard_normal(40), index=geno.ids, name="y")
+    draws = [
+        bb.GBLUP(y, G)
+        .fit(chains=1, draws=50, tune=50, seed=9, genetic_value_draws=True)
+        .datatree["genetic_value_draws"]["g"]
+        .values
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(draws[0], draws[1])

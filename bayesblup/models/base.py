@@ -247,6 +247,15 @@ class BLUPModel:
                 model=model, progressbar=progressbar, jitter=False, return_inferencedata=True, random_seed=seed
             )
         self.timings["sampling_s"] = time.perf_counter() - t0
+        settings = {"form": self.form, "seed": seed}
+        if method == "nuts":
+            settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
         return BLUPFit.from_datatree(
-            self, datatree, method=method, sampler=sampler, genetic_value_draws=genetic_value_draws, thin=thin
+            self,
+            datatree,
+            method=method,
+            sampler=sampler,
+            genetic_value_draws=genetic_value_draws,
+            thin=thin,
+            **settings,
         )
