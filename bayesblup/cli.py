@@ -93,6 +93,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --force)")
     _add_model_options(fit)
+    fit.add_argument(
+        "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
+    )
     _add_output_options(fit)
 
     demo = sub.add_parser(
@@ -244,6 +247,7 @@ def _job(args, genotypes, phenotypes, model: str):
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
+        predict=getattr(args, "predict", None),
     )
 
 
@@ -254,9 +258,9 @@ def _cmd_fit(args, say) -> None:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
-    fit, timings = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
+    fit, timings, predictions = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
     fit.timings = timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
-    fit.save(out, force=args.force)
+    fit.save(out, force=args.force, predictions=predictions)
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
@@ -273,7 +277,7 @@ def _cmd_demo(args, say) -> None:
     fits = {}
     for model in ("gblup", "mblup"):
         say(f"--- {model.upper().replace('BLUP', '-BLUP')} ---")
-        fits[model], _ = run_fit(_job(args, wheat.genotypes, wheat.phenotypes, model), say)
+        fits[model], _, _ = run_fit(_job(args, wheat.genotypes, wheat.phenotypes, model), say)
         say(h2_line(fits[model]))
         for line in format_fit_table(fits[model]):
             say(line)

@@ -71,7 +71,7 @@ class Records:
     n_missing : int
         Records that were NA (left out of the fit).
     unphenotyped : tuple of str
-        Genotyped individuals without a record.
+        Genotyped individuals without a record: part of the model, predicted through G.
     """
 
     y: np.ndarray
@@ -86,8 +86,8 @@ class Records:
             out.append(f"  {self.n_missing} missing (NA) records left out")
         if self.unphenotyped:
             out.append(
-                f"  {len(self.unphenotyped)} genotyped individuals have no record and are left out: "
-                f"{preview(self.unphenotyped)}"
+                f"  {len(self.unphenotyped)} genotyped individuals have no record; their genetic values are "
+                f"predicted through G: {preview(self.unphenotyped)}"
             )
         return out
 

@@ -6,10 +6,15 @@ Given ``theta = (mu, sigma2_k, sigma2_e)``, with ``K = U diag(lam) U'`` and ``r*
     E[g | y, theta]   = U diag(w) r*,                  w_k = sigma2_k lam_k / (sigma2_k lam_k + sigma2_e)
     Var[g | y, theta] = U diag(sigma2_e w) U'.
 
-For M-BLUP, with ``A = W'U`` (m x n, computed once):
+Any other vector T with ``Cov(T, y) = sigma2_k M`` and prior variance ``sigma2_k v`` follows the same
+way, with ``A = M U`` computed once and ``d_k = sigma2_k lam_k + sigma2_e``:
 
-    E[b | y, theta]    = A diag(sigma2_b / d) r*,       d_k = sigma2_b lam_k + sigma2_e
-    Var[b_j | y, theta] = sigma2_b - sigma2_b^2 sum_k A_jk^2 / d_k.
+    E[T | y, theta]     = sigma2_k A diag(1/d) r*
+    Var[T_j | y, theta] = sigma2_k v_j - sigma2_k^2 sum_k A_jk^2 / d_k.
+
+That covers M-BLUP's marker effects (``M = W'``, ``v = 1``) and the genetic values of individuals
+without a record, genotyped at fit time or later (``M = c G_21``, ``v = c diag(G_22)``): the
+cross-relationship prediction ``G_21 G_11^-1 g`` with its uncertainty, with no inverse of G needed.
 
 The posterior mean and variance follow by the laws of total expectation and variance over the
 draws of theta: ``E[g] = mean_d E[g | theta_d]`` and ``Var[g] = mean_d Var[g | theta_d] +
@@ -82,11 +87,11 @@ def posterior_moments(
     sigma2_k: np.ndarray,
     sigma2_e: np.ndarray,
     *,
-    markers: bool = False,
+    targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     keep_draws: np.ndarray | None = None,
     seed: int | None = None,
-) -> tuple[Moments, Moments | None]:
-    """Posterior mean and sd of g (and of b for M-BLUP) over the draws of theta.
+) -> tuple[Moments, dict[str, Moments]]:
+    """Posterior mean and sd of g on the phenotyped individuals, and of other Gaussian targets.
 
     Parameters
     ----------
@@ -94,20 +99,26 @@ def posterior_moments(
         A marginal-form model (its spectral decomposition is reused).
     mu, sigma2_k, sigma2_e : ndarray, shape (D,)
         Draws of the parameters, flattened over chains.
-    markers : bool
-        Also compute marker effects (M-BLUP).
+    targets : dict, optional
+        ``{name: (M, v)}`` for vectors T with ``Cov(T, y) = sigma2_k M`` (rows of M: elements of T;
+        columns: records) and prior variances ``sigma2_k v``. Then ``E[T | y, theta] = sigma2_k
+        M V^-1 (y - mu 1)`` and ``Var[T_j | y, theta] = sigma2_k v_j - sigma2_k^2 (M V^-1 M')_jj``:
+        marker effects (``M = W'``, ``v = 1``), unphenotyped or new individuals (``M = c G_21``,
+        ``v = c diag(G_22)``).
     keep_draws : ndarray of bool, shape (D,), optional
-        Draws at which to also return a full posterior draw of g: the conditional mean plus
-        ``U diag(sqrt(sigma2_e w)) xi`` with ``xi ~ N(0, I)``, an exact draw from ``g | y, theta``.
+        Draws at which to also return a full posterior draw of g (phenotyped individuals): the
+        conditional mean plus ``U diag(sqrt(sigma2_e w)) xi`` with ``xi ~ N(0, I)``, an exact draw
+        from ``g | y, theta``.
     seed : int, optional
         Seed of those draws.
     """
     U, lam, y_star, one_star = _spectral_terms(model)
     U2 = U**2
-    A = model.W.T @ U if markers else None
-    A2 = A**2 if markers else None
+    rotated = {name: (M @ U, np.asarray(v, dtype=np.float64)) for name, (M, v) in (targets or {}).items()}
+    squared = {name: A**2 for name, (A, _) in rotated.items()}
     rng = np.random.default_rng(seed)
-    g_acc, b_acc = _Accumulator(), _Accumulator()
+    g_acc = _Accumulator()
+    accs = {name: _Accumulator() for name in rotated}
     kept = []
     for start in range(0, mu.size, _CHUNK):
         sl = slice(start, start + _CHUNK)
@@ -121,7 +132,7 @@ def posterior_moments(
             pick = keep_draws[sl]
             noise = np.sqrt(se * w)[:, pick] * rng.standard_normal((lam.size, int(pick.sum())))
             kept.append((g_mean[:, pick] + U @ noise).T)
-        if markers:
-            b_acc.add(A @ (sk / d * r), sk - sk**2 * (A2 @ (1.0 / d)))
+        for name, (A, v) in rotated.items():
+            accs[name].add(A @ (sk / d * r), sk * v[:, None] - sk**2 * (squared[name] @ (1.0 / d)))
     draws = np.concatenate(kept) if kept else None
-    return g_acc.result(draws), (b_acc.result() if markers else None)
+    return g_acc.result(draws), {name: acc.result() for name, acc in accs.items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, preview
 from .names import INDIVIDUAL, MARKER
 from .posterior import posterior_moments
 
@@ -27,6 +27,11 @@ __all__ = ["THRESHOLDS", "BLUPFit"]
 
 #: Diagnostic thresholds: R-hat as Vehtari et al. (2021) recommend, and 100 bulk ESS per chain.
 THRESHOLDS = {"r_hat": 1.01, "ess_bulk_per_chain": 100}
+
+
+def _mean_sd(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd over draws (rows); sd 0 for a single draw (MAP)."""
+    return draws.mean(0), draws.std(0, ddof=1) if draws.shape[0] > 1 else np.zeros(draws.shape[1])
 
 
 def _flat(post, name: str) -> np.ndarray:
@@ -74,48 +79,56 @@ class BLUPFit:
 
         t0 = time.perf_counter()
         post = datatree["posterior"]
-        ids = model.ids.astype(str)
+        ids = model.individuals.astype(str)
+        n_p = model.n
         mblup = model.name == "mblup"
-        b_moments = None
         if model.form == "marginal":
-            n_draws = post.sizes["chain"] * post.sizes["draw"]
             keep = None
             if genetic_value_draws:
                 keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
                 keep[:, ::thin] = True
                 keep = keep.reshape(-1)
-            g_moments, b_moments = posterior_moments(
+            g_moments, extra = posterior_moments(
                 model,
                 _flat(post, "mu"),
                 _flat(post, model.kernel_variance),
                 _flat(post, "sigma2_e"),
-                markers=mblup,
+                targets=model.targets,
                 keep_draws=keep,
                 seed=settings.get("seed"),
             )
-            g_mean, g_sd = g_moments.mean, g_moments.sd
-            if g_moments.draws is not None:
-                draws = g_moments.draws.reshape(post.sizes["chain"], -1, len(ids))
+            others = extra.get("unphenotyped")
+            g_mean = np.concatenate([g_moments.mean, others.mean if others else []])
+            g_sd = np.concatenate([g_moments.sd, others.sd if others else []])
+            if g_moments.draws is not None:  # exact joint draws, for the individuals with a record
+                draws = g_moments.draws.reshape(post.sizes["chain"], -1, n_p)
                 datatree["genetic_value_draws"] = xr.DataTree(
                     xr.Dataset(
                         {"g": (("chain", "draw", INDIVIDUAL), draws)},
-                        coords={"chain": post["chain"].values, "draw": post["draw"].values[::thin], INDIVIDUAL: ids},
+                        coords={
+                            "chain": post["chain"].values,
+                            "draw": post["draw"].values[::thin],
+                            INDIVIDUAL: ids[:n_p],
+                        },
                     )
                 )
-            assert n_draws == _flat(post, "mu").size
+            b_mean, b_sd = (extra["markers"].mean, extra["markers"].sd) if mblup else (None, None)
         else:
-            g = post["g"].values.reshape(-1, len(ids))
-            g_mean, g_sd = g.mean(0), g.std(0, ddof=1) if g.shape[0] > 1 else np.zeros(len(ids))
-            if mblup:
-                b = post["b"].values.reshape(-1, model.n_markers)
-                b_moments = (b.mean(0), b.std(0, ddof=1) if b.shape[0] > 1 else np.zeros(model.n_markers))
+            g_mean, g_sd = _mean_sd(post["g"].values.reshape(-1, len(ids)))
+            b_mean, b_sd = _mean_sd(post["b"].values.reshape(-1, model.n_markers)) if mblup else (None, None)
+        # PEV = posterior variance of g_i; reliability = 1 - PEV / (sigma2_g G_ii) at the posterior
+        # mean of sigma2_g (c sigma2_b for M-BLUP): the share of the prior variance the data removed.
+        sigma2_g = float(_flat(post, "sigma2_g_equiv" if mblup else "sigma2_g").mean())
+        pev = g_sd**2
+        reliability = 1.0 - pev / (sigma2_g * model.relationship_diagonal)
+        phenotyped = np.arange(len(ids)) < n_p
+        columns = {"mean": g_mean, "sd": g_sd, "pev": pev, "reliability": reliability, "phenotyped": phenotyped}
         datatree["genetic_values"] = xr.DataTree(
-            xr.Dataset({"mean": (INDIVIDUAL, g_mean), "sd": (INDIVIDUAL, g_sd)}, coords={INDIVIDUAL: ids})
+            xr.Dataset({k: (INDIVIDUAL, v) for k, v in columns.items()}, coords={INDIVIDUAL: ids})
         )
-        genetic_values = pd.DataFrame({"id": ids, "mean": g_mean, "sd": g_sd})
+        genetic_values = pd.DataFrame({"id": ids} | columns)
         marker_effects = None
         if mblup:
-            b_mean, b_sd = (b_moments.mean, b_moments.sd) if model.form == "marginal" else b_moments
             markers = model.genotypes.markers.astype(str)
             datatree["marker_effects"] = xr.DataTree(
                 xr.Dataset({"mean": (MARKER, b_mean), "sd": (MARKER, b_sd)}, coords={MARKER: markers})
@@ -124,6 +137,65 @@ class BLUPFit:
         timings = {k: v for k, v in model.timings.items()} | {"genetic_values_s": time.perf_counter() - t0}
         settings = settings | {"genetic_value_draws": genetic_value_draws, "thin": thin}
         return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+
+    def predict(self, genotypes, *, training=None) -> pd.DataFrame:
+        """Genetic values of individuals genotyped after the fit: posterior mean and sd.
+
+        The new calls are put on the training scale (training allele frequencies, centring, scaling
+        and imputation; :class:`~bayesblup.MarkerScaling`), and ``g_new`` follows from the
+        cross-relationship with the fitted individuals, ``G_21 G_11^-1 g``, draw by draw (exactly;
+        see :mod:`bayesblup.posterior`).
+
+        Parameters
+        ----------
+        genotypes : Genotypes
+            The new individuals; they must cover every marker kept at training.
+        training : Genotypes, optional
+            For G-BLUP: the training genotypes (after QC), from which G was built; M-BLUP holds W.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id, mean, sd``.
+        """
+        model = self.model
+        if model.name == "mblup":
+            scaling, W_fit, c = model.genotypes.scaling, model.W, 1.0
+        else:
+            scaling = model.relationship.marker_scaling
+            if scaling is None:
+                raise InputError(
+                    "this G carries no marker scaling (it was read from a file), so new genotypes cannot be put on "
+                    "its scale: build G with bayesblup.genomic_relationship, or include the new individuals in G and "
+                    "fit them without records."
+                )
+            if training is None:
+                raise InputError(
+                    "G-BLUP prediction needs the training genotypes: fit.predict(new, training=genotypes)."
+                )
+            position = {name: i for i, name in enumerate(training.ids)}
+            absent = [i for i in model.ids if i not in position]
+            if absent:
+                raise InputError(f"training genotypes lack {len(absent)} fitted individuals: {preview(absent, 10)}.")
+            rows = [position[i] for i in model.ids]
+            W_fit = scaling.transform_block(scaling.align(training)[rows], slice(None))
+            c = scaling.denominator
+        again = sorted(set(genotypes.ids) & set(model.individuals.astype(str)))
+        if again:
+            raise InputError(
+                f"{len(again)} individuals to predict are already in the fit: {preview(again, 10)}; their genetic "
+                "values are in fit.genetic_values."
+            )
+        W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
+        post = self.datatree["posterior"]
+        _, extra = posterior_moments(
+            model,
+            _flat(post, "mu"),
+            _flat(post, model.kernel_variance),
+            _flat(post, "sigma2_e"),
+            targets={"new": (W_new @ W_fit.T / c, (W_new**2).sum(1) / c)},
+        )
+        return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": extra["new"].mean, "sd": extra["new"].sd})
 
     # --- tables --------------------------------------------------------------------------
     @property
@@ -235,8 +307,15 @@ class BLUPFit:
             "versions": {p: version(p) for p in ("bayesblup", "pymc", "pytensor", "arviz", "numpy")},
         }
 
-    def save(self, out_dir: str | Path, *, force: bool = False, extra_summary: dict | None = None) -> Path:
-        """Write ``summary.json``, ``genetic_values.csv`` (``marker_effects.csv``) and ``posterior.nc``.
+    def save(
+        self,
+        out_dir: str | Path,
+        *,
+        force: bool = False,
+        extra_summary: dict | None = None,
+        predictions: pd.DataFrame | None = None,
+    ) -> Path:
+        """Write summary.json, genetic_values.csv, posterior.nc (and marker_effects.csv, predictions.csv).
 
         Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
         succeeded. An existing ``out_dir`` is kept unless ``force``; with ``force`` it is replaced.
@@ -252,6 +331,8 @@ class BLUPFit:
             self.genetic_values.to_csv(tmp / "genetic_values.csv", index=False, float_format="%.10g")
             if self.marker_effects is not None:
                 self.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
+            if predictions is not None:
+                predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.10g")
             _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
             # summary.json goes last, so that it can say how long writing took.
             timings = dict(summary["timings"])

@@ -32,10 +32,11 @@ class FitJob:
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
+    predict: object = None  # a path, or Genotypes of new individuals
 
 
 def run_fit(job: FitJob, say=print):
-    """Read, QC, build W or G, fit; returns ``(fit, timings)``.
+    """Read, QC, build W or G, fit, predict new individuals; returns ``(fit, timings, predictions)``.
 
     Raises
     ------
@@ -96,7 +97,14 @@ def run_fit(job: FitJob, say=print):
     fit.settings["qc"] = report.to_dict()
     timings.update(fit.timings)
     say(f"done: sampling {fit.timings['sampling_s']:.2f} s, genetic values {fit.timings['genetic_values_s']:.2f} s")
-    return fit, timings
+    predictions = None
+    if job.predict is not None:
+        t = time.perf_counter()
+        new = read_genotypes(job.predict, coding=geno.coding) if not hasattr(job.predict, "calls") else job.predict
+        predictions = fit.predict(new, training=geno)
+        timings["prediction_s"] = time.perf_counter() - t
+        say(f"predicted {len(predictions)} new individuals from {new.source} ({timings['prediction_s']:.2f} s)")
+    return fit, timings, predictions
 
 
 def format_fit_table(fit) -> list[str]:

@@ -199,7 +199,10 @@ def test_marker_effects__dense_ridge_solution(rng, kernel):
     V_inv = np.linalg.inv(V)
     b_dense = sb2 * Wv.T @ V_inv @ (model.y - mu)
     var_dense = sb2 - sb2**2 * np.einsum("ij,ik,kj->j", Wv, V_inv, Wv)
-    g_moments, b_moments = posterior_moments(model, np.array([mu]), np.array([sb2]), np.array([se2]), markers=True)
+    g_moments, extra = posterior_moments(
+        model, np.array([mu]), np.array([sb2]), np.array([se2]), targets=model.targets
+    )
+    b_moments = extra["markers"]
     np.testing.assert_allclose(b_moments.mean, b_dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(b_moments.sd**2, var_dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(Wv @ b_moments.mean, g_moments.mean, rtol=1e-8, atol=1e-10)
@@ -272,17 +275,20 @@ def test_model_structure_and_mock_fit(rng, mock_pymc_sample, name, form):
     model = _model(name, y, G, W, form=form, prior="bglr")
     pm_model = model.model
     ids = y.dropna().index.astype(str).tolist()
+    # Genotyped individuals without a record (NA, or absent from y) follow those with one.
+    everyone = ids + [i for i in G.ids.astype(str) if i not in ids]
+    assert len(everyone) == len(ids) + 3
 
     assert set(pm_model.named_vars) == EXPECTED_VARS[name, form]
     assert set(model.parameter_names) <= set(pm_model.named_vars)
-    assert list(pm_model.coords["individual"]) == ids
+    assert list(pm_model.coords["individual"]) == everyone
     dims = pm_model.named_vars_to_dims
     if form == "marginal":
         assert dims["y_rotated"] == ("component",)
         assert len(pm_model.coords["component"]) == len(ids)
     else:
         assert dims["g"] == ("individual",)
-        assert dims["y"] == ("individual",)
+        assert dims["y"] == ("record",)
         if name == "mblup":
             assert dims["b"] == ("marker",)
             assert list(pm_model.coords["marker"]) == W.markers.astype(str).tolist()
@@ -295,10 +301,11 @@ def test_model_structure_and_mock_fit(rng, mock_pymc_sample, name, form):
     assert isinstance(fit, bb.BLUPFit)
     assert (fit.method, fit.sampler) == ("nuts", "pymc")
     gv = fit.genetic_values
-    assert list(gv.columns) == ["id", "mean", "sd"]
-    assert gv["id"].tolist() == ids
+    assert list(gv.columns) == ["id", "mean", "sd", "pev", "reliability", "phenotyped"]
+    assert gv["id"].tolist() == everyone
+    assert gv["phenotyped"].tolist() == [True] * len(ids) + [False] * 3
     assert np.isfinite(gv[["mean", "sd"]].to_numpy()).all() and (gv["sd"] >= 0).all()
-    assert list(fit.datatree["genetic_values"]["individual"].values) == ids
+    assert list(fit.datatree["genetic_values"]["individual"].values) == everyone
     assert list(fit.summary().index) == model.parameter_names
     if name == "mblup":
         assert list(fit.marker_effects.columns) == ["marker", "mean", "sd"]

@@ -82,7 +82,20 @@ class BLUPModel:
         raise NotImplementedError
 
     def _latent_genetic_values(self, sigma2_k):
-        """Add the explicit genetic values ``g`` (dims individual) to the model on the stack."""
+        """Add the explicit genetic values ``g`` (dims individual, every individual) to the model."""
+        raise NotImplementedError
+
+    @property
+    def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{name: (M, v)}`` for :func:`bayesblup.posterior.posterior_moments`.
+
+        Individuals without a record (``"unphenotyped"``) and, for M-BLUP, ``"markers"``.
+        """
+        raise NotImplementedError
+
+    @property
+    def relationship_diagonal(self) -> np.ndarray:
+        """``G_ii`` for every individual (records first), for reliabilities."""
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------------
@@ -92,7 +105,13 @@ class BLUPModel:
 
     @property
     def ids(self) -> np.ndarray:
+        """IDs of the individuals with a record, in record order."""
         return self.records.ids
+
+    @property
+    def individuals(self) -> np.ndarray:
+        """Every genotyped individual in the model: those with a record first, then the others."""
+        return np.concatenate([self.records.ids, np.asarray(self.records.unphenotyped, dtype=object)])
 
     @property
     def n(self) -> int:
@@ -131,7 +150,7 @@ class BLUPModel:
         import pytensor.tensor as pt
 
         label, priors = self.priors
-        coords = {INDIVIDUAL: self.ids.astype(str)}
+        coords = {INDIVIDUAL: self.individuals.astype(str)}
         if self.form == "marginal":
             coords["component"] = np.arange(self.n)
         with pm.Model(coords=coords) as model:
@@ -149,7 +168,9 @@ class BLUPModel:
                 )
             else:
                 g = self._latent_genetic_values(sigma2_k)
-                pm.Normal("y", mu=mu + g, sigma=pt.sqrt(sigma2_e), observed=self.y, dims=INDIVIDUAL)
+                model.add_coord("record", np.arange(self.n))
+                # Records come first among the individuals; the rest are predicted through G.
+                pm.Normal("y", mu=mu + g[: self.n], sigma=pt.sqrt(sigma2_e), observed=self.y, dims="record")
         self.timings["build_s"] = time.perf_counter() - t0
         self.prior_label = label
         return model

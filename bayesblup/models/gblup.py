@@ -10,7 +10,7 @@ import pandas as pd
 from ..names import INDIVIDUAL
 from ..phenotypes import Records, match_records
 from ..relationship import Relationship
-from ..spectral import DEFAULT_EIGEN_RTOL
+from ..spectral import DEFAULT_EIGEN_RTOL, eigendecompose
 from .base import BLUPModel
 
 __all__ = ["GBLUP"]
@@ -58,8 +58,9 @@ class GBLUP(BLUPModel):
         records = y if isinstance(y, Records) else match_records(y, relationship.ids)
         super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
         self.relationship = relationship
-        idx = relationship.index(records.ids)
-        self._G = np.asarray(relationship.matrix[np.ix_(idx, idx)], dtype=np.float64)
+        self._p = relationship.index(records.ids)
+        self._u = relationship.index(records.unphenotyped)
+        self._G = np.asarray(relationship.matrix[np.ix_(self._p, self._p)], dtype=np.float64)
 
     @property
     def relationship_matrix(self) -> np.ndarray:
@@ -81,11 +82,24 @@ class GBLUP(BLUPModel):
     def denominator(self) -> float | None:
         return self.relationship.denominator
 
+    @property
+    def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if not self._u.size:
+            return {}
+        G = self.relationship.matrix
+        return {"unphenotyped": (G[np.ix_(self._u, self._p)], np.diag(G)[self._u])}
+
+    @property
+    def relationship_diagonal(self) -> np.ndarray:
+        return np.diag(self.relationship.matrix)[np.concatenate([self._p, self._u])]
+
     def _latent_genetic_values(self, sigma2_k):
         import pymc as pm
         import pytensor.tensor as pt
 
-        sp = self.spectral
+        every = np.concatenate([self._p, self._u])
+        G_all = self.relationship.matrix[np.ix_(every, every)]
+        sp = self.spectral if not self._u.size else eigendecompose(G_all, rtol=self.eigen_rtol)
         keep = sp.values > 0
         factor = sp.vectors[:, keep] * np.sqrt(sp.values[keep])  # L with L L' = G (rank r)
         model = pm.modelcontext(None)

@@ -53,8 +53,12 @@ class MBLUP(BLUPModel):
         super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
         position = {name: i for i, name in enumerate(genotypes.ids)}
         rows = np.array([position[i] for i in records.ids], dtype=np.intp)
+        others = np.array([position[i] for i in records.unphenotyped], dtype=np.intp)
         self.genotypes = genotypes
-        self.W = np.asarray(genotypes.values[rows], dtype=np.float64)
+        self.W = np.asarray(genotypes.values[rows], dtype=np.float64)  # individuals with a record
+        self.W_unphenotyped = np.asarray(genotypes.values[others], dtype=np.float64).reshape(
+            others.size, genotypes.values.shape[1]
+        )
         self._G = None
 
     @property
@@ -89,6 +93,18 @@ class MBLUP(BLUPModel):
     def denominator(self) -> float:
         return self.factor
 
+    @property
+    def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {"markers": (self.W.T, np.ones(self.n_markers))}
+        if self.W_unphenotyped.shape[0]:
+            Wu = self.W_unphenotyped
+            out["unphenotyped"] = (Wu @ self.W.T, (Wu**2).sum(1))  # Cov(W_u b, y) = sigma2_b W_u W'
+        return out
+
+    @property
+    def relationship_diagonal(self) -> np.ndarray:
+        return np.concatenate([(self.W**2).sum(1), (self.W_unphenotyped**2).sum(1)]) / self.factor
+
     def _latent_genetic_values(self, sigma2_k):
         import pymc as pm
         import pytensor.tensor as pt
@@ -97,4 +113,4 @@ class MBLUP(BLUPModel):
         model.add_coord(MARKER, self.genotypes.markers.astype(str))
         z = pm.Normal("z", 0.0, 1.0, dims=MARKER)
         b = pm.Deterministic("b", pt.sqrt(sigma2_k) * z, dims=MARKER)
-        return pm.Deterministic("g", pt.dot(self.W, b), dims=INDIVIDUAL)
+        return pm.Deterministic("g", pt.dot(np.vstack([self.W, self.W_unphenotyped]), b), dims=INDIVIDUAL)
