@@ -159,27 +159,7 @@ class BLUPFit:
             Columns ``id, mean, sd``.
         """
         model = self.model
-        if model.name == "mblup":
-            scaling, W_fit, c = model.genotypes.scaling, model.W, 1.0
-        else:
-            scaling = model.relationship.marker_scaling
-            if scaling is None:
-                raise InputError(
-                    "this G carries no marker scaling (it was read from a file), so new genotypes cannot be put on "
-                    "its scale: build G with bayesblup.genomic_relationship, or include the new individuals in G and "
-                    "fit them without records."
-                )
-            if training is None:
-                raise InputError(
-                    "G-BLUP prediction needs the training genotypes: fit.predict(new, training=genotypes)."
-                )
-            position = {name: i for i, name in enumerate(training.ids)}
-            absent = [i for i in model.ids if i not in position]
-            if absent:
-                raise InputError(f"training genotypes lack {len(absent)} fitted individuals: {preview(absent, 10)}.")
-            rows = [position[i] for i in model.ids]
-            W_fit = scaling.transform_block(scaling.align(training)[rows], slice(None))
-            c = scaling.denominator
+        scaling, W_fit, c = self._training_scale(training)
         again = sorted(set(genotypes.ids) & set(model.individuals.astype(str)))
         if again:
             raise InputError(
@@ -187,15 +167,64 @@ class BLUPFit:
                 "values are in fit.genetic_values."
             )
         W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
+        moments = self._target_moments(W_new @ W_fit.T / c, (W_new**2).sum(1) / c)
+        return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": moments.mean, "sd": moments.sd})
+
+    def back_solve_markers(self, training) -> pd.DataFrame:
+        """Marker effects from a G-BLUP fit: posterior mean and sd of b, with ``g = W b``.
+
+        With ``G = WW'/c`` (c = m for the standardised scalings, nu_p for ``centered``), G-BLUP is M-BLUP
+        with ``b ~ N(0, I sigma2_g / c)``, so ``Cov(b, y) = sigma2_g W'/c`` and b follows exactly, draw
+        by draw, as any other target (:mod:`bayesblup.posterior`): the seed's relation ``sigma2_b =
+        sigma2_g / m``, put to work.
+
+        Parameters
+        ----------
+        training : Genotypes
+            The genotypes (after QC) from which G was built.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``marker, mean, sd``, as M-BLUP's ``marker_effects``.
+        """
+        if self.model.name != "gblup":
+            raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
+        scaling, W_fit, c = self._training_scale(training)
+        moments = self._target_moments(W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c))
+        return pd.DataFrame({"marker": scaling.markers.astype(str), "mean": moments.mean, "sd": moments.sd})
+
+    def _training_scale(self, training):
+        """(MarkerScaling, W of the fitted individuals, c with G = WW'/c) of the training data."""
+        model = self.model
+        if model.name == "mblup":
+            return model.genotypes.scaling, model.W, 1.0
+        scaling = model.relationship.marker_scaling
+        if scaling is None:
+            raise InputError(
+                "this G carries no marker scaling (it was read from a file), so genotypes cannot be put on its "
+                "scale: build G with bayesblup.genomic_relationship, or include the new individuals in G and fit "
+                "them without records."
+            )
+        if training is None:
+            raise InputError("G-BLUP needs the training genotypes here: pass training=genotypes (after QC).")
+        position = {name: i for i, name in enumerate(training.ids)}
+        absent = [i for i in model.ids if i not in position]
+        if absent:
+            raise InputError(f"training genotypes lack {len(absent)} fitted individuals: {preview(absent, 10)}.")
+        rows = [position[i] for i in model.ids]
+        return scaling, scaling.transform_block(scaling.align(training)[rows], slice(None)), scaling.denominator
+
+    def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]
         _, extra = posterior_moments(
-            model,
+            self.model,
             _flat(post, "mu"),
-            _flat(post, model.kernel_variance),
+            _flat(post, self.model.kernel_variance),
             _flat(post, "sigma2_e"),
-            targets={"new": (W_new @ W_fit.T / c, (W_new**2).sum(1) / c)},
+            targets={"target": (M, v)},
         )
-        return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": extra["new"].mean, "sd": extra["new"].sd})
+        return extra["target"]
 
     # --- tables --------------------------------------------------------------------------
     @property

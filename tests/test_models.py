@@ -199,9 +199,7 @@ def test_marker_effects__dense_ridge_solution(rng, kernel):
     V_inv = np.linalg.inv(V)
     b_dense = sb2 * Wv.T @ V_inv @ (model.y - mu)
     var_dense = sb2 - sb2**2 * np.einsum("ij,ik,kj->j", Wv, V_inv, Wv)
-    g_moments, extra = posterior_moments(
-        model, np.array([mu]), np.array([sb2]), np.array([se2]), targets=model.targets
-    )
+    g_moments, extra = posterior_moments(model, np.array([mu]), np.array([sb2]), np.array([se2]), targets=model.targets)
     b_moments = extra["markers"]
     np.testing.assert_allclose(b_moments.mean, b_dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(b_moments.sd**2, var_dense, rtol=1e-8, atol=1e-12)

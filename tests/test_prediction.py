@@ -114,7 +114,7 @@ def test_predict__raise_without_training_genotypes(data):
     geno, y = data
     train, new = geno.select(individuals=np.arange(60)), geno.select(individuals=np.arange(60, 70))
     fit = bb.GBLUP(y[train.ids], bb.genomic_relationship(train, scaling="centered")).fit(method="map")
-    with pytest.raises(bb.InputError, match=r"needs the training genotypes"):
+    with pytest.raises(bb.InputError, match=r"needs the training genotypes here"):
         fit.predict(new)
 
 
@@ -146,3 +146,44 @@ def test_fit_cli__unphenotyped_rows_and_predictions_csv(tmp_path, data):
     pred = pd.read_csv(out / "predictions.csv", dtype={"id": str})
     assert list(pred.columns) == ["id", "mean", "sd"] and pred["id"].tolist() == list(new.ids)
     assert (pred["sd"] > 0).all()
+
+
+def test_back_solve_markers__equals_dense_ridge_at_one_theta(data):
+    """At the MAP theta: E[b | y] = (sg2/m) W' V^-1 (y - mu), Var = sg2/m - (sg2/m)^2 diag(W' V^-1 W)."""
+    geno, y = data
+    fit = bb.GBLUP(y, bb.genomic_relationship(geno, scaling="standardized")).fit(method="map")
+    b = fit.back_solve_markers(geno)
+    X = geno.calls.astype(float)
+    W = (X - X.mean(0)) / X.std(0, ddof=1)
+    m = W.shape[1]
+    point = fit.summary()["mean"]
+    sb2, se2 = point["sigma2_g"] / m, point["sigma2_e"]
+    V_inv = np.linalg.inv(sb2 * W @ W.T + se2 * np.eye(W.shape[0]))
+    np.testing.assert_allclose(b["mean"], sb2 * W.T @ V_inv @ (y.to_numpy() - point["mu"]), rtol=1e-8, atol=1e-12)
+    var = sb2 - sb2**2 * np.einsum("ij,ik,kj->j", W, V_inv, W)
+    np.testing.assert_allclose(b["sd"] ** 2, var, rtol=1e-8, atol=1e-14)
+    assert b["marker"].tolist() == list(geno.markers)
+
+
+def test_back_solve_markers__equals_mblup_within_monte_carlo_error(data):
+    """Both fits (same default prior, so one posterior) give the same marker effects.
+
+    Each mean is an average over 2000 draws of E[b | y, theta], whose spread over theta is a fraction
+    of the posterior sd; with ESS >= 500 the Monte Carlo error of each mean is <= sd / sqrt(500) ~
+    0.045 sd, so two independent fits differ by <= 0.063 sd per marker (1 combined error). 0.3 sd is
+    ~5 combined errors, for the worst of 200 markers.
+    """
+    geno, y = data
+    gfit = bb.GBLUP(y, bb.genomic_relationship(geno, scaling="standardized")).fit(chains=2, draws=1000, seed=3)
+    mfit = bb.MBLUP(y, bb.genotype_matrix(geno, scaling="standardized")).fit(chains=2, draws=1000, seed=4)
+    b_g, b_m = gfit.back_solve_markers(geno), mfit.marker_effects
+    assert (b_g["marker"] == b_m["marker"]).all()
+    assert np.max(np.abs(b_g["mean"] - b_m["mean"]) / b_m["sd"]) < 0.3
+    np.testing.assert_allclose(b_g["sd"], b_m["sd"], rtol=0.05)  # sds: same draws argument, 5%
+
+
+def test_back_solve_markers__raise_for_mblup(data):
+    geno, y = data
+    fit = bb.MBLUP(y, bb.genotype_matrix(geno, scaling="standardized")).fit(method="map")
+    with pytest.raises(bb.InputError, match=r"is for G-BLUP fits"):
+        fit.back_solve_markers(geno)
