@@ -94,6 +94,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --force)")
     _add_model_options(fit)
     fit.add_argument(
+        "--fixed", nargs="+", metavar="COL", help="phenotype columns as fixed effects (numbers, or factors dummy-coded)"
+    )
+    fit.add_argument(
         "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
     )
     _add_output_options(fit)
@@ -248,6 +251,7 @@ def _job(args, genotypes, phenotypes, model: str):
         coding=getattr(args, "coding", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
         predict=getattr(args, "predict", None),
+        fixed=tuple(getattr(args, "fixed", None) or ()),
     )
 
 

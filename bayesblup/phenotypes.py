@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import InputError, preview
 
-__all__ = ["Records", "match_records", "read_phenotypes"]
+__all__ = ["Records", "design_matrix", "match_records", "read_phenotypes"]
 
 
 def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
@@ -72,6 +72,10 @@ class Records:
         Records that were NA (left out of the fit).
     unphenotyped : tuple of str
         Genotyped individuals without a record: part of the model, predicted through G.
+    X : ndarray, shape (records, q), optional
+        Fixed-effect covariates besides the intercept (see :func:`design_matrix`).
+    covariates : tuple of str
+        Their names, e.g. ``age`` or ``sex[M]`` (level M against the first level).
     """
 
     y: np.ndarray
@@ -79,6 +83,12 @@ class Records:
     trait: str
     n_missing: int
     unphenotyped: tuple[str, ...]
+    X: np.ndarray | None = None  # fixed-effect covariates (records x q), intercept excluded
+    covariates: tuple[str, ...] = ()
+
+    @property
+    def n_covariates(self) -> int:
+        return len(self.covariates)
 
     def lines(self) -> list[str]:
         out = [f"trait {self.trait}: {self.y.size} records matched to genotyped individuals"]
@@ -92,8 +102,58 @@ class Records:
         return out
 
 
-def match_records(y: pd.Series, genotyped_ids, *, min_records: int = 3) -> Records:
+def design_matrix(table: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Fixed-effect design for the columns of ``table``: numbers as they are, factors dummy-coded.
+
+    A column of text, category or booleans is a factor: one 0/1 column per level except the first
+    (sorted) level, which the intercept absorbs; its columns are named ``column[level]``. Numeric
+    columns enter as they are (a covariate such as age).
+
+    Raises
+    ------
+    InputError
+        If a value is missing (naming the individuals), a column is constant, or the columns are
+        collinear with each other or with the intercept.
+    """
+    missing = table.isna().any(axis=1)
+    if missing.any():
+        raise InputError(
+            f"fixed effects: {int(missing.sum())} records have a missing value in "
+            f"{', '.join(map(str, table.columns))}: {preview(table.index[missing].astype(str), 10)}. "
+            "Fill them or drop those records."
+        )
+    blocks, names = [], []
+    for column in table.columns:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            if values.nunique() < 2:
+                raise InputError(f"fixed effect {column} is constant; the intercept already covers it.")
+            blocks.append(values.to_numpy(dtype=float)[:, None])
+            names.append(str(column))
+            continue
+        levels = sorted(values.astype(str).unique())
+        if len(levels) < 2:
+            raise InputError(
+                f"fixed effect {column} has a single level ({levels[0]}); the intercept already covers it."
+            )
+        for level in levels[1:]:
+            blocks.append((values.astype(str) == level).to_numpy(dtype=float)[:, None])
+            names.append(f"{column}[{level}]")
+    X = np.hstack(blocks)
+    with_intercept = np.hstack([np.ones((X.shape[0], 1)), X])
+    if np.linalg.matrix_rank(with_intercept) < with_intercept.shape[1]:
+        raise InputError(
+            f"fixed effects {', '.join(map(str, table.columns))} are collinear with each other or with the intercept "
+            "(e.g. a level present in every record, or two columns that carry the same information)."
+        )
+    return X, tuple(names)
+
+
+def match_records(y: pd.Series, genotyped_ids, *, fixed: pd.DataFrame | None = None, min_records: int = 3) -> Records:
     """Match records (a Series indexed by ID) to genotyped individuals.
+
+    ``fixed``, a table indexed by ID (numbers and factors; see :func:`design_matrix`), adds fixed
+    effects for the matched records.
 
     Raises
     ------
@@ -124,10 +184,21 @@ def match_records(y: pd.Series, genotyped_ids, *, min_records: int = 3) -> Recor
     if kept.size < min_records:
         raise InputError(f"trait {trait}: only {kept.size} non-missing records; at least {min_records} are needed.")
     unphenotyped = tuple(genotyped[~genotyped.isin(kept)])
+    X, covariates = None, ()
+    if fixed is not None:
+        if not isinstance(fixed, pd.DataFrame):
+            raise InputError("fixed must be a pandas DataFrame of covariates indexed by individual ID.")
+        table = fixed.set_axis(fixed.index.astype(str))
+        absent = kept[~kept.isin(table.index)]
+        if len(absent):
+            raise InputError(f"fixed effects: no row for {len(absent)} records: {preview(absent, 10)}.")
+        X, covariates = design_matrix(table.loc[kept])
     return Records(
         y=y.to_numpy(dtype=float)[present],
         ids=np.asarray(kept, dtype=object),
         trait=trait,
         n_missing=int((~present).sum()),
         unphenotyped=unphenotyped,
+        X=X,
+        covariates=covariates,
     )

@@ -71,14 +71,26 @@ class _Accumulator:
 def _spectral_terms(model):
     sp = model.spectral
     lam = model.factor * sp.values
-    return sp.vectors, lam, sp.rotate(model.y), sp.rotate(np.ones(model.n))
+    X = model.records.X
+    return sp.vectors, lam, sp.rotate(model.y), sp.rotate(np.ones(model.n)), None if X is None else sp.rotate(X)
 
 
-def conditional_genetic_values(model, mu: float, sigma2_k: float, sigma2_e: float) -> tuple[np.ndarray, np.ndarray]:
+def _residuals(y_star, one_star, X_star, mu, beta) -> np.ndarray:
+    """``U'(y - mu 1 - X beta)`` for a chunk of draws: (n, d)."""
+    r = y_star[:, None] - one_star[:, None] * np.atleast_1d(mu)[None, :]
+    if X_star is not None:
+        r = r - X_star @ np.atleast_2d(beta).T
+    return r
+
+
+def conditional_genetic_values(
+    model, mu: float, sigma2_k: float, sigma2_e: float, beta: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``E[g | y, theta]`` and ``Var[g_i | y, theta]`` at one parameter value (the Henderson BLUP)."""
-    U, lam, y_star, one_star = _spectral_terms(model)
+    U, lam, y_star, one_star, X_star = _spectral_terms(model)
     w = sigma2_k * lam / (sigma2_k * lam + sigma2_e)
-    return U @ (w * (y_star - mu * one_star)), (U**2) @ (sigma2_e * w)
+    r = _residuals(y_star, one_star, X_star, mu, beta)[:, 0]
+    return U @ (w * r), (U**2) @ (sigma2_e * w)
 
 
 def posterior_moments(
@@ -87,6 +99,7 @@ def posterior_moments(
     sigma2_k: np.ndarray,
     sigma2_e: np.ndarray,
     *,
+    beta: np.ndarray | None = None,
     targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     keep_draws: np.ndarray | None = None,
     seed: int | None = None,
@@ -99,6 +112,8 @@ def posterior_moments(
         A marginal-form model (its spectral decomposition is reused).
     mu, sigma2_k, sigma2_e : ndarray, shape (D,)
         Draws of the parameters, flattened over chains.
+    beta : ndarray, shape (D, q), optional
+        Draws of the fixed effects, when the model has covariates.
     targets : dict, optional
         ``{name: (M, v)}`` for vectors T with ``Cov(T, y) = sigma2_k M`` (rows of M: elements of T;
         columns: records) and prior variances ``sigma2_k v``. Then ``E[T | y, theta] = sigma2_k
@@ -112,7 +127,7 @@ def posterior_moments(
     seed : int, optional
         Seed of those draws.
     """
-    U, lam, y_star, one_star = _spectral_terms(model)
+    U, lam, y_star, one_star, X_star = _spectral_terms(model)
     U2 = U**2
     rotated = {name: (M @ U, np.asarray(v, dtype=np.float64)) for name, (M, v) in (targets or {}).items()}
     squared = {name: A**2 for name, (A, _) in rotated.items()}
@@ -124,7 +139,7 @@ def posterior_moments(
         sl = slice(start, start + _CHUNK)
         sk, se = sigma2_k[sl][None, :], sigma2_e[sl][None, :]
         d = sk * lam[:, None] + se  # (n, chunk)
-        r = y_star[:, None] - one_star[:, None] * mu[sl][None, :]
+        r = _residuals(y_star, one_star, X_star, mu[sl], None if beta is None else beta[sl])
         w = sk * lam[:, None] / d
         g_mean = U @ (w * r)
         g_acc.add(g_mean, U2 @ (se * w))

@@ -38,6 +38,13 @@ def _flat(post, name: str) -> np.ndarray:
     return np.asarray(post[name].values, dtype=np.float64).reshape(-1)
 
 
+def _beta(post, model) -> np.ndarray | None:
+    """Draws of the fixed effects, (D, q), or None without covariates."""
+    if model.records.X is None:
+        return None
+    return np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates)
+
+
 @dataclass
 class BLUPFit:
     """Result of :meth:`GBLUP.fit` / :meth:`MBLUP.fit`.
@@ -93,6 +100,7 @@ class BLUPFit:
                 _flat(post, "mu"),
                 _flat(post, model.kernel_variance),
                 _flat(post, "sigma2_e"),
+                beta=_beta(post, model),
                 targets=model.targets,
                 keep_draws=keep,
                 seed=settings.get("seed"),
@@ -222,6 +230,7 @@ class BLUPFit:
             _flat(post, "mu"),
             _flat(post, self.model.kernel_variance),
             _flat(post, "sigma2_e"),
+            beta=_beta(post, self.model),
             targets={"target": (M, v)},
         )
         return extra["target"]
@@ -242,8 +251,7 @@ class BLUPFit:
 
         post = self.datatree["posterior"]
         rows = {}
-        for name in self.parameter_names:
-            x = np.asarray(post[name].values, dtype=np.float64)
+        for name, x in self._parameter_draws(post):
             flat = x.reshape(-1)
             if self.method == "map":
                 rows[name] = {"mean": float(flat[0])} | dict.fromkeys(
@@ -264,6 +272,17 @@ class BLUPFit:
             }
         self._cache["summary"] = pd.DataFrame.from_dict(rows, orient="index")
         return self._cache["summary"].copy()
+
+    def _parameter_draws(self, post):
+        """(label, (chain, draw) array) per scalar parameter; vectors such as beta as beta[name]."""
+        for name in self.parameter_names:
+            x = np.asarray(post[name].values, dtype=np.float64)
+            if x.ndim == 2:
+                yield name, x
+            else:
+                labels = post[name].coords[post[name].dims[-1]].values
+                for k, label in enumerate(labels):
+                    yield f"{name}[{label}]", x[..., k]
 
     def diagnostics(self) -> dict:
         """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""

@@ -33,6 +33,7 @@ class FitJob:
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
     predict: object = None  # a path, or Genotypes of new individuals
+    fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
 
 
 def run_fit(job: FitJob, say=print):
@@ -64,7 +65,13 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
-    records = match_records(y, geno.ids)
+    missing = [c for c in job.fixed if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"--fixed: no column {', '.join(missing)} in the phenotypes; "
+            f"the columns are {', '.join(map(str, table.columns))}."
+        )
+    records = match_records(y, geno.ids, fixed=table[list(job.fixed)] if job.fixed else None)
     for line in records.lines():
         say(line)
 

@@ -153,15 +153,26 @@ class BLUPModel:
         coords = {INDIVIDUAL: self.individuals.astype(str)}
         if self.form == "marginal":
             coords["component"] = np.arange(self.n)
+        X = self.records.X
+        if X is not None:
+            coords["covariate"] = list(self.records.covariates)
         with pm.Model(coords=coords) as model:
             mu = priors["mu"].create("mu")
             sigma2_k, sigma2_e = self._variance_block(label, priors)
+            beta = None
+            if X is not None:
+                # Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
+                scale = 10 * np.std(self.y, ddof=1) / X.std(axis=0)
+                beta = pm.Normal("beta", 0.0, scale, dims="covariate")
             if self.form == "marginal":
                 sp = self.spectral
                 kernel_values = self.factor * sp.values
+                mean = sp.rotate(np.ones(self.n)) * mu
+                if beta is not None:
+                    mean = mean + pt.dot(sp.rotate(X), beta)
                 pm.Normal(
                     "y_rotated",
-                    mu=sp.rotate(np.ones(self.n)) * mu,
+                    mu=mean,
                     sigma=pt.sqrt(sigma2_k * kernel_values + sigma2_e),
                     observed=sp.rotate(self.y),
                     dims="component",
@@ -170,7 +181,8 @@ class BLUPModel:
                 g = self._latent_genetic_values(sigma2_k)
                 model.add_coord("record", np.arange(self.n))
                 # Records come first among the individuals; the rest are predicted through G.
-                pm.Normal("y", mu=mu + g[: self.n], sigma=pt.sqrt(sigma2_e), observed=self.y, dims="record")
+                mean = mu + g[: self.n] if beta is None else mu + pt.dot(X, beta) + g[: self.n]
+                pm.Normal("y", mu=mean, sigma=pt.sqrt(sigma2_e), observed=self.y, dims="record")
         self.timings["build_s"] = time.perf_counter() - t0
         self.prior_label = label
         return model
@@ -196,7 +208,8 @@ class BLUPModel:
     @property
     def parameter_names(self) -> list[str]:
         names = ["h2", self.kernel_variance, "sigma2_e", "mu"]
-        return [*names[:2], "sigma2_g_equiv", *names[2:]] if self.name == "mblup" else names
+        names = [*names[:2], "sigma2_g_equiv", *names[2:]] if self.name == "mblup" else names
+        return [*names, "beta"] if self.records.X is not None else names
 
     def fit(
         self,

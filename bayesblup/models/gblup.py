@@ -32,6 +32,9 @@ class GBLUP(BLUPModel):
         See :mod:`bayesblup.priors`.
     eigen_rtol : float
         Eigenvalues of G below this fraction of the largest are treated as zero.
+    fixed : pandas.DataFrame, optional
+        Fixed effects besides the intercept, indexed by ID: numeric covariates and factors (dummy-coded
+        against their first level); ``beta ~ Normal(0, 10 sd(y) / sd(x_j))``, effectively flat.
 
     Examples
     --------
@@ -54,8 +57,9 @@ class GBLUP(BLUPModel):
         form: str = "marginal",
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
     ):
-        records = y if isinstance(y, Records) else match_records(y, relationship.ids)
+        records = y if isinstance(y, Records) else match_records(y, relationship.ids, fixed=fixed)
         super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
         self.relationship = relationship
         self._p = relationship.index(records.ids)

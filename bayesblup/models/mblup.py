@@ -31,7 +31,7 @@ class MBLUP(BLUPModel):
         Records indexed by individual ID (NA = no record).
     genotypes : GenotypeMatrix
         W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
-    form, prior, eigen_rtol
+    form, prior, eigen_rtol, fixed
         As for :class:`~bayesblup.GBLUP`.
     """
 
@@ -46,10 +46,11 @@ class MBLUP(BLUPModel):
         form: str = "marginal",
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
     ):
         if not isinstance(genotypes, GenotypeMatrix):
             raise InputError("MBLUP needs W as a GenotypeMatrix: bayesblup.genotype_matrix(genotypes, scaling=...).")
-        records = y if isinstance(y, Records) else match_records(y, genotypes.ids)
+        records = y if isinstance(y, Records) else match_records(y, genotypes.ids, fixed=fixed)
         super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
         position = {name: i for i, name in enumerate(genotypes.ids)}
         rows = np.array([position[i] for i in records.ids], dtype=np.intp)
