@@ -20,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 from . import datasets
+from .cv import CVResult, cross_validate
 from .errors import InputError
 from .genotypes import MISSING, Genotypes
 from .io import (
@@ -44,6 +45,7 @@ __all__ = [
     "MBLUP",
     "MISSING",
     "BLUPFit",
+    "CVResult",
     "GenotypeMatrix",
     "Genotypes",
     "InputError",
@@ -55,6 +57,7 @@ __all__ = [
     "Relationship",
     "Spectral",
     "__version__",
+    "cross_validate",
     "datasets",
     "eigendecompose",
     "fit_scaling",

@@ -97,6 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--fixed", nargs="+", metavar="COL", help="phenotype columns as fixed effects (numbers, or factors dummy-coded)"
     )
     fit.add_argument(
+        "--folds", metavar="COL", help="phenotype column of fold labels: k-fold cross-validation, written to cv.csv"
+    )
+    fit.add_argument(
         "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
     )
     _add_output_options(fit)
@@ -252,6 +255,7 @@ def _job(args, genotypes, phenotypes, model: str):
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
         predict=getattr(args, "predict", None),
         fixed=tuple(getattr(args, "fixed", None) or ()),
+        folds=getattr(args, "folds", None),
     )
 
 
@@ -262,9 +266,10 @@ def _cmd_fit(args, say) -> None:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
-    fit, timings, predictions = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
-    fit.timings = timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
-    fit.save(out, force=args.force, predictions=predictions)
+    outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
+    fit = outcome.fit
+    fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
+    fit.save(out, force=args.force, predictions=outcome.predictions, cv=outcome.cv)
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
@@ -281,7 +286,7 @@ def _cmd_demo(args, say) -> None:
     fits = {}
     for model in ("gblup", "mblup"):
         say(f"--- {model.upper().replace('BLUP', '-BLUP')} ---")
-        fits[model], _, _ = run_fit(_job(args, wheat.genotypes, wheat.phenotypes, model), say)
+        fits[model] = run_fit(_job(args, wheat.genotypes, wheat.phenotypes, model), say).fit
         say(h2_line(fits[model]))
         for line in format_fit_table(fits[model]):
             say(line)

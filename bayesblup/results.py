@@ -362,6 +362,7 @@ class BLUPFit:
         force: bool = False,
         extra_summary: dict | None = None,
         predictions: pd.DataFrame | None = None,
+        cv=None,
     ) -> Path:
         """Write summary.json, genetic_values.csv, posterior.nc (and marker_effects.csv, predictions.csv).
 
@@ -381,6 +382,10 @@ class BLUPFit:
                 self.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
             if predictions is not None:
                 predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.10g")
+            if cv is not None:  # per fold, and every held-out record's prediction
+                cv.folds.to_csv(tmp / "cv.csv", index=False, float_format="%.10g")
+                cv.predictions.to_csv(tmp / "cv_predictions.csv", index=False, float_format="%.10g")
+                summary["cross_validation"] = cv.to_dict()
             _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
             # summary.json goes last, so that it can say how long writing took.
             timings = dict(summary["timings"])

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 
-__all__ = ["FitJob", "format_fit_table", "run_fit"]
+__all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
 
 
 @dataclass
@@ -34,10 +34,21 @@ class FitJob:
     qc: dict = field(default_factory=dict)
     predict: object = None  # a path, or Genotypes of new individuals
     fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
+    folds: str | None = None  # phenotype-table column of cross-validation folds
+
+
+@dataclass
+class FitOutcome:
+    """What :func:`run_fit` produced."""
+
+    fit: object
+    timings: dict
+    predictions: object = None  # DataFrame id, mean, sd of new individuals
+    cv: object = None  # CVResult
 
 
 def run_fit(job: FitJob, say=print):
-    """Read, QC, build W or G, fit, predict new individuals; returns ``(fit, timings, predictions)``.
+    """Read, QC, build W or G, fit, predict new individuals, cross-validate; returns a FitOutcome.
 
     Raises
     ------
@@ -65,13 +76,13 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
-    missing = [c for c in job.fixed if c not in table.columns]
+    missing = [c for c in (*job.fixed, *([job.folds] if job.folds else [])) if c not in table.columns]
     if missing:
         raise InputError(
-            f"--fixed: no column {', '.join(missing)} in the phenotypes; "
-            f"the columns are {', '.join(map(str, table.columns))}."
+            f"no column {', '.join(missing)} in the phenotypes; the columns are {', '.join(map(str, table.columns))}."
         )
-    records = match_records(y, geno.ids, fixed=table[list(job.fixed)] if job.fixed else None)
+    fixed = table[list(job.fixed)] if job.fixed else None
+    records = match_records(y, geno.ids, fixed=fixed)
     for line in records.lines():
         say(line)
 
@@ -81,26 +92,28 @@ def run_fit(job: FitJob, say=print):
         timings["relationship_s"] = time.perf_counter() - t
         n = kernel.n_individuals
         say(f"G ({job.scaling}): {n} x {n} from {geno.n_markers} markers ({timings['relationship_s']:.2f} s)")
-        model = GBLUP(records, kernel, form=job.form, prior=job.prior)
+        Model = GBLUP
     else:
         kernel = genotype_matrix(geno, scaling=job.scaling)
         timings["genotype_matrix_s"] = time.perf_counter() - t
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
-        model = MBLUP(records, kernel, form=job.form, prior=job.prior)
+        Model = MBLUP
+    model = Model(records, kernel, form=job.form, prior=job.prior)
     if job.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
     model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
     say(f"fitting {job.model} ({job.form} form, prior {model.prior_label}) by {what} ...")
-    fit = model.fit(
-        method=job.method,
-        chains=job.chains,
-        draws=job.draws,
-        tune=job.tune,
-        seed=job.seed,
-        target_accept=job.target_accept,
-    )
+    options = {
+        "method": job.method,
+        "chains": job.chains,
+        "draws": job.draws,
+        "tune": job.tune,
+        "seed": job.seed,
+        "target_accept": job.target_accept,
+    }
+    fit = model.fit(**options)
     fit.settings["qc"] = report.to_dict()
     timings.update(fit.timings)
     say(f"done: sampling {fit.timings['sampling_s']:.2f} s, genetic values {fit.timings['genetic_values_s']:.2f} s")
@@ -111,7 +124,20 @@ def run_fit(job: FitJob, say=print):
         predictions = fit.predict(new, training=geno)
         timings["prediction_s"] = time.perf_counter() - t
         say(f"predicted {len(predictions)} new individuals from {new.source} ({timings['prediction_s']:.2f} s)")
-    return fit, timings, predictions
+    cv = None
+    if job.folds:
+        from .cv import cross_validate
+
+        t = time.perf_counter()
+        say(f"cross-validation over the folds of column {job.folds} ...")
+
+        def build(y_train):
+            return Model(match_records(y_train, geno.ids, fixed=fixed), kernel, form=job.form, prior=job.prior)
+
+        cv = cross_validate(build, y, table[job.folds], say=say, **options)
+        timings["cross_validation_s"] = time.perf_counter() - t
+        say(f"mean predictive correlation {cv.mean_correlation:.3f} ({timings['cross_validation_s']:.1f} s)")
+    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv)
 
 
 def format_fit_table(fit) -> list[str]:

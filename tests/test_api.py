@@ -13,7 +13,7 @@ PUBLIC = {
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
     "relationship_matrix", "write_relationship",
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
-    "match_records", "read_phenotypes",
+    "match_records", "read_phenotypes", "CVResult", "cross_validate",
 }  # fmt: skip
 
 
