@@ -291,7 +291,7 @@ class BLUPFit:
         return copy.deepcopy(self._cache["diagnostics"])
 
     def _diagnostics(self) -> dict:
-        sp = self.model.spectral if self.model.form == "marginal" or self.model._spectral is not None else None
+        sp = self.model._spectral  # computed whenever the fitted form needed it
         warnings: list[str] = []
         if sp is not None and sp.n_clipped:
             warnings.append(

@@ -26,10 +26,8 @@ wheat. The targets are reported, not asserted: the exit status is 0 unless somet
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
-import os
 import platform
 import shutil
 import statistics
@@ -43,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import print_machine, verdict  # benchmarks/ is on sys.path when a script runs
 
 import bayesblup
 from bayesblup.datasets import wheat_path
@@ -129,17 +128,6 @@ class LatentRow:
 
 
 # --- header -------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def pymc_jobs(chains: int) -> str:
     """How many processes PyMC runs the chains in when ``cores`` is not given (as the package calls it)."""
     try:
@@ -156,11 +144,7 @@ def print_header(chains: int) -> None:
     import pymc
     import pytensor
 
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"date      {now}")
-    print(f"platform  {platform.platform()}")
-    print(f"cpu       {cpu_model()}, {os.cpu_count()} cores ({affinity} usable)")
+    print_machine()
     print(
         f"python    {platform.python_version()}, numpy {np.__version__}, bayesblup {bayesblup.__version__}, "
         f"pymc {pymc.__version__}, pytensor {pytensor.__version__}, arviz {arviz.__version__}"
@@ -295,10 +279,6 @@ def import_time(repeats: int) -> float:
 
 
 # --- output -------------------------------------------------------------------------------------
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def print_table(rows: list[Row], args) -> None:
     head = (
         f"{'case':<8} {'n':>5} {'m':>6} {'e2e s':>7} {'read+QC s':>9} {'G s':>6} {'eigen s':>7} {'build s':>7} "

@@ -27,7 +27,6 @@ Memory held by BLAS itself (OpenBLAS's thread buffers) is not seen by tracemallo
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import gc
 import os
@@ -40,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from _common import print_machine, verdict  # benchmarks/ is on sys.path when a script runs
 
 import bayesblup
 from bayesblup.testing import simulate_genotypes
@@ -87,17 +87,6 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def blas_info() -> str:
     """numpy's BLAS (the bare baseline) and, via threadpoolctl, every BLAS loaded (scipy's runs the package)."""
     try:
@@ -120,11 +109,7 @@ def blas_info() -> str:
 
 
 def print_header() -> None:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"date      {now}")
-    print(f"platform  {platform.platform()}")
-    print(f"cpu       {cpu_model()}, {os.cpu_count()} cores ({affinity} usable)")
+    print_machine()
     print(f"python    {platform.python_version()}, numpy {np.__version__}, bayesblup {bayesblup.__version__}")
     print(f"blas      {blas_info()}")
 
@@ -170,10 +155,6 @@ def measure(n: int, m: int, *, scaling: str, dtype: np.dtype, repeats: int, seed
         max_abs_diff=max_abs_diff,
         g_ok=max_abs_diff <= rtol * scale,
     )
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def print_table(rows: list[Row], dtype: np.dtype) -> None:

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
-from ..names import INDIVIDUAL
+from ..names import INDIVIDUAL, RECORD
 from ..phenotypes import Records
 from ..priors import Prior, resolve_prior
 from ..spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
@@ -133,8 +133,7 @@ class BLUPModel:
     @property
     def priors(self) -> tuple[str, dict[str, Prior]]:
         """(label, priors) after resolving the preset against the data."""
-        msx = self.spectral.mean_nonzero if self.name == "gblup" else self.msx
-        return resolve_prior(self._prior_spec, self.y, kernel_name=self.kernel_variance, msx=msx)
+        return resolve_prior(self._prior_spec, self.y, kernel_name=self.kernel_variance, msx=self.msx)
 
     @property
     def model(self):
@@ -179,10 +178,10 @@ class BLUPModel:
                 )
             else:
                 g = self._latent_genetic_values(sigma2_k)
-                model.add_coord("record", np.arange(self.n))
+                model.add_coord(RECORD, np.arange(self.n))
                 # Records come first among the individuals; the rest are predicted through G.
                 mean = mu + g[: self.n] if beta is None else mu + pt.dot(X, beta) + g[: self.n]
-                pm.Normal("y", mu=mean, sigma=pt.sqrt(sigma2_e), observed=self.y, dims="record")
+                pm.Normal("y", mu=mean, sigma=pt.sqrt(sigma2_e), observed=self.y, dims=RECORD)
         self.timings["build_s"] = time.perf_counter() - t0
         self.prior_label = label
         return model

@@ -75,6 +75,11 @@ class GBLUP(BLUPModel):
         return 1.0
 
     @property
+    def msx(self) -> float:
+        """BGLR RKHS's ``mean(d)``: the mean non-zero eigenvalue of G."""
+        return self.spectral.mean_nonzero
+
+    @property
     def n_markers(self) -> int | None:
         return self.relationship.n_markers
 
