@@ -97,8 +97,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "--fixed", nargs="+", metavar="COL", help="phenotype columns as fixed effects (numbers, or factors dummy-coded)"
     )
     fit.add_argument(
-        "--folds", metavar="COL", help="phenotype column of fold labels: k-fold cross-validation, written to cv.csv"
-    )
+        "--weights", metavar="COL",
+        help="phenotype column of residual weights w > 0, Var(e) = sigma2_e / w (e.g. w = measurements averaged)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--repeated-records", action="store_true",
+        help="allow several rows (records) per individual in the phenotypes",
+    )  # fmt: skip
+    fit.add_argument(
+        "--permanent-environment", action="store_true",
+        help="add a permanent-environment effect per individual, shared by its records (implies --repeated-records)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--folds", metavar="COL",
+        help="phenotype column of fold labels (one fold per individual): k-fold cross-validation, written to cv.csv",
+    )  # fmt: skip
     fit.add_argument(
         "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
     )
@@ -163,7 +176,11 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
     parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
     parser.add_argument(
-        "--target-accept", type=float, default=0.8, help="NUTS target acceptance; raise to 0.95 on divergences"
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance (default 0.8; 0.9 with unequal record weights and --permanent-environment); "
+        "raise to 0.95 on divergences",
     )
 
 
@@ -255,6 +272,9 @@ def _job(args, genotypes, phenotypes, model: str):
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
         predict=getattr(args, "predict", None),
         fixed=tuple(getattr(args, "fixed", None) or ()),
+        weights=getattr(args, "weights", None),
+        repeated=getattr(args, "repeated_records", False),
+        permanent_environment=getattr(args, "permanent_environment", False),
         folds=getattr(args, "folds", None),
     )
 

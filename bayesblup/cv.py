@@ -66,11 +66,14 @@ def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_opt
     ----------
     build : callable
         ``build(y_train)`` returns an unfitted model (e.g. ``lambda y: bb.GBLUP(y, G)``); the hidden
-        records are NA in ``y_train``.
+        records are NA in ``y_train``, which keeps the rows of ``y`` (minus records already NA), so
+        record-aligned covariates and weights stay aligned.
     y : pandas.Series
-        Records indexed by ID.
+        Records indexed by ID (repeated IDs for repeated records).
     folds : pandas.Series
-        Fold label per ID (e.g. the wheat data's ``set``); every record needs one.
+        Fold label per ID (e.g. the wheat data's ``set``), or with repeated records per record, row for
+        row with ``y``; every record needs one, and all records of an individual the same one. Each
+        held-out record is scored against its individual's predicted genetic value.
     say : callable, optional
         Progress output, one line per fold.
     **fit_options
@@ -85,21 +88,41 @@ def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_opt
     >>> round(cv.mean_correlation, 2)  # doctest: +SKIP
     0.53
     """
-    y = y.set_axis(y.index.astype(str)).dropna()
+    y = y.set_axis(y.index.astype(str))
     folds = folds.set_axis(folds.index.astype(str))
-    absent = y.index[~y.index.isin(folds.index) | folds.reindex(y.index).isna().to_numpy()]
+    if y.index.has_duplicates:  # repeated records: one fold label per record, row for row
+        if not folds.index.equals(y.index):
+            raise InputError(
+                "cross-validation: with repeated records, give the fold of each record row for row (the same index "
+                "as the trait); take both from the same phenotype table."
+            )
+        labels = folds
+    else:
+        if folds.index.has_duplicates:
+            dup = folds.index[folds.index.duplicated()].unique()
+            raise InputError(f"cross-validation: individuals {preview(dup)} have several fold labels.")
+        labels = folds.reindex(y.index)
+    present = y.notna().to_numpy()
+    absent = y.index[present & labels.isna().to_numpy()]
     if len(absent):
-        raise InputError(f"cross-validation: {len(absent)} records have no fold: {preview(absent, 10)}.")
-    labels = folds.reindex(y.index)
+        raise InputError(f"cross-validation: {len(absent)} records have no fold: {preview(absent)}.")
+    # An individual's records must share a fold: otherwise its own records would train its prediction.
+    per_individual = labels[present].groupby(level=0).nunique()
+    split = per_individual.index[per_individual > 1]
+    if len(split):
+        raise InputError(
+            f"cross-validation: the records of {len(split)} individuals fall in several folds: {preview(split)}. "
+            "Assign folds to individuals, so that all records of one individual are held out together."
+        )
     try:
-        levels = sorted(labels.unique())
+        levels = sorted(labels[present].unique())
     except TypeError:  # mixed label types: order as text
-        levels = sorted(labels.unique(), key=str)
+        levels = sorted(labels[present].unique(), key=str)
     if len(levels) < 2:
         raise InputError(f"cross-validation needs at least 2 folds; the fold column has {len(levels)}.")
     rows, predictions = [], []
     for level in levels:
-        test = labels == level
+        test = (labels == level).to_numpy() & present
         fit = build(y.where(~test)).fit(**fit_options)
         gv = fit.genetic_values.set_index("id")
         predicted = gv.loc[y.index[test], "mean"]
@@ -108,7 +131,7 @@ def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_opt
         rows.append(
             {
                 "fold": level,
-                "n_train": int((~test).sum()),
+                "n_train": int((~test & present).sum()),
                 "n_test": int(test.sum()),
                 "correlation": float(np.corrcoef(predicted, observed)[0, 1]) if test.sum() > 2 else np.nan,
                 "h2_mean": float(h2["mean"]),

@@ -14,7 +14,7 @@ class InputError(ValueError):
     """Bad input: the message names the problem, where it is, and the fix."""
 
 
-def preview(items, limit: int = 5) -> str:
+def preview(items, limit: int = 10) -> str:
     """Comma-join the first ``limit`` items, noting how many more there are."""
     items = [str(i) for i in items]
     head = ", ".join(items[:limit])

@@ -10,6 +10,7 @@ INDIVIDUAL = "individual"
 MARKER = "marker"
 RECORD = "record"
 KERNEL = "kernel"
+PHENOTYPED = "phenotyped_individual"  # individuals with a record: the dim of permanent-environment effects
 
 # How allele counts become the marker matrix W (see bayesblup.scaling).
 STANDARDIZED = "standardized"  # eq 11a: sample mean and sample sd (ddof=1), as R's scale()

@@ -58,14 +58,18 @@ def trait_values(phenotypes: pd.DataFrame, trait: str) -> pd.Series:
 
 @dataclass(frozen=True, eq=False)
 class Records:
-    """A trait matched to genotyped individuals, one record per individual.
+    """A trait matched to genotyped individuals: one or several records per individual.
+
+    The model is ``y = mu 1 + X beta + Z g (+ Z p) + e`` with ``Var(e) = D sigma2_e`` and
+    ``D = diag(1 / weights)``: a record with weight ``w`` has residual variance ``sigma2_e / w``
+    (a mean of ``w`` measurements has weight ``w``). Z maps each record to its individual.
 
     Attributes
     ----------
-    y : ndarray
-        Records, in the order of ``ids``.
-    ids : ndarray of str
-        Individuals with a genotype and a record.
+    y : ndarray, shape (records,)
+        The records.
+    ids : ndarray of str, shape (individuals,)
+        Individuals with a genotype and at least one record, in order of their first record.
     trait : str
         The trait's name.
     n_missing : int
@@ -76,6 +80,11 @@ class Records:
         Fixed-effect covariates besides the intercept (see :func:`design_matrix`).
     covariates : tuple of str
         Their names, e.g. ``age`` or ``sex[M]`` (level M against the first level).
+    individual : ndarray of int, shape (records,), optional
+        Z as an index: ``ids[individual[j]]`` is the individual of record j. None: record j is
+        individual j (one record each).
+    weights : ndarray, shape (records,), optional
+        Residual precision weights (the inverse of D's diagonal); None: all 1.
     """
 
     y: np.ndarray
@@ -85,13 +94,73 @@ class Records:
     unphenotyped: tuple[str, ...]
     X: np.ndarray | None = None  # fixed-effect covariates (records x q), intercept excluded
     covariates: tuple[str, ...] = ()
+    individual: np.ndarray | None = None  # record -> position in ids (Z); None = identity
+    weights: np.ndarray | None = None  # residual precision weights; None = all 1
 
     @property
     def n_covariates(self) -> int:
         return len(self.covariates)
 
+    @property
+    def n_records(self) -> int:
+        return self.y.size
+
+    @property
+    def n_individuals(self) -> int:
+        return self.ids.size
+
+    @property
+    def record_index(self) -> np.ndarray:
+        """Z as an index into ``ids``, one entry per record."""
+        return np.arange(self.n_records) if self.individual is None else self.individual
+
+    @property
+    def record_ids(self) -> np.ndarray:
+        """The individual of each record."""
+        return self.ids[self.record_index]
+
+    @property
+    def record_weights(self) -> np.ndarray:
+        return np.ones(self.n_records) if self.weights is None else self.weights
+
+    @property
+    def total_weight(self) -> np.ndarray:
+        """Sum of the weights of each individual's records (its number of records when unweighted)."""
+        return np.bincount(self.record_index, weights=self.record_weights, minlength=self.n_individuals)
+
+    @property
+    def is_collapsible(self) -> bool:
+        """Whether the records are exactly one unweighted record per individual (Z = I, D = I)."""
+        return self.individual is None and self.weights is None
+
+    def individual_means(self, values: np.ndarray) -> np.ndarray:
+        """Weighted mean per individual of a record vector or (records x q) matrix."""
+        values = np.asarray(values, dtype=np.float64)
+        w = self.record_weights
+        flat = values.reshape(self.n_records, -1)
+        sums = np.stack(
+            [
+                np.bincount(self.record_index, weights=w * flat[:, k], minlength=self.n_individuals)
+                for k in range(flat.shape[1])
+            ],
+            axis=1,
+        )
+        means = sums / self.total_weight[:, None]
+        return means.reshape((self.n_individuals, *values.shape[1:]))
+
     def lines(self) -> list[str]:
-        out = [f"trait {self.trait}: {self.y.size} records matched to genotyped individuals"]
+        if self.individual is None:
+            out = [f"trait {self.trait}: {self.n_records} records matched to genotyped individuals"]
+        else:
+            counts = np.bincount(self.individual, minlength=self.n_individuals)
+            out = [
+                f"trait {self.trait}: {self.n_records} records on {self.n_individuals} genotyped individuals "
+                f"({counts.min()} to {counts.max()} records each)"
+            ]
+        if self.weights is not None:
+            out.append(
+                f"  residual weights from {self.weights.min():.4g} to {self.weights.max():.4g} (Var(e) = sigma2_e / w)"
+            )
         if self.n_missing:
             out.append(f"  {self.n_missing} missing (NA) records left out")
         if self.unphenotyped:
@@ -149,31 +218,95 @@ def design_matrix(table: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     return X, tuple(names)
 
 
-def match_records(y: pd.Series, genotyped_ids, *, fixed: pd.DataFrame | None = None, min_records: int = 3) -> Records:
+def _record_aligned(table, y: pd.Series, what: str, *, by_id: bool, present: np.ndarray):
+    """Rows of ``table`` (DataFrame or Series indexed by ID) in the order of the records of ``y``.
+
+    With one record per individual the rows are matched by ID; with repeated records (several
+    rows per ID) the table must have exactly y's index, row for row.
+    """
+    table = table.set_axis(table.index.astype(str))
+    index = y.index.astype(str)
+    if by_id:
+        duplicated = table.index[table.index.duplicated()].unique()
+        if len(duplicated):
+            raise InputError(f"{what}: individual(s) {preview(duplicated)} have several rows; give one per individual.")
+        absent = index[present & ~index.isin(table.index)]
+        if len(absent):
+            raise InputError(f"{what}: no row for {len(absent)} records: {preview(absent)}.")
+        return table.reindex(index)
+    if not table.index.equals(index):
+        raise InputError(
+            f"{what}: with repeated records, give one row per record, in the order of the records (same index "
+            "as the trait); the rows do not line up. Take both from the same phenotype table."
+        )
+    return table
+
+
+def _check_weights(weights: pd.Series, present: np.ndarray, trait: str) -> np.ndarray:
+    values = pd.to_numeric(weights, errors="coerce").to_numpy(dtype=float)
+    bad = present & ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        ids = weights.index[bad].astype(str)
+        shown = ", ".join(f"{i} ({w})" for i, w in list(zip(ids, weights.to_numpy()[bad], strict=True))[:10])
+        more = f" (and {int(bad.sum()) - 10} more)" if bad.sum() > 10 else ""
+        raise InputError(
+            f"trait {trait}: {int(bad.sum())} records have a weight that is not a positive number: {shown}{more}. "
+            "A weight w gives the record residual variance sigma2_e / w (e.g. w = number of measurements "
+            "averaged); drop records that should not count rather than giving them weight 0."
+        )
+    return values[present]
+
+
+def match_records(
+    y: pd.Series,
+    genotyped_ids,
+    *,
+    fixed: pd.DataFrame | None = None,
+    weights: pd.Series | None = None,
+    repeated: bool = False,
+    min_records: int = 3,
+) -> Records:
     """Match records (a Series indexed by ID) to genotyped individuals.
 
-    ``fixed``, a table indexed by ID (numbers and factors; see :func:`design_matrix`), adds fixed
-    effects for the matched records.
+    Parameters
+    ----------
+    y : pandas.Series
+        The trait, indexed by individual ID; NA = no record.
+    genotyped_ids : array of str
+        IDs of the genotyped individuals; those without a record become ``unphenotyped``.
+    fixed : pandas.DataFrame, optional
+        Fixed effects (numbers and factors; see :func:`design_matrix`), indexed by ID.
+    weights : pandas.Series, optional
+        Residual precision weights: record j has ``Var(e_j) = sigma2_e / w_j``, so the user gives the
+        inverse of D's diagonal. Positive and finite for every record.
+    repeated : bool
+        Allow several records per individual (repeated measurements). Then ``fixed`` and
+        ``weights`` must have y's index row for row, since an ID no longer names one record.
+    min_records : int
+        The fewest non-missing records accepted.
 
     Raises
     ------
     InputError
-        If an ID has several records, a phenotyped individual has no genotype (named), or fewer
-        than ``min_records`` records remain.
+        If an ID has several records without ``repeated``, a phenotyped individual has no genotype
+        (named, at most ten then a count), a weight is not positive, or fewer than ``min_records``
+        records remain.
     """
     if not isinstance(y, pd.Series):
         raise InputError("records must be a pandas Series indexed by individual ID.")
     trait = str(y.name) if y.name is not None else "y"
     index = y.index.astype(str)
-    duplicated = index[index.duplicated()].unique()
-    if len(duplicated):
+    present = y.notna().to_numpy()
+    duplicated = index[present & index.duplicated(keep=False)].unique()
+    if len(duplicated) and not repeated:
         raise InputError(
-            f"trait {trait}: individual(s) {preview(duplicated)} have several records; give one record per "
-            "individual (e.g. their mean)."
+            f"trait {trait}: individual(s) {preview(duplicated)} have several records. If they are repeated "
+            "measurements, allow them (repeated=True; command line --repeated-records), usually with a "
+            "permanent-environment effect (permanent_environment=True; --permanent-environment). Otherwise "
+            "fix the duplicated IDs."
         )
     genotyped = pd.Index(np.asarray(genotyped_ids, dtype=str))
-    present = y.notna().to_numpy()
-    without_genotype = index[present & ~index.isin(genotyped)]
+    without_genotype = index[present & ~index.isin(genotyped)].unique()
     if len(without_genotype):
         raise InputError(
             f"trait {trait}: {len(without_genotype)} phenotyped individuals have no genotype: "
@@ -183,22 +316,29 @@ def match_records(y: pd.Series, genotyped_ids, *, fixed: pd.DataFrame | None = N
     kept = index[present]
     if kept.size < min_records:
         raise InputError(f"trait {trait}: only {kept.size} non-missing records; at least {min_records} are needed.")
-    unphenotyped = tuple(genotyped[~genotyped.isin(kept)])
+    by_id = not index.has_duplicates
+    ids = kept.unique()
+    unphenotyped = tuple(genotyped[~genotyped.isin(ids)])
+    individual = None if by_id else ids.get_indexer(kept).astype(np.intp)
     X, covariates = None, ()
     if fixed is not None:
         if not isinstance(fixed, pd.DataFrame):
             raise InputError("fixed must be a pandas DataFrame of covariates indexed by individual ID.")
-        table = fixed.set_axis(fixed.index.astype(str))
-        absent = kept[~kept.isin(table.index)]
-        if len(absent):
-            raise InputError(f"fixed effects: no row for {len(absent)} records: {preview(absent, 10)}.")
-        X, covariates = design_matrix(table.loc[kept])
+        table = _record_aligned(fixed, y, "fixed effects", by_id=by_id, present=present)
+        X, covariates = design_matrix(table[present])
+    w = None
+    if weights is not None:
+        if not isinstance(weights, pd.Series):
+            raise InputError("weights must be a pandas Series indexed by individual ID.")
+        w = _check_weights(_record_aligned(weights, y, "weights", by_id=by_id, present=present), present, trait)
     return Records(
         y=y.to_numpy(dtype=float)[present],
-        ids=np.asarray(kept, dtype=object),
+        ids=np.asarray(ids, dtype=object),
         trait=trait,
         n_missing=int((~present).sum()),
         unphenotyped=unphenotyped,
         X=X,
         covariates=covariates,
+        individual=individual,
+        weights=w,
     )

@@ -19,6 +19,17 @@ a dict
     ``{"sigma2_g" | "sigma2_b": Prior(...), "sigma2_e": Prior(...)}``, optionally ``"mu"``: any PyMC
     distribution by name with its parameters, e.g. ``Prior("HalfNormal", sigma=1.0)``.
 
+With a permanent-environment effect (repeated records), ``h2 = c sigma2_k / (c sigma2_k + sigma2_pe +
+sigma2_e)`` and:
+
+- ``"default"`` adds ``pe_share ~ Beta(1, 1)``, the share of the non-genetic variance that is
+  permanent: ``sigma2_pe = pe_share (1 - h2) sigma2_p`` and ``sigma2_e = (1 - pe_share) (1 - h2)
+  sigma2_p``;
+- ``"bglr"`` splits R2 equally between the two random terms, as BGLR does with several terms in
+  its linear predictor (R2/2 each), and gives ``sigma2_pe`` the BRR prior of the incidence matrix Z
+  (MSx = ``1 - sum(n_i^2) / N^2`` for n_i records of individual i, N in all);
+- a dict needs ``"sigma2_pe"`` too.
+
 In every case ``mu ~ Normal(mean(y), 10 sd(y))``, effectively flat (BGLR's intercept is flat),
 unless a ``"mu"`` prior is given.
 """
@@ -90,14 +101,15 @@ class Prior:
         return cls(data["distribution"], **data.get("parameters", {}))
 
 
-def _bglr(y: np.ndarray, *, kernel_name: str, msx: float) -> dict[str, Prior]:
+def _bglr(y: np.ndarray, *, kernel_name: str, msx: float, pe_msx: float | None = None) -> dict[str, Prior]:
     vy = float(np.var(y, ddof=1))  # R's var(), as BGLR
+    r2_term = BGLR_R2 / (1 if pe_msx is None else 2)  # BGLR splits R2 equally over the random terms
     s0_e = vy * (1 - BGLR_R2) * (BGLR_DF0 + 2)
-    s0_k = vy * BGLR_R2 * (BGLR_DF0 + 2) / msx
-    return {
-        kernel_name: Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_k / 2),
-        "sigma2_e": Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_e / 2),
-    }
+    s0_k = vy * r2_term * (BGLR_DF0 + 2) / msx
+    out = {kernel_name: Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_k / 2)}
+    if pe_msx is not None:
+        out["sigma2_pe"] = Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2_term * (BGLR_DF0 + 2) / pe_msx / 2)
+    return out | {"sigma2_e": Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_e / 2)}
 
 
 def mu_prior(y: np.ndarray) -> Prior:
@@ -105,28 +117,35 @@ def mu_prior(y: np.ndarray) -> Prior:
     return Prior("Normal", mu=float(np.mean(y)), sigma=10 * float(np.std(y, ddof=1)))
 
 
-def resolve_prior(prior, y: np.ndarray, *, kernel_name: str, msx: float) -> tuple[str, dict[str, Prior]]:
+def resolve_prior(
+    prior, y: np.ndarray, *, kernel_name: str, msx: float, pe_msx: float | None = None
+) -> tuple[str, dict[str, Prior]]:
     """Turn a preset name or a user dict into ``(label, {variable: Prior})``.
 
-    For ``"default"`` the dict holds the hyper-parameters of ``h2`` and ``sigma2_p`` instead.
+    For ``"default"`` the dict holds the hyper-parameters of ``h2`` and ``sigma2_p`` (and
+    ``pe_share``) instead. ``pe_msx`` (BGLR's MSx of Z) is given when the model has a
+    permanent-environment effect.
     """
+    pe = pe_msx is not None
     if isinstance(prior, str):
         if prior == "bglr":
-            return "bglr", {"mu": mu_prior(y), **_bglr(y, kernel_name=kernel_name, msx=msx)}
+            return "bglr", {"mu": mu_prior(y), **_bglr(y, kernel_name=kernel_name, msx=msx, pe_msx=pe_msx)}
         if prior == "default":
             vy = float(np.var(y, ddof=1))
-            return "default", {
+            out = {
                 "mu": mu_prior(y),
                 "h2": Prior("Beta", alpha=1.0, beta=1.0),
                 "sigma2_p": Prior("LogNormal", mu=float(np.log(vy)), sigma=1.0),
             }
+            return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
         raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
     if isinstance(prior, dict):
-        allowed = {kernel_name, "sigma2_e", "mu"}
+        required = {kernel_name, "sigma2_e"} | ({"sigma2_pe"} if pe else set())
+        allowed = required | {"mu"}
         unknown = set(prior) - allowed
         if unknown:
             raise InputError(f"prior: unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        missing = {kernel_name, "sigma2_e"} - set(prior)
+        missing = required - set(prior)
         if missing:
             raise InputError(f"prior: give a Prior for {sorted(missing)} too (or use a preset: {', '.join(PRESETS)}).")
         for name, value in prior.items():

@@ -45,6 +45,22 @@ def _beta(post, model) -> np.ndarray | None:
     return np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates)
 
 
+def _theta(post, model) -> dict:
+    """Flattened draws of everything :func:`posterior_moments` conditions on."""
+    out = {
+        "mu": _flat(post, "mu"),
+        "sigma2_k": _flat(post, model.kernel_variance),
+        "sigma2_e": _flat(post, "sigma2_e"),
+        "beta": _beta(post, model),
+    }
+    if model.permanent_environment:
+        out["sigma2_pe"] = _flat(post, "sigma2_pe")
+    if model.pe_path == "augmented":  # eps = sqrt(sigma2_e Delta) z, per draw
+        z = np.asarray(post["z_excess"].values, dtype=np.float64).reshape(-1, model.n)
+        out["excess"] = np.sqrt(out["sigma2_e"][:, None] * model.rotated.excess[None, :]) * z
+    return out
+
+
 @dataclass
 class BLUPFit:
     """Result of :meth:`GBLUP.fit` / :meth:`MBLUP.fit`.
@@ -95,12 +111,13 @@ class BLUPFit:
                 keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
                 keep[:, ::thin] = True
                 keep = keep.reshape(-1)
+            theta = _theta(post, model)
             g_moments, extra = posterior_moments(
                 model,
-                _flat(post, "mu"),
-                _flat(post, model.kernel_variance),
-                _flat(post, "sigma2_e"),
-                beta=_beta(post, model),
+                theta.pop("mu"),
+                theta.pop("sigma2_k"),
+                theta.pop("sigma2_e"),
+                **theta,
                 targets=model.targets,
                 keep_draws=keep,
                 seed=settings.get("seed"),
@@ -225,12 +242,13 @@ class BLUPFit:
 
     def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]
+        theta = _theta(post, self.model)
         _, extra = posterior_moments(
             self.model,
-            _flat(post, "mu"),
-            _flat(post, self.model.kernel_variance),
-            _flat(post, "sigma2_e"),
-            beta=_beta(post, self.model),
+            theta.pop("mu"),
+            theta.pop("sigma2_k"),
+            theta.pop("sigma2_e"),
+            **theta,
             targets={"target": (M, v)},
         )
         return extra["target"]
@@ -337,8 +355,11 @@ class BLUPFit:
             "model": model.name,
             "form": model.form,
             "trait": model.records.trait,
-            "n_records": int(model.n),
+            "n_records": int(model.n_records),
             "n_individuals": int(model.n),
+            "n_unphenotyped": len(model.records.unphenotyped),
+            "weights": model.records.weights is not None,
+            "permanent_environment": model.pe_path if model.permanent_environment else None,
             "n_markers": model.n_markers,
             "scaling": model.scaling,
             "g_denominator": model.denominator,

@@ -28,12 +28,15 @@ class FitJob:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
-    target_accept: float = 0.8
+    target_accept: float | None = None  # None: the model's default
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
     predict: object = None  # a path, or Genotypes of new individuals
     fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
+    weights: str | None = None  # phenotype-table column of residual weights (Var(e) = sigma2_e / w)
+    repeated: bool = False  # allow several records per individual
+    permanent_environment: bool = False  # iid effect per individual over its records (implies repeated)
     folds: str | None = None  # phenotype-table column of cross-validation folds
 
 
@@ -76,13 +79,20 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
-    missing = [c for c in (*job.fixed, *([job.folds] if job.folds else [])) if c not in table.columns]
+    named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
+    missing = [c for c in named if c not in table.columns]
     if missing:
         raise InputError(
             f"no column {', '.join(missing)} in the phenotypes; the columns are {', '.join(map(str, table.columns))}."
         )
     fixed = table[list(job.fixed)] if job.fixed else None
-    records = match_records(y, geno.ids, fixed=fixed)
+    weights = table[job.weights] if job.weights else None
+    repeated = job.repeated or job.permanent_environment
+
+    def records_of(y_fit):
+        return match_records(y_fit, geno.ids, fixed=fixed, weights=weights, repeated=repeated)
+
+    records = records_of(y)
     for line in records.lines():
         say(line)
 
@@ -98,10 +108,16 @@ def run_fit(job: FitJob, say=print):
         timings["genotype_matrix_s"] = time.perf_counter() - t
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
         Model = MBLUP
-    model = Model(records, kernel, form=job.form, prior=job.prior)
+    model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
+    model = Model(records, kernel, **model_options)
     if job.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
+    if model.pe_path == "augmented":
+        say(
+            "permanent environment with unequal total record weights: g and p are integrated out, and each "
+            "individual's residual excess over the best-recorded one is sampled explicitly"
+        )
     model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
     say(f"fitting {job.model} ({job.form} form, prior {model.prior_label}) by {what} ...")
@@ -132,7 +148,7 @@ def run_fit(job: FitJob, say=print):
         say(f"cross-validation over the folds of column {job.folds} ...")
 
         def build(y_train):
-            return Model(match_records(y_train, geno.ids, fixed=fixed), kernel, form=job.form, prior=job.prior)
+            return Model(records_of(y_train), kernel, **model_options)
 
         cv = cross_validate(build, y, table[job.folds], say=say, **options)
         timings["cross_validation_s"] = time.perf_counter() - t

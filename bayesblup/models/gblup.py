@@ -35,6 +35,15 @@ class GBLUP(BLUPModel):
     fixed : pandas.DataFrame, optional
         Fixed effects besides the intercept, indexed by ID: numeric covariates and factors (dummy-coded
         against their first level); ``beta ~ Normal(0, 10 sd(y) / sd(x_j))``, effectively flat.
+    weights : pandas.Series, optional
+        Residual precision weights, one per record: ``Var(e_j) = sigma2_e / w_j``, i.e. the user gives
+        the inverse of D's diagonal (a record that is the mean of k measurements has ``w = k``).
+    permanent_environment : bool
+        Add ``p ~ N(0, I sigma2_pe)``, one effect per individual shared by its repeated records
+        (implies ``repeated``).
+    repeated : bool
+        Allow several records per individual (``y`` indexed by ID with repeats). ``fixed`` and
+        ``weights`` then need y's index row for row.
 
     Examples
     --------
@@ -58,9 +67,18 @@ class GBLUP(BLUPModel):
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
     ):
-        records = y if isinstance(y, Records) else match_records(y, relationship.ids, fixed=fixed)
-        super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
+        if isinstance(y, Records):
+            records = y
+        else:
+            repeated = repeated or permanent_environment
+            records = match_records(y, relationship.ids, fixed=fixed, weights=weights, repeated=repeated)
+        super().__init__(
+            records, form=form, prior=prior, eigen_rtol=eigen_rtol, permanent_environment=permanent_environment
+        )
         self.relationship = relationship
         self._p = relationship.index(records.ids)
         self._u = relationship.index(records.unphenotyped)
@@ -77,7 +95,11 @@ class GBLUP(BLUPModel):
     @property
     def msx(self) -> float:
         """BGLR RKHS's ``mean(d)``: the mean non-zero eigenvalue of G."""
-        return self.spectral.mean_nonzero
+        if self.scale is None:
+            return self.spectral.mean_nonzero
+        # The spectral form decomposes S G S; G's own mean non-zero eigenvalue is trace(G) / rank(G),
+        # and rank(S G S) = rank(G) since S is invertible.
+        return float(np.trace(self._G)) / self.spectral.rank
 
     @property
     def n_markers(self) -> int | None:
@@ -108,7 +130,9 @@ class GBLUP(BLUPModel):
 
         every = np.concatenate([self._p, self._u])
         G_all = self.relationship.matrix[np.ix_(every, every)]
-        sp = self.spectral if not self._u.size else eigendecompose(G_all, rtol=self.eigen_rtol)
+        # G itself over every individual (the marginal form's decomposition is of S G S, records only).
+        reuse = not self._u.size and self.scale is None
+        sp = self.spectral if reuse else eigendecompose(G_all, rtol=self.eigen_rtol)
         keep = sp.values > 0
         factor = sp.vectors[:, keep] * np.sqrt(sp.values[keep])  # L with L L' = G (rank r)
         model = pm.modelcontext(None)

@@ -31,7 +31,7 @@ class MBLUP(BLUPModel):
         Records indexed by individual ID (NA = no record).
     genotypes : GenotypeMatrix
         W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
-    form, prior, eigen_rtol, fixed
+    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated
         As for :class:`~bayesblup.GBLUP`.
     """
 
@@ -47,11 +47,20 @@ class MBLUP(BLUPModel):
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
     ):
         if not isinstance(genotypes, GenotypeMatrix):
             raise InputError("MBLUP needs W as a GenotypeMatrix: bayesblup.genotype_matrix(genotypes, scaling=...).")
-        records = y if isinstance(y, Records) else match_records(y, genotypes.ids, fixed=fixed)
-        super().__init__(records, form=form, prior=prior, eigen_rtol=eigen_rtol)
+        if isinstance(y, Records):
+            records = y
+        else:
+            repeated = repeated or permanent_environment
+            records = match_records(y, genotypes.ids, fixed=fixed, weights=weights, repeated=repeated)
+        super().__init__(
+            records, form=form, prior=prior, eigen_rtol=eigen_rtol, permanent_environment=permanent_environment
+        )
         position = {name: i for i, name in enumerate(genotypes.ids)}
         rows = np.array([position[i] for i in records.ids], dtype=np.intp)
         others = np.array([position[i] for i in records.unphenotyped], dtype=np.intp)
