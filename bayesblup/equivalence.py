@@ -117,6 +117,15 @@ def _premise(gblup, mblup, order: np.ndarray) -> tuple[float, str | None]:
     )
 
 
+def _same_records(a, b) -> bool:
+    """Whether two Records hold the same values on the same individuals (order of IDs aside)."""
+    if a.n_records != b.n_records:
+        return False
+    ka = pd.Series(a.y, index=a.record_ids.astype(str)).sort_index(kind="stable")
+    kb = pd.Series(b.y, index=b.record_ids.astype(str)).sort_index(kind="stable")
+    return bool(ka.index.equals(kb.index) and np.allclose(ka.to_numpy(), kb.to_numpy()))
+
+
 def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> EquivalenceReport:
     """Compare an M-BLUP fit and a G-BLUP fit of the same records (eq 7).
 
@@ -139,7 +148,7 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
     if set(mb.ids) != set(gb.ids):
         raise InputError("the two fits use different individuals; fit both models on the same records.")
     order = pd.Index(mb.ids).get_indexer(gb.ids)  # M-BLUP rows in G-BLUP order
-    if not np.allclose(mb.y[order], gb.y):
+    if not _same_records(mb.records, gb.records):
         raise InputError("the two fits use different phenotype values; fit both models on the same records.")
 
     reasons = []
@@ -178,8 +187,12 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
         reasons.append("MAP fits carry no Monte Carlo error: compared by the ratio of the point values (within 1%).")
         if not why and (np.abs(table["ratio"] - 1) > 0.01).any():
             reasons.append("the MAP values differ by more than 1%: check the priors and the optimiser's convergence.")
-    g_mean = gblup_fit.genetic_values["mean"].to_numpy()
-    m_mean = mblup_fit.genetic_values["mean"].to_numpy()[order]
+    # Every individual (unphenotyped included), M-BLUP's in G-BLUP's order.
+    g_values = gblup_fit.genetic_values.set_index("id")["mean"]
+    m_values = mblup_fit.genetic_values.set_index("id")["mean"]
+    if set(g_values.index) != set(m_values.index):
+        raise InputError("the two fits predict different individuals; build G and W from the same genotypes.")
+    g_mean, m_mean = g_values.to_numpy(), m_values.loc[g_values.index].to_numpy()
     holds = why is None and (
         (table["z"].abs() <= z_tol).all() if mcmc else bool((np.abs(table["ratio"] - 1) <= 0.01).all())
     )

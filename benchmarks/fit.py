@@ -18,9 +18,25 @@ For each case (the built-in wheat data, and simulated n x m genotypes):
 
 ESS/s is the bulk ESS of h2 divided by PyMC's ``sampling_time``.
 
+A second table, "records cases" (``--records-n`` individuals, default 1000, x ``--markers``), times
+the general model's features against the plain fit, through the same subprocess runs. One set of
+genotypes serves all four cases; the records come from ``bayesblup.testing.simulate_records`` with
+the same seed, so the genetic values are the same in every case:
+
+- ``plain``: one record per individual, no extra option (h2 = 0.5): the baseline;
+- ``3x records``: exactly 3 records per individual (n_records = 3 n; h2 = 0.4, permanent-environment
+  share 0.15), ``--permanent-environment``. Every individual has the same total weight, so the
+  model takes its exact "diagonal" path;
+- ``20% unphenotyped``: as plain, but the last 20% of the individuals have no row in the phenotype
+  file: they are genotyped, so fitted through G and predicted;
+- ``1-5 records, weighted`` (informational): 1 to 5 records per individual with weights 1 to 3,
+  ``--permanent-environment --weights w``. Unequal total weights: the "augmented" path, which
+  samples one residual-excess latent per individual.
+
 Targets (from the project's issue, on 2 cores, 4 chains x 1000 draws + 1000 tuning): wheat end to
 end <= 7 s, n = 2000 (m = 10,000) <= 15 s; ESS(h2) >= 1000, R-hat <= 1.01 and no divergences on
-wheat. The targets are reported, not asserted: the exit status is 0 unless something raises.
+wheat; ``3x records`` and ``20% unphenotyped`` end to end <= 1.5 x ``plain`` end to end. The targets
+are reported, not asserted: the exit status is 0 unless something raises.
 """
 
 from __future__ import annotations
@@ -29,6 +45,7 @@ import argparse
 import json
 import logging
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -45,12 +62,13 @@ from _common import print_machine, verdict  # benchmarks/ is on sys.path when a 
 
 import bayesblup
 from bayesblup.datasets import wheat_path
-from bayesblup.testing import simulate_genotypes
+from bayesblup.testing import simulate_genotypes, simulate_records
 
 TARGET_S = {"wheat": 7.0, "n=2000": 15.0}  # end to end, from the issue
 MIN_ESS, MAX_R_HAT = 1000, 1.01
 LATENT_MAX_N = 1000
 TRAIT = "y"  # the column name of simulated phenotypes
+RECORDS_MAX_RATIO = 1.5  # a records case's end to end / the plain fit's, from the issue
 
 
 @dataclass(frozen=True)
@@ -60,13 +78,41 @@ class Case:
     phenotypes: Path
     trait: str
     data: tuple | None = None  # (Genotypes, pandas.Series) for the in-process latent fit
+    options: tuple[str, ...] = ()  # extra ``bayesblup fit`` arguments (the records cases)
+
+
+@dataclass(frozen=True)
+class RecordsSpec:
+    """One records case: how its phenotypes are simulated and what the CLI is told about them."""
+
+    name: str
+    simulation: dict  # keyword arguments of simulate_records, beside W, ids and seed
+    options: tuple[str, ...]  # extra ``bayesblup fit`` arguments
+    target: bool  # whether the issue's RECORDS_MAX_RATIO applies
+
+
+PE = ("--permanent-environment",)  # implies --repeated-records
+RECORDS_SPECS = (
+    RecordsSpec("plain", {}, (), False),
+    RecordsSpec("3x records", {"h2": 0.4, "pe_share": 0.15, "records": 3}, PE, True),
+    RecordsSpec("20% unphenotyped", {"unphenotyped": 0.2}, (), True),
+    RecordsSpec(
+        "1-5 records, weighted",
+        {"h2": 0.4, "pe_share": 0.15, "records": (1, 5), "weights": (1, 3)},
+        (*PE, "--weights", "w"),
+        False,
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Row:
     case: str
-    n: int
+    n: int  # records fitted
     m: int
+    n_individuals: int  # with at least one record
+    n_unphenotyped: int  # genotyped, no record: predicted
+    pe_path: str | None  # the permanent-environment path ("diagonal" or "augmented"), None without one
     e2e_s: float
     runs_s: tuple[float, ...]
     timings: dict
@@ -178,15 +224,42 @@ def wheat_case(latent: bool) -> Case:
     return Case("wheat", Path(wheat_path("wheat_X.csv.gz")), Path(wheat_path("wheat_Y.csv")), "y1", data)
 
 
+def write_genotypes(geno, path: Path) -> None:
+    frame = pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers)
+    frame.to_csv(path, compression={"method": "gzip", "compresslevel": 1})  # fast to write; not timed
+
+
 def simulated_case(n: int, m: int, folder: Path, *, latent: bool, seed: int) -> Case:
     geno, _ = simulate_genotypes(n, m, seed=seed, order="C")  # C order: rows are written to the CSV
     y = simulate_trait(geno, seed=seed)
     X, Y = folder / f"geno_{n}x{m}.csv.gz", folder / f"pheno_{n}.csv"
-    frame = pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers)
-    frame.to_csv(X, compression={"method": "gzip", "compresslevel": 1})  # fast to write; not timed
-    del frame
+    write_genotypes(geno, X)
     y.to_frame().to_csv(Y)
     return Case(f"n={n}", X, Y, TRAIT, (geno, y) if latent else None)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a case name ("3x records" -> "3x_records")."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+def records_cases(n: int, m: int, folder: Path, *, seed: int) -> list[Case]:
+    """One genotype file and one phenotype file per RECORDS_SPECS entry (columns y, w, sex, age).
+
+    Each simulation uses the same seed on the same W, so every case has the same genetic values.
+    Unphenotyped individuals get no row: absent from the phenotype file, they are predicted.
+    """
+    geno, _ = simulate_genotypes(n, m, seed=seed, order="C")
+    X = folder / f"geno_{n}x{m}_records.csv.gz"
+    write_genotypes(geno, X)
+    geno, _ = bayesblup.quality_control(geno)  # as the CLI does, so that W is the model's
+    W = bayesblup.genotype_matrix(geno, scaling="standardized").values  # 8 n m bytes: 80 MB at 1000 x 10,000
+    cases = []
+    for spec in RECORDS_SPECS:
+        Y = folder / f"pheno_{slug(spec.name)}.csv"
+        simulate_records(W, geno.ids, seed=seed, **spec.simulation).table.to_csv(Y)
+        cases.append(Case(spec.name, X, Y, TRAIT, options=spec.options))
+    return cases
 
 
 # --- measures -----------------------------------------------------------------------------------
@@ -198,13 +271,13 @@ def sampling_time_of(posterior_nc: Path) -> float:
 
 
 def run_cli(case: Case, out: Path, args) -> float:
-    """Run ``bayesblup fit`` once as a user would; returns the wall time from launch to exit."""
+    """Run ``bayesblup fit`` (plus the case's options) once as a user would; returns the wall time, launch to exit."""
     cmd = [
         sys.executable, "-m", "bayesblup", "fit",
         "--genotypes", str(case.genotypes), "--phenotypes", str(case.phenotypes), "--trait", case.trait,
         "--model", "gblup", "--prior", "bglr", "--seed", str(args.seed),
         "--chains", str(args.chains), "--draws", str(args.draws), "--tune", str(args.tune),
-        "--out", str(out),
+        "--out", str(out), *case.options,
     ]  # fmt: skip
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -218,7 +291,7 @@ def run_cli(case: Case, out: Path, args) -> float:
 def measure(case: Case, workdir: Path, args) -> Row:
     runs = []
     for i in range(args.repeats):
-        out = workdir / f"fit_{case.name}_{i}"
+        out = workdir / f"fit_{slug(case.name)}_{i}"
         runs.append((run_cli(case, out, args), out))
     e2e_s, out = sorted(runs, key=lambda r: r[0])[(len(runs) - 1) // 2]  # the median run (the lower of two)
     summary = json.loads((out / "summary.json").read_text())
@@ -231,6 +304,9 @@ def measure(case: Case, workdir: Path, args) -> Row:
         case=case.name,
         n=int(summary["n_records"]),
         m=int(summary["n_markers"]),
+        n_individuals=int(summary["n_individuals"]),
+        n_unphenotyped=int(summary["n_unphenotyped"]),
+        pe_path=summary["permanent_environment"],
         e2e_s=e2e_s,
         runs_s=tuple(r[0] for r in runs),
         timings=summary["timings"],
@@ -318,6 +394,33 @@ def print_latent_table(rows: list[LatentRow]) -> None:
         )
 
 
+def print_records_table(rows: list[Row], args) -> None:
+    """The records cases against the first row, the plain fit; the 1.5x verdict where the issue sets it."""
+    targets = {spec.name: spec.target for spec in RECORDS_SPECS}
+    plain = rows[0]
+    head = (
+        f"{'case':<22} {'n_ind':>5} {'n_records':>9} {'unphen':>6} {'e2e s':>7} {'eigen s':>7} {'compile s':>9} "
+        f"{'sampling s':>10} {'latent rec s':>12} {'ESS(h2)':>7} {'ESS/s':>7} {'div':>4} {'h2':>6} {'path':>9} "
+        f"{'ratio':>6} {f'<= {RECORDS_MAX_RATIO}x':>7}"
+    )
+    print(
+        f"\nrecords cases: G-BLUP, marginal form, prior bglr, {plain.n_individuals + plain.n_unphenotyped} genotyped "
+        f"x m = {plain.m}, {args.chains} chains x {args.draws} draws (+{args.tune} tuning), seed {args.seed}; "
+        f"e2e is the median of {args.repeats} run(s); ratio = e2e / plain e2e"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ratio = r.e2e_s / plain.e2e_s
+        ok = verdict(ratio <= RECORDS_MAX_RATIO) if targets.get(r.case) else "-"
+        print(
+            f"{r.case:<22} {r.n_individuals:>5} {r.n:>9} {r.n_unphenotyped:>6} {r.e2e_s:>7.2f} "
+            f"{r.phase('eigendecomposition_s'):>7.2f} {r.compile_s:>9.2f} {r.sampling_time:>10.2f} "
+            f"{r.phase('genetic_values_s'):>12.2f} {r.ess_h2:>7.0f} {r.ess_per_s:>7.0f} {r.divergences:>4} "
+            f"{r.h2_mean:>6.3f} {r.pe_path or '-':>9} {ratio:>6.2f} {ok:>7}"
+        )
+
+
 def parse_sizes(text: str) -> list[str | int]:
     sizes: list[str | int] = []
     for item in text.split(","):
@@ -326,7 +429,7 @@ def parse_sizes(text: str) -> list[str | int]:
     return sizes
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes", default="wheat,1000,2000,5000", help="wheat and/or simulated n, comma-separated; default %(default)s"
@@ -338,39 +441,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulation and the sampler (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per case; the median is reported")
     parser.add_argument("--no-latent", action="store_true", help=f"skip the latent baseline (n <= {LATENT_MAX_N})")
+    parser.add_argument(
+        "--records-n", type=int, default=1000, help="individuals of the records cases (default: %(default)s)"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--records-only", action="store_true", help="run the records cases alone (ignores --sizes)")
+    which.add_argument("--no-records", action="store_true", help="skip the records cases")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.records_n < 10:
+        parser.error("--records-n must be at least 10")
     try:
-        sizes = parse_sizes(args.sizes)
+        args.sizes = [] if args.records_only else parse_sizes(args.sizes)
     except ValueError:
         parser.error(f"--sizes takes 'wheat' and integers n, comma-separated; got {args.sizes!r}")
+    return args
 
+
+def run_sizes(workdir: Path, args) -> tuple[list[Row], list[LatentRow]]:
+    """The first table (and the latent baseline): one case per ``--sizes`` entry."""
+    rows, latent_rows = [], []
+    for size in args.sizes:
+        latent = not args.no_latent and (size == "wheat" or size <= LATENT_MAX_N)
+        if size == "wheat":
+            case = wheat_case(latent)
+        else:
+            t0 = time.perf_counter()
+            case = simulated_case(size, args.markers, workdir, latent=latent, seed=args.seed)
+            print(f"  wrote inputs n = {size}, m = {args.markers} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        row = measure(case, workdir, args)
+        rows.append(row)
+        runs = ", ".join(f"{t:.2f}" for t in row.runs_s)
+        print(f"  done {case.name}: end to end {runs} s", flush=True)
+        if latent:
+            latent_rows.append(measure_latent(case, row, args))
+            print(f"  done {case.name}: latent form ({latent_rows[-1].sampling_time:.1f} s sampling)", flush=True)
+        if case.genotypes.parent == workdir:
+            case.genotypes.unlink()
+    return rows, latent_rows
+
+
+def run_records(workdir: Path, args) -> list[Row]:
+    """The records table, plain fit first: each case is timed against it."""
+    n, m = args.records_n, args.markers
+    t0 = time.perf_counter()
+    cases = records_cases(n, m, workdir, seed=args.seed)
+    print(f"  wrote records inputs n = {n}, m = {m} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    rows = []
+    for case in cases:
+        rows.append(measure(case, workdir, args))
+        runs = ", ".join(f"{t:.2f}" for t in rows[-1].runs_s)
+        print(f"  done {case.name}: end to end {runs} s", flush=True)
+    cases[0].genotypes.unlink()  # shared by all the cases
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     print_header(args.chains)  # imports pymc, which sets its logger's level: quieten it after
     logging.getLogger("pymc").setLevel(logging.WARNING)  # the latent fit's progress lines
-    rows, latent_rows = [], []
     with tempfile.TemporaryDirectory(prefix="bayesblup-bench-fit-") as tmp:
-        workdir = Path(tmp)
-        for size in sizes:
-            latent = not args.no_latent and (size == "wheat" or size <= LATENT_MAX_N)
-            if size == "wheat":
-                case = wheat_case(latent)
-            else:
-                t0 = time.perf_counter()
-                case = simulated_case(size, args.markers, workdir, latent=latent, seed=args.seed)
-                print(f"  wrote inputs n = {size}, m = {args.markers} ({time.perf_counter() - t0:.1f} s)", flush=True)
-            row = measure(case, workdir, args)
-            rows.append(row)
-            runs = ", ".join(f"{t:.2f}" for t in row.runs_s)
-            print(f"  done {case.name}: end to end {runs} s", flush=True)
-            if latent:
-                latent_rows.append(measure_latent(case, row, args))
-                print(f"  done {case.name}: latent form ({latent_rows[-1].sampling_time:.1f} s sampling)", flush=True)
-            if case.genotypes.parent == workdir:
-                case.genotypes.unlink()
-    print_table(rows, args)
+        rows, latent_rows = run_sizes(Path(tmp), args)
+        records_rows = [] if args.no_records else run_records(Path(tmp), args)
+    if rows:
+        print_table(rows, args)
     if latent_rows:
         print_latent_table(latent_rows)
+    if records_rows:
+        print_records_table(records_rows, args)
     print(f"\npython -c 'import bayesblup, pymc': {import_time(3):.2f} s (median of 3; part of every e2e and 'other')")
     if (args.chains, args.draws, args.tune) != (4, 1000, 1000):
         print("note: the targets are defined for 4 chains x 1000 draws (+1000 tuning); these verdicts are indicative.")

@@ -12,6 +12,7 @@ import scipy.stats as st
 
 import bayesblup as bb
 from bayesblup.cli import main
+from bayesblup.equivalence import check_equivalence
 from bayesblup.posterior import conditional_fixed_effects, conditional_genetic_values, posterior_moments
 from bayesblup.testing import simulate_genotypes, simulate_records
 
@@ -423,3 +424,36 @@ def test_cross_validation_with_repeated_records_holds_out_individuals():
     split.iloc[row] = (split.iloc[row] + 1) % 3
     with pytest.raises(bb.InputError, match=rf"records of 1 individuals fall in several folds: {table.index[row]}"):
         bb.cross_validate(build, table["y"], split, method="map")
+
+
+@pytest.mark.parametrize("name", ["gblup", "mblup"])
+def test_latent_form_record_likelihood_is_normal_with_weights(name):
+    """Latent form: y_j ~ N(mu + x_j beta + g_i(j) + p_i(j), sigma2_e / w_j), record by record (1e-10)."""
+    geno, G, W = _genotypes()
+    table = _records(geno, W, "augmented")
+    model = _model(name, table, G, W, "augmented", form="latent", prior="bglr")
+    pm_model = model.model
+    rng = np.random.default_rng(4)
+    point = pm_model.initial_point()
+    point = {k: rng.normal(size=np.shape(v)) if k.startswith("z") or k == "beta" else v for k, v in point.items()}
+    point["sigma2_e_log__"] = np.log(0.7)
+    # Deterministics as functions of the value variables (compiled as they are, RVs would be sampled).
+    values = pm_model.replace_rvs_by_values([pm_model["g"], pm_model["pe"], pm_model["mu"]])
+    fn = pm_model.compile_fn([pm_model.logp(vars=[pm_model["y"]]), *values], on_unused_input="ignore")
+    logp, g, pe, mu = fn(point)
+    rec = model.records
+    idx = rec.record_index
+    mean = mu + rec.X @ point["beta"] + g[: model.n][idx] + pe[idx]
+    expected = st.norm(mean, np.sqrt(0.7 / rec.weights)).logpdf(rec.y).sum()
+    assert float(logp) == pytest.approx(expected, rel=1e-10)
+
+
+def test_equivalence_check_accepts_repeated_records():
+    """The same records through M-BLUP and G-BLUP (MAP, G = WW'/m): the premise holds and records match."""
+    geno, _, _ = _genotypes()
+    G = bb.genomic_relationship(geno, scaling="standardized")
+    W = bb.genotype_matrix(geno, scaling="standardized")
+    table = _records(geno, W, "diagonal")
+    fits = [_model(name, table, G, W, "diagonal").fit(method="map", seed=1) for name in ("mblup", "gblup")]
+    report = check_equivalence(*fits)
+    assert report.premise_error < 1e-10
