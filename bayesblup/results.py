@@ -317,6 +317,11 @@ class BLUPFit:
             )
         if self.method == "map":
             warnings.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+            if self.model.form == "marginal" and self.model.pe_path == "augmented":
+                warnings.append(
+                    "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
+                    "environment), so its variance components are approximate: use NUTS for this model"
+                )
             return {"divergences": None, "max_r_hat": None, "min_ess_bulk": None, "warnings": warnings}
         table = self.summary()
         stats = self.datatree.get("sample_stats") if hasattr(self.datatree, "get") else None

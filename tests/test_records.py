@@ -391,6 +391,7 @@ def test_fit_cli__repeated_records_weights_permanent_environment(tmp_path):
     assert {"sigma2_pe", "repeatability", "beta[sex[M]]"} <= set(summary["parameters"])
     gv = pd.read_csv(out / "genetic_values.csv")
     assert len(gv) == geno.n_individuals and gv["id"].is_unique
+    assert any("residual excess" in w for w in summary["diagnostics"]["warnings"])
     # Without --repeated-records or --permanent-environment the repeated IDs are an error (exit 2).
     plain = [a for a in args if a != "--permanent-environment"]
     assert main([*plain[:-1], "--force", "--quiet"]) == 2
