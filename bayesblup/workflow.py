@@ -170,9 +170,9 @@ def format_fit_table(fit) -> list[str]:
         )
     d = fit.diagnostics()
     if fit.method == "nuts":
+        r_hat = "n/a (one chain)" if d["max_r_hat"] is None else f"{d['max_r_hat']:.3f}"
         lines.append(
-            f"diagnostics: {d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}, "
-            f"min bulk ESS {d['min_ess_bulk']:.0f}"
+            f"diagnostics: {d['divergences']} divergences, max R-hat {r_hat}, min bulk ESS {d['min_ess_bulk']:.0f}"
         )
     lines.extend(f"warning: {w}" for w in d["warnings"])
     return lines

@@ -133,3 +133,12 @@ def test_fit__unexpected_error_exits_1(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bayesblup.workflow, "run_fit", broken)
     assert main([*fit_args(tmp_path / "fit"), "--method", "map"]) == 1
     assert "internal error: RuntimeError: simulated bug" in capsys.readouterr().err
+
+
+def test_fit__one_chain_reports_no_r_hat(tmp_path, capsys):
+    """One chain has no R-hat: the final table says so instead of failing (it once raised TypeError)."""
+    out = tmp_path / "one"
+    assert main([*fit_args(out), "--chains", "1", "--draws", "100", "--tune", "100", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "max R-hat n/a (one chain)" in printed
+    assert "one chain: R-hat cannot be computed" in printed
