@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..names import INDIVIDUAL, PHENOTYPED, RECORD
-from ..phenotypes import Records
+from ..phenotypes import Records, match_records
 from ..priors import Prior, resolve_prior
 from ..spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
 
@@ -55,6 +55,11 @@ __all__ = ["FORMS", "METHODS", "BLUPModel", "RotatedData"]
 
 FORMS = ("marginal", "latent")
 METHODS = ("nuts", "map")
+
+
+def as_records(y, genotyped_ids, **options) -> Records:
+    """``y`` itself if already matched (Records), else :func:`~bayesblup.match_records` with ``options``."""
+    return y if isinstance(y, Records) else match_records(y, genotyped_ids, **options)
 
 
 class RotatedData:

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from ..names import INDIVIDUAL
-from ..phenotypes import Records, match_records
+from ..phenotypes import Records
 from ..relationship import Relationship
 from ..spectral import DEFAULT_EIGEN_RTOL, eigendecompose
-from .base import BLUPModel
+from .base import BLUPModel, as_records
 
 __all__ = ["GBLUP"]
 
@@ -71,11 +71,9 @@ class GBLUP(BLUPModel):
         permanent_environment: bool = False,
         repeated: bool = False,
     ):
-        if isinstance(y, Records):
-            records = y
-        else:
-            repeated = repeated or permanent_environment
-            records = match_records(y, relationship.ids, fixed=fixed, weights=weights, repeated=repeated)
+        records = as_records(
+            y, relationship.ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment
+        )
         super().__init__(
             records, form=form, prior=prior, eigen_rtol=eigen_rtol, permanent_environment=permanent_environment
         )

@@ -9,10 +9,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..names import INDIVIDUAL, MARKER
-from ..phenotypes import Records, match_records
+from ..phenotypes import Records
 from ..scaling import GenotypeMatrix
 from ..spectral import DEFAULT_EIGEN_RTOL
-from .base import BLUPModel
+from .base import BLUPModel, as_records
 
 __all__ = ["MBLUP"]
 
@@ -53,11 +53,7 @@ class MBLUP(BLUPModel):
     ):
         if not isinstance(genotypes, GenotypeMatrix):
             raise InputError("MBLUP needs W as a GenotypeMatrix: bayesblup.genotype_matrix(genotypes, scaling=...).")
-        if isinstance(y, Records):
-            records = y
-        else:
-            repeated = repeated or permanent_environment
-            records = match_records(y, genotypes.ids, fixed=fixed, weights=weights, repeated=repeated)
+        records = as_records(y, genotypes.ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
         super().__init__(
             records, form=form, prior=prior, eigen_rtol=eigen_rtol, permanent_environment=permanent_environment
         )
