@@ -143,6 +143,7 @@ def conditional_fixed_effects(
 
 
 def _check_pe(model, sigma2_pe, excess) -> None:
+    """Refuse a missing ``sigma2_pe`` or ``excess`` (values or draws) where the model needs them."""
     if model.permanent_environment and sigma2_pe is None:
         raise ValueError("this model has a permanent-environment effect: give sigma2_pe.")
     if model.pe_path == "augmented" and excess is None:
@@ -191,7 +192,7 @@ def posterior_moments(
         Seed of those draws.
     """
     data = model.rotated
-    _check_pe(model, None if sigma2_pe is None else 1.0, None if excess is None else 0.0)
+    _check_pe(model, sigma2_pe, excess)
     U, lam = data.vectors, data.lam
     U2 = U**2
     inv = _inverse_scale(data)[:, None]
