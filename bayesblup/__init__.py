@@ -31,13 +31,15 @@ from .io import (
     read_relationship,
     write_relationship,
 )
-from .models import GBLUP, MBLUP
+from .models import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
 from .phenotypes import Records, match_records, read_phenotypes
 from .priors import Prior
 from .qc import QCReport, quality_control
 from .relationship import Relationship, genomic_relationship, relationship_matrix
 from .results import BLUPFit
+from .results_sets import SetsFit
 from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .sets import MarkerSets, genotype_matrices_by_set, marker_sets, read_marker_sets, relationships_by_set
 from .spectral import RankDeficiencyWarning, Spectral, eigendecompose
 
 __all__ = [
@@ -50,11 +52,15 @@ __all__ = [
     "Genotypes",
     "InputError",
     "MarkerScaling",
+    "MarkerSets",
+    "MultiGBLUP",
+    "MultiMBLUP",
     "Prior",
     "QCReport",
     "RankDeficiencyWarning",
     "Records",
     "Relationship",
+    "SetsFit",
     "Spectral",
     "__version__",
     "cross_validate",
@@ -62,15 +68,19 @@ __all__ = [
     "eigendecompose",
     "fit_scaling",
     "genomic_relationship",
+    "genotype_matrices_by_set",
     "genotype_matrix",
+    "marker_sets",
     "match_records",
     "quality_control",
     "read_allele_freq",
     "read_genotypes",
     "read_genotypes_csv",
+    "read_marker_sets",
     "read_phenotypes",
     "read_plink",
     "read_relationship",
     "relationship_matrix",
+    "relationships_by_set",
     "write_relationship",
 ]

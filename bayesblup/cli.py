@@ -115,6 +115,15 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
     )
+    fit.add_argument(
+        "--sets", metavar="PATH",
+        help="CSV 'marker,set': one genetic term per marker set (markers in no set form the set 'rest'); "
+        "reports h2_<set>, and per set sigma2_g_<set> (gblup) or sigma2_b_<set> (mblup)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--sets-path", choices=["auto", "woodbury", "dense"], default="auto",
+        help="exact likelihood path with --sets (default auto: Woodbury for small sets beside a large one)",
+    )  # fmt: skip
     _add_output_options(fit)
 
     demo = sub.add_parser(
@@ -276,6 +285,8 @@ def _job(args, genotypes, phenotypes, model: str):
         repeated=getattr(args, "repeated_records", False),
         permanent_environment=getattr(args, "permanent_environment", False),
         folds=getattr(args, "folds", None),
+        sets=getattr(args, "sets", None),
+        sets_path=getattr(args, "sets_path", "auto"),
     )
 
 

@@ -30,6 +30,15 @@ sigma2_e)`` and:
   (MSx = ``1 - sum(n_i^2) / N^2`` for n_i records of individual i, N in all);
 - a dict needs ``"sigma2_pe"`` too.
 
+With several marker sets (:mod:`bayesblup.models.sets`), one variance per set (``sigma2_g_<set>`` or
+``sigma2_b_<set>``) and:
+
+- ``"default"`` adds ``set_share ~ Dirichlet(1, ..., 1)``, the shares of the genetic variance
+  ``h2 sigma2_p`` taken by each set (uniform over the simplex; for two sets a uniform share);
+- ``"bglr"`` splits R2 equally over every random term (the sets, and the permanent environment if
+  any), each set's prior scaled by its own MSx, as BGLR does with several terms;
+- a dict needs a Prior for every set's variance.
+
 In every case ``mu ~ Normal(mean(y), 10 sd(y))``, effectively flat (BGLR's intercept is flat),
 unless a ``"mu"`` prior is given.
 """
@@ -43,7 +52,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["BGLR_DF0", "BGLR_R2", "PRESETS", "Prior", "resolve_prior"]
+__all__ = ["BGLR_DF0", "BGLR_R2", "PRESETS", "Prior", "resolve_prior", "resolve_set_priors"]
 
 BGLR_DF0 = 5.0
 BGLR_R2 = 0.5
@@ -155,3 +164,51 @@ def resolve_prior(
     raise InputError(
         f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {type(prior).__name__}."
     )
+
+
+def _inverse_gamma(vy: float, r2: float, msx: float) -> Prior:
+    """BGLR's scaled-inverse-chi-square prior of a term with R2 share ``r2`` and kernel scale ``msx``."""
+    return Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2 * (BGLR_DF0 + 2) / msx / 2)
+
+
+def resolve_set_priors(
+    prior, y: np.ndarray, *, msx: dict[str, float], pe_msx: float | None = None
+) -> tuple[str, dict[str, Prior]]:
+    """Priors of a model with several marker sets: ``msx`` maps each set's variance name to its MSx.
+
+    ``"default"`` gives ``h2``, ``sigma2_p``, ``set_share`` (Dirichlet with ``a`` per set) and, with a
+    permanent environment, ``pe_share``; ``"bglr"`` an InverseGamma per variance with R2 split
+    equally over the random terms.
+    """
+    pe = pe_msx is not None
+    names = list(msx)
+    if isinstance(prior, str):
+        vy = float(np.var(y, ddof=1))
+        if prior == "bglr":
+            r2 = BGLR_R2 / (len(names) + pe)
+            out = {name: _inverse_gamma(vy, r2, value) for name, value in msx.items()}
+            if pe:
+                out["sigma2_pe"] = _inverse_gamma(vy, r2, pe_msx)
+            return "bglr", {"mu": mu_prior(y), **out, "sigma2_e": _inverse_gamma(vy, 1 - BGLR_R2, 1.0)}
+        if prior == "default":
+            out = {
+                "mu": mu_prior(y),
+                "h2": Prior("Beta", alpha=1.0, beta=1.0),
+                "sigma2_p": Prior("LogNormal", mu=float(np.log(vy)), sigma=1.0),
+                "set_share": Prior("Dirichlet", a=1.0),  # a = 1 for every set
+            }
+            return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
+    if isinstance(prior, dict):
+        required = {*names, "sigma2_e"} | ({"sigma2_pe"} if pe else set())
+        allowed = required | {"mu"}
+        unknown = set(prior) - allowed
+        if unknown:
+            raise InputError(f"prior: unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
+        missing = required - set(prior)
+        if missing:
+            raise InputError(f"prior: give a Prior for {sorted(missing)} too (or use a preset: {', '.join(PRESETS)}).")
+        for name, value in prior.items():
+            if not isinstance(value, Prior):
+                raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
+        return "custom", {"mu": mu_prior(y), **prior}
+    raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")

@@ -317,7 +317,7 @@ class BLUPFit:
             )
         if self.method == "map":
             warnings.append("MAP gives point estimates: no posterior uncertainty for the variance components")
-            if self.model.form == "marginal" and self.model.pe_path == "augmented":
+            if self.model._samples_excess:
                 warnings.append(
                     "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
                     "environment), so its variance components are approximate: use NUTS for this model"

@@ -38,6 +38,8 @@ class FitJob:
     repeated: bool = False  # allow several records per individual
     permanent_environment: bool = False  # iid effect per individual over its records (implies repeated)
     folds: str | None = None  # phenotype-table column of cross-validation folds
+    sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
+    sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
 
 
 @dataclass
@@ -58,7 +60,7 @@ def run_fit(job: FitJob, say=print):
     InputError
         On any problem with the inputs or options, before sampling where possible.
     """
-    from . import GBLUP, MBLUP
+    from . import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
     from .io import read_genotypes
     from .phenotypes import match_records, read_phenotypes, trait_values
     from .qc import quality_control
@@ -97,7 +99,21 @@ def run_fit(job: FitJob, say=print):
         say(line)
 
     t = time.perf_counter()
-    if job.model == "gblup":
+    if job.sets is not None:
+        from .sets import genotype_matrices_by_set, marker_sets, relationships_by_set
+
+        dropped = [name for names in report.dropped_markers.values() for name in names]
+        sets = marker_sets(job.sets, geno.markers, dropped=dropped)
+        sizes = ", ".join(f"{name} {m}" for name, m in sets.sizes.items())
+        qc_note = f"; {sets.dropped.size} markers named in the sets were dropped by QC" if sets.dropped.size else ""
+        say(f"marker sets: {sizes} markers{qc_note}")
+        build_sets = relationships_by_set if job.model == "gblup" else genotype_matrices_by_set
+        kernel = build_sets(geno, sets, scaling=job.scaling)
+        timings["relationship_s" if job.model == "gblup" else "genotype_matrix_s"] = time.perf_counter() - t
+        what = "G_k" if job.model == "gblup" else "W_k"
+        say(f"{what} per set ({job.scaling}): {len(kernel)} sets ({time.perf_counter() - t:.2f} s)")
+        Model = MultiGBLUP if job.model == "gblup" else MultiMBLUP
+    elif job.model == "gblup":
         kernel = genomic_relationship(geno, scaling=job.scaling)
         timings["relationship_s"] = time.perf_counter() - t
         n = kernel.n_individuals
@@ -109,11 +125,20 @@ def run_fit(job: FitJob, say=print):
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
         Model = MBLUP
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
+    if job.sets is not None:
+        model_options["path"] = job.sets_path
     model = Model(records, kernel, **model_options)
-    if job.form == "marginal":
+    if job.sets is not None and job.form == "marginal":
+        ranks = ", ".join(f"{name} {r}" for name, r in model.widths.items())
+        say(f"likelihood path: {model.path} (ranks: {ranks}; background {model.background})")
+        if model.path == "woodbury":
+            sp = model.spectral
+            seconds = model.timings["eigendecomposition_s"]
+            say(f"eigendecomposition of the background: rank {sp.rank} of {sp.n} ({seconds:.2f} s)")
+    elif job.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
-    if model.pe_path == "augmented":
+    if model._samples_excess:
         say(
             "permanent environment with unequal total record weights: g and p are integrated out, and each "
             "individual's residual excess over the best-recorded one is sampled explicitly"

@@ -3,5 +3,6 @@
 from .base import FORMS, METHODS, BLUPModel
 from .gblup import GBLUP
 from .mblup import MBLUP
+from .sets import PATHS, MultiGBLUP, MultiMBLUP, SetsModel
 
-__all__ = ["FORMS", "GBLUP", "MBLUP", "METHODS", "BLUPModel"]
+__all__ = ["FORMS", "GBLUP", "MBLUP", "METHODS", "PATHS", "BLUPModel", "MultiGBLUP", "MultiMBLUP", "SetsModel"]

@@ -62,6 +62,44 @@ def as_records(y, genotyped_ids, **options) -> Records:
     return y if isinstance(y, Records) else match_records(y, genotyped_ids, **options)
 
 
+def within_terms(rec: Records, *, scaled: bool):
+    """What per-individual weighted means leave out of the records' log-likelihood, or None.
+
+    Returns ``(a, b, C, n_extra, constant)``: the within-individual scatter ``a - 2 b'beta + beta' C
+    beta`` (b and C None without covariates), the number of records beyond one per individual, and
+    the constant of the record terms. ``scaled``: whether the means enter as ``S ybar`` with ``S =
+    diag(sqrt(W_i))`` (then the rotation's Jacobian is folded into the constant).
+    """
+    if rec.is_collapsible:
+        return None
+    w = rec.record_weights
+    W = rec.total_weight
+    ybar = rec.individual_means(rec.y)
+    yc = rec.y - ybar[rec.record_index]
+    a = float(w @ yc**2)
+    b = C = None
+    if rec.X is not None:
+        Xc = rec.X - rec.individual_means(rec.X)[rec.record_index]
+        b, C = Xc.T @ (w * yc), Xc.T @ (w[:, None] * Xc)
+    # log N(y) = log N(ybar) + within terms; the rotation by S adds sum log s_i = sum log W_i / 2
+    # to log N(ybar), which cancels the within terms' -sum log W_i / 2 where S is used.
+    constant = 0.5 * float(np.log(w).sum()) - (0.0 if scaled else 0.5 * float(np.log(W).sum()))
+    return a, b, C, rec.n_records - rec.n_individuals, constant
+
+
+def add_within_potential(within, beta, sigma2_e) -> None:
+    """Add the within-individual record terms (see :func:`within_terms`) as a ``pm.Potential``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    a, b, C, n_extra, constant = within
+    scatter = a if beta is None else a - 2 * pt.dot(b, beta) + pt.dot(beta, pt.dot(C, beta))
+    pm.Potential(
+        "within_individual",
+        constant - 0.5 * n_extra * pt.log(2 * np.pi * sigma2_e) - scatter / (2 * sigma2_e),
+    )
+
+
 class RotatedData:
     """The data of the marginal form in the eigenbasis of ``S K S``, computed once per model.
 
@@ -103,19 +141,7 @@ class RotatedData:
             model.pe_path
         ]
         self.excess = 1.0 / W - 1.0 / W.max() if model.pe_path == "augmented" else None
-        self.within = None
-        if collapse:
-            w = rec.record_weights
-            yc = rec.y - ybar[rec.record_index]
-            a = float(w @ yc**2)
-            b = C = None
-            if rec.X is not None:
-                Xc = rec.X - Xbar[rec.record_index]
-                b, C = Xc.T @ (w * yc), Xc.T @ (w[:, None] * Xc)
-            # log N(y) = log N(ybar) + within terms; the rotation by S adds sum log s_i = sum log W_i / 2
-            # to log N(ybar), which cancels the within terms' -sum log W_i / 2 where S is used.
-            constant = 0.5 * float(np.log(w).sum()) - (0.5 * float(np.log(W).sum()) if self.scale is None else 0.0)
-            self.within = (a, b, C, rec.n_records - rec.n_individuals, constant)
+        self.within = within_terms(rec, scaled=self.scale is not None)
 
     def rotate_scaled(self, x: np.ndarray) -> np.ndarray:
         """``U' S x`` for a vector or columns (the rotation of an individual-level offset)."""
@@ -293,7 +319,7 @@ class BLUPModel:
             coords["component"] = np.arange(self.n)
         if rec.X is not None:
             coords["covariate"] = list(rec.covariates)
-        if self.permanent_environment and (self.form == "latent" or self.pe_path == "augmented"):
+        if self.permanent_environment and (self.form == "latent" or self._samples_excess):
             # p (latent form) or the residual excess (augmented path) lives here
             coords[PHENOTYPED] = self.ids.astype(str)
         with pm.Model(coords=coords) as model:
@@ -347,12 +373,7 @@ class BLUPModel:
         if data.within is not None:
             # log N(y) = log N(y_rotated) + what the weighted means leave out: the within-individual
             # scatter with its normalising constant, so logp is the records' exactly.
-            a, b, C, n_extra, constant = data.within
-            scatter = a if beta is None else a - 2 * pt.dot(b, beta) + pt.dot(beta, pt.dot(C, beta))
-            pm.Potential(
-                "within_individual",
-                constant - 0.5 * n_extra * pt.log(2 * np.pi * sigma2_e) - scatter / (2 * sigma2_e),
-            )
+            add_within_potential(data.within, beta, sigma2_e)
 
     def _variance_block(self, label: str, priors: dict[str, Prior]):
         """sigma2_k, sigma2_pe (None without it), sigma2_e and h2 (+ sigma2_g_equiv for M-BLUP)."""
@@ -382,6 +403,16 @@ class BLUPModel:
         if self.name == "mblup":
             pm.Deterministic("sigma2_g_equiv", c * sigma2_k)
         return sigma2_k, sigma2_pe, sigma2_e
+
+    @property
+    def _samples_excess(self) -> bool:
+        """Whether NUTS samples the residual excess (marginal form, ``pe_path == "augmented"``)."""
+        return self.form == "marginal" and self.pe_path == "augmented"
+
+    def _result_class(self):
+        from ..results import BLUPFit
+
+        return BLUPFit
 
     @property
     def parameter_names(self) -> list[str]:
@@ -432,15 +463,13 @@ class BLUPModel:
         """
         import pymc as pm
 
-        from ..results import BLUPFit
-
         if method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
         for name, value in {"chains": chains, "draws": draws, "thin": thin}.items():
             if int(value) < 1:
                 raise InputError(f"{name} must be at least 1, got {value}.")
         if target_accept is None:
-            target_accept = 0.9 if self.form == "marginal" and self.pe_path == "augmented" else 0.8
+            target_accept = 0.9 if self._samples_excess else 0.8
         if not 0 < target_accept < 1:
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
@@ -470,7 +499,7 @@ class BLUPModel:
         settings = {"form": self.form, "seed": seed}
         if method == "nuts":
             settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
-        return BLUPFit.from_datatree(
+        return self._result_class().from_datatree(
             self,
             datatree,
             method=method,
