@@ -14,6 +14,8 @@ PUBLIC = {
     "relationship_matrix", "write_relationship",
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
     "match_records", "read_phenotypes", "CVResult", "cross_validate",
+    "MultiGBLUP", "MultiMBLUP", "SetsFit", "MarkerSets", "marker_sets", "read_marker_sets", "relationships_by_set",
+    "genotype_matrices_by_set",
 }  # fmt: skip
 
 

@@ -316,9 +316,8 @@ class SetsModel(BLUPModel):
         r = data["y"] - mean
         if self.path == "woodbury":
             low = data["low"]
-            logp = woodbury_logp(
-                data["lam"], data["A"], data["blocks"], r, sigma2[self.background], [sigma2[k] for k in low], noise
-            )
+            s_low = [sigma2[k] for k in low]
+            logp = woodbury_logp(data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise)
         else:
             op = DenseGaussianLogp([self.scaled_kernel(name) for name in self.set_names])
             s = pt.stack([sigma2[name] for name in self.set_names])
