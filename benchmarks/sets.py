@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_machine, verdict  # noqa: E402
+from _common import print_machine, verdict
 
 VARIANCES = {"feature": 0.3, "rest": 0.1, "e": 0.6}
 
@@ -165,8 +165,8 @@ def main() -> None:
         if n == 2000:
             ok = wall <= 60 and worst >= 400
             print(f"target n = 2000: end to end {wall:.1f} s <= 60 s and min ESS {worst:.0f} >= 400: {verdict(ok)}")
-            divergences = summary["diagnostics"]["divergences"]
-            print(f"diagnostics n = 2000: {divergences} divergences, max R-hat {summary['diagnostics']['max_r_hat']:.4f}")
+            d = summary["diagnostics"]
+            print(f"diagnostics n = 2000: {d['divergences']} divergences, max R-hat {d['max_r_hat']:.4f}")
 
 
 if __name__ == "__main__":
