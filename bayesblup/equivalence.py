@@ -38,13 +38,16 @@ class EquivalenceReport:
     max_abs_difference : float
         Largest difference between those posterior means.
     factor : float
-        ``c`` in ``sigma2_g = c sigma2_b`` (m, or nu_p for centred W*).
+        ``c`` in ``sigma2_g = c sigma2_b`` (m, or nu_p for centred W*); NaN with several marker sets.
     premise_error : float
         ``max |G - WW'/c| / max |G|`` on the fitted individuals.
     holds : bool
         Whether eq (7) holds here.
     reasons : list of str
         Why it does not, or what limits the comparison.
+    factors : dict or None
+        With several marker sets, ``c_k`` per set: each set is compared as its own eq (7),
+        ``sigma2_g_k = c_k sigma2_b_k``, with ``h2_k`` and the total h2.
     """
 
     table: pd.DataFrame
@@ -56,18 +59,30 @@ class EquivalenceReport:
     z_tol: float
     holds: bool
     reasons: list[str] = field(default_factory=list)
+    factors: dict | None = None  # c_k per marker set (MultiMBLUP / MultiGBLUP); factor is NaN then
 
     def lines(self) -> list[str]:
-        c = f"{self.factor:.6g}" + (" = m" if self.factor == self.n_markers else "")
-        out = [f"Equivalence of G-BLUP and M-BLUP (eq 7: sigma2_g = c sigma2_b, c = {c}, when G = WW'/c)"]
+        if self.factors:
+            c = ", ".join(f"{k} {v:.6g}" for k, v in self.factors.items())
+            out = [
+                f"Equivalence of G-BLUP and M-BLUP per marker set (eq 7 per set: sigma2_g_k = c_k sigma2_b_k; c_k: {c})"
+            ]
+        else:
+            c = f"{self.factor:.6g}" + (" = m" if self.factor == self.n_markers else "")
+            out = [f"Equivalence of G-BLUP and M-BLUP (eq 7: sigma2_g = c sigma2_b, c = {c}, when G = WW'/c)"]
         out.append(f"  premise G = WW'/c on the fitted individuals: max relative difference {self.premise_error:.2g}")
-        out.append(f"  {'':24}{'G-BLUP':>28}{'M-BLUP':>28}{'ratio':>8}{'diff/MCSE':>11}")
+        labels = {
+            name: f"{name} vs c*{name.replace('sigma2_g', 'sigma2_b')}" if name.startswith("sigma2_g") else name
+            for name in self.table.index
+        }
+        width = max(24, *(len(label) + 2 for label in labels.values()))
+        out.append(f"  {'':{width}}{'G-BLUP':>28}{'M-BLUP':>28}{'ratio':>8}{'diff/MCSE':>11}")
         for name, row in self.table.iterrows():
-            label = "sigma2_g vs c*sigma2_b" if name == "sigma2_g" else name
+            label = labels[name]
             gb = f"{row.gblup_mean:.4f} [{row.gblup_q05:.3f}, {row.gblup_q95:.3f}]"
             mb = f"{row.mblup_mean:.4f} [{row.mblup_q05:.3f}, {row.mblup_q95:.3f}]"
             z = "" if np.isnan(row.z) else f"{row.z:+.2f}"
-            out.append(f"  {label:<24}{gb:>28}{mb:>28}{row.ratio:>8.4f}{z:>11}")
+            out.append(f"  {label:<{width}}{gb:>28}{mb:>28}{row.ratio:>8.4f}{z:>11}")
         out.append(
             f"  genetic values (g vs W b): correlation {self.correlation:.8f}, max |difference| "
             f"{self.max_abs_difference:.3g}"
@@ -84,7 +99,8 @@ class EquivalenceReport:
         return {
             "holds": self.holds,
             "reasons": self.reasons,
-            "factor": self.factor,
+            "factor": None if np.isnan(self.factor) else self.factor,
+            "factors": self.factors,
             "premise_error": self.premise_error,
             "correlation": self.correlation,
             "max_abs_difference": self.max_abs_difference,
@@ -92,29 +108,49 @@ class EquivalenceReport:
         }
 
 
-def _premise(gblup, mblup, order: np.ndarray) -> tuple[float, str | None]:
+def _premise(G: np.ndarray, W: np.ndarray, c: float, scalings: tuple[str, str], label: str = "G"):
     """How far G is from WW'/c, and what that means when it is far."""
-    G = gblup.relationship_matrix
-    W = mblup.W[order]
-    c = mblup.factor
     WWt = W @ W.T
     scale = float(np.abs(G).max())
     error = float(np.abs(G - WWt / c).max() / scale)
     if error <= PREMISE_RTOL:
         return error, None
+    g_scaling, m_scaling = scalings
     k = float((WWt * WWt).sum() / (G * WWt).sum())  # least-squares k in G ~ WW'/k
     if np.abs(G - WWt / k).max() / scale <= 1e-6:
         return error, (
-            f"G-BLUP's G equals WW'/{k:.6g}, but M-BLUP's factor is c = {c:.6g}: the two used different scalings "
-            f"(G-BLUP: {gblup.scaling}, M-BLUP: {mblup.scaling}). The factor is the denominator of G: m for the "
+            f"G-BLUP's {label} equals WW'/{k:.6g}, but M-BLUP's factor is c = {c:.6g}: the two used different "
+            f"scalings (G-BLUP: {g_scaling}, M-BLUP: {m_scaling}). The factor is the denominator of G: m for the "
             "standardised scalings, nu_p = 2 sum p(1-p) for centred W* (eq 14). Compare sigma2_g with "
             f"{k:.6g} * sigma2_b instead, or refit with one scaling."
         )
     return error, (
-        f"G-BLUP's G is not proportional to WW' of M-BLUP's W (max relative difference {error:.2g}): the kernels "
-        f"differ (G-BLUP scaling: {gblup.scaling}, M-BLUP scaling: {mblup.scaling}), so these are different models. "
+        f"G-BLUP's {label} is not proportional to WW' of M-BLUP's W (max relative difference {error:.2g}): the "
+        f"kernels differ (G-BLUP scaling: {g_scaling}, M-BLUP scaling: {m_scaling}), so these are different models. "
         "Build G and W from the same genotypes with the same scaling."
     )
+
+
+def _premises(gb, mb, order: np.ndarray) -> tuple[float, list[str], list[tuple[str, str]], dict | None]:
+    """(worst premise error, reasons, [(G-BLUP name, M-BLUP name)] to compare, per-set factors or None)."""
+    scalings = (gb.scaling, mb.scaling)
+    multi = hasattr(gb, "set_names"), hasattr(mb, "set_names")
+    if multi[0] != multi[1]:
+        raise InputError("compare two fits with several marker sets (MultiMBLUP, MultiGBLUP), or two without.")
+    if not multi[0]:
+        error, why = _premise(gb.relationship_matrix, mb.W[order], mb.factor, scalings)
+        return error, [why] if why else [], [("sigma2_g", "sigma2_g_equiv"), ("h2", "h2")], None
+    if gb.set_names != mb.set_names:
+        raise InputError(f"the fits have different marker sets: {gb.set_names} and {mb.set_names}.")
+    errors, reasons, pairs = [], [], []
+    for name in gb.set_names:
+        G = gb.relationships[name].matrix[np.ix_(gb._p, gb._p)]
+        error, why = _premise(G, mb.W[name][: mb.n][order], mb.set_factor(name), scalings, f"G of set {name!r}")
+        errors.append(error)
+        reasons += [why] if why else []
+        pairs += [(f"sigma2_g_{name}", f"sigma2_g_equiv_{name}"), (f"h2_{name}", f"h2_{name}")]
+    factors = {name: mb.set_factor(name) for name in gb.set_names}
+    return max(errors), reasons, [*pairs, ("h2", "h2")], factors
 
 
 def _same_records(a, b) -> bool:
@@ -151,14 +187,12 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
     if not _same_records(mb.records, gb.records):
         raise InputError("the two fits use different phenotype values; fit both models on the same records.")
 
-    reasons = []
-    premise_error, why = _premise(gb, mb, order)
-    if why:
-        reasons.append(why)
+    premise_error, reasons, pairs, factors = _premises(gb, mb, order)
+    why = reasons[0] if reasons else None
     mcmc = mblup_fit.method == "nuts" and gblup_fit.method == "nuts"
     g_table, m_table = gblup_fit.summary(), mblup_fit.summary()
     rows = {}
-    for name, m_name in (("sigma2_g", "sigma2_g_equiv"), ("h2", "h2")):
+    for name, m_name in pairs:
         g_row, m_row = g_table.loc[name], m_table.loc[m_name]
         diff = m_row["mean"] - g_row["mean"]
         mc = float(np.hypot(g_row["mcse_mean"], m_row["mcse_mean"])) if mcmc else np.nan
@@ -200,10 +234,11 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
         table=table,
         correlation=float(np.corrcoef(g_mean, m_mean)[0, 1]),
         max_abs_difference=float(np.abs(g_mean - m_mean).max()),
-        factor=mb.factor,
+        factor=np.nan if factors else mb.factor,
         n_markers=mb.n_markers,
         premise_error=premise_error,
         z_tol=z_tol,
         holds=bool(holds),
         reasons=reasons,
+        factors=factors,
     )

@@ -23,35 +23,31 @@ gets several Matheron draws when there are fewer than ``min_samples`` (MAP: one 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from .posterior import Moments, _Accumulator
 
 __all__ = ["set_moments"]
 
+_CHUNK_COLUMNS = 128  # right-hand sides per batch of thetas
 
-def _solver(model, sigma2: dict, noise: np.ndarray):
-    """``v -> V^-1 v`` for the scaled individual means at one theta, on the model's path."""
-    data = model.arrays
-    if model.path == "woodbury":
-        U, lam, A = data["U"], data["lam"], data["A"]
-        d = sigma2[model.background] * lam + noise[0]
-        blocks = zip(data["low"], data["blocks"], strict=True)
-        root = np.concatenate([np.full(w, np.sqrt(sigma2[name])) for name, w in blocks])
-        Ar = A * root[None, :]
-        C = np.eye(A.shape[1]) + Ar.T @ (Ar / d[:, None])
-        factor = scipy.linalg.cho_factor(C, lower=True)
 
-        def solve(v):
-            t = (U.T @ v) / d[:, None]
-            t = t - (Ar @ scipy.linalg.cho_solve(factor, Ar.T @ t)) / d[:, None]
-            return U @ t
-
-        return solve
+def _solve(model, sigma2: dict, noise: np.ndarray, Z: np.ndarray, *, rotated: bool) -> np.ndarray:
+    """``V^-1 v`` for the columns of one theta: on the Woodbury path ``Z = U'v`` and the result is ``U'V^-1 v``."""
+    if rotated:
+        data = model.arrays
+        lam, A = data["lam"], data["A"]
+        nu = float(noise[0])
+        d = sigma2[model.background] * lam + nu
+        root = np.concatenate(
+            [np.full(w, np.sqrt(sigma2[k])) for k, w in zip(data["low"], data["blocks"], strict=True)]
+        )
+        M, _ = data["resolvent"](np.log(sigma2[model.background] / nu))  # A'(I + rho Lambda)^-1 A
+        C = root[:, None] * M * root[None, :] / nu + np.eye(root.size)
+        t = Z / d[:, None]
+        return t - (A @ (root[:, None] * np.linalg.solve(C, root[:, None] * (A.T @ t)))) / d[:, None]
     V = sum(sigma2[name] * model.scaled_kernel(name) for name in model.set_names)
-    V = V + np.diag(noise)
-    factor = scipy.linalg.cho_factor(V, lower=True)
-    return lambda v: scipy.linalg.cho_solve(factor, v)
+    V[np.diag_indices_from(V)] += noise
+    return np.linalg.solve(V, Z)
 
 
 def _factor(model, name: str) -> np.ndarray:
@@ -97,7 +93,9 @@ def set_moments(
     y, one, X = scaled["y"], scaled["one"], scaled["X"]
     s = data["scale"]
     a, b = data["noise"]
-    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (model.n,)) if np.ndim(a) == 0 else a
+    a = np.full(model.n, float(a)) if np.ndim(a) == 0 else np.asarray(a, dtype=np.float64)
+    rotated = model.path == "woodbury"
+    U = data["U"] if rotated else None
     names = model.set_names
     factors = {name: _factor(model, name) for name in names}
     scaled_factors = {name: s[:, None] * L[: model.n] for name, L in factors.items()}
@@ -108,25 +106,38 @@ def set_moments(
     g_acc = {name: _Accumulator() for name in names}
     total_acc = _Accumulator()
     b_acc = {name: _Accumulator() for name in names} if model.name == "mblup" else {}
-    for i in used:
-        theta_s = {name: float(sigma2[name][i]) for name in names}
-        noise = a * float(sigma2_e[i]) + (0.0 if sigma2_pe is None else b * float(sigma2_pe[i]))
-        solve = _solver(model, theta_s, noise)
-        r = y - one * mu[i] - (0.0 if X is None else X @ beta[i])
+    # Thetas are taken a chunk at a time, so that the n x n products (rotations, the background's
+    # factor) are matrix-matrix products over many columns rather than one vector per draw.
+    chunk = max(1, _CHUNK_COLUMNS // (1 + repeats))
+    for start in range(0, used.size, chunk):
+        idx = used[start : start + chunk]
+        k = idx.size
+        s2 = {name: np.asarray(sigma2[name], dtype=np.float64)[idx] for name in names}  # (k,)
+        noise = a[:, None] * sigma2_e[idx][None, :] + (0.0 if sigma2_pe is None else b * sigma2_pe[idx][None, :])
+        r = y[:, None] - one[:, None] * mu[idx][None, :] - (0.0 if X is None else X @ beta[idx].T)  # (n, k)
+        # Prior draws of every set's effect, and the data they imply: (.., k, repeats).
         prior_u = {
-            name: np.sqrt(theta_s[name]) * rng.standard_normal((factors[name].shape[1], repeats)) for name in names
+            name: np.sqrt(s2[name])[None, :, None] * rng.standard_normal((factors[name].shape[1], k, repeats))
+            for name in names
         }
-        prior_g = {name: factors[name] @ prior_u[name] for name in names}
-        simulated = s[:, None] * sum(g[: model.n] for g in prior_g.values())
-        simulated = simulated + np.sqrt(noise)[:, None] * rng.standard_normal((model.n, repeats))
-        alpha = solve(np.column_stack([r, r[:, None] - simulated]))
+        implied = sum(scaled_factors[name] @ prior_u[name].reshape(-1, k * repeats) for name in names)
+        implied = implied.reshape(model.n, k, repeats)
+        implied += np.sqrt(noise)[:, :, None] * rng.standard_normal((model.n, k, repeats))
+        rhs = np.concatenate([r[:, :, None], r[:, :, None] - implied], axis=2)  # (n, k, 1 + repeats)
+        Z = (U.T @ rhs.reshape(model.n, -1)).reshape(rhs.shape) if rotated else rhs
+        alpha = np.empty_like(Z)
+        for j in range(k):
+            alpha[:, j] = _solve(model, {name: s2[name][j] for name in names}, noise[:, j], Z[:, j], rotated=rotated)
+        if rotated:
+            alpha = (U @ alpha.reshape(model.n, -1)).reshape(alpha.shape)
         total_mean = total_draw = 0.0
         for name in names:
-            Ft = scaled_factors[name].T
-            u_mean = theta_s[name] * (Ft @ alpha[:, :1])
-            u_draw = prior_u[name] + theta_s[name] * (Ft @ alpha[:, 1:])
+            F_alpha = (scaled_factors[name].T @ alpha.reshape(model.n, -1)).reshape(-1, k, 1 + repeats)
+            u_mean = s2[name][None, :] * F_alpha[:, :, 0]
+            u_draw = prior_u[name] + s2[name][None, :, None] * F_alpha[:, :, 1:]
             L = factors[name]
-            g_mean, g_draw = L @ u_mean, L @ u_draw
+            g_mean = L @ u_mean
+            g_draw = (L @ u_draw.reshape(L.shape[1], -1)).reshape(-1, k, repeats)
             _add(g_acc[name], g_mean, g_draw)
             if name in b_acc:
                 _add(b_acc[name], u_mean, u_draw)
@@ -141,6 +152,6 @@ def set_moments(
 
 
 def _add(acc: _Accumulator, mean: np.ndarray, draws: np.ndarray) -> None:
-    """Add one theta: its conditional mean (len, 1) and exact draws (len, k) of the same conditional."""
-    within = ((draws - mean) ** 2).mean(1, keepdims=True)
+    """Add a chunk of thetas: conditional means (len, k) and exact draws (len, k, repeats) of each conditional."""
+    within = ((draws - mean[:, :, None]) ** 2).mean(2)
     acc.add(mean, within)

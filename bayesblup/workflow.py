@@ -69,6 +69,11 @@ def run_fit(job: FitJob, say=print):
 
     if job.model not in ("gblup", "mblup"):
         raise InputError(f"model must be gblup or mblup; got {job.model!r}.")
+    if job.sets is not None and job.predict is not None:
+        raise InputError(
+            "--predict is not available with --sets yet: put the new individuals in the genotype file without a "
+            "phenotype; their genetic values are then in genetic_values.csv (phenotyped = false)."
+        )
     timings: dict[str, float] = {}
     t = time.perf_counter()
     geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes

@@ -13,6 +13,7 @@ from oracles import exact_relationship
 
 import bayesblup as bb
 from bayesblup.cli import main
+from bayesblup.equivalence import check_equivalence
 from bayesblup.posterior_sets import set_moments
 from bayesblup.testing import simulate_genotypes, simulate_records
 
@@ -355,6 +356,28 @@ def test_mblup_and_gblup_posteriors_agree_set_by_set_on_wheat(wheat):
     assert np.corrcoef(gm["mean_first100"], gg["mean_first100"])[0, 1] > 0.999
     assert np.corrcoef(gm["mean"], gg["mean"])[0, 1] > 0.999
     assert fits[0].marker_effects["set"].value_counts().to_dict() == {"rest": 1179, "first100": 100}
+    report = check_equivalence(*fits)  # the same comparison, as a user runs it
+    assert report.holds and report.premise_error < 1e-10, str(report)
+    assert "sigma2_g_first100 vs c*sigma2_b_first100" in str(report)
+
+
+def test_check_equivalence_per_set_names_a_scaling_mismatch():
+    """MAP fits of MultiMBLUP (centered W*) and MultiGBLUP (standardized G): the premise fails per set and
+    the report says why; with matching scalings it holds, each set with its own factor c_k = m_k."""
+    geno = _genotypes()
+    table = _table(geno, "single")
+    sets = _marker_names(geno)
+    fits = {}
+    for scaling in ("standardized", "centered"):
+        W = bb.genotype_matrices_by_set(geno, sets, scaling=scaling)
+        fits[scaling] = bb.MultiMBLUP(table["y"], W).fit(method="map", seed=1)
+    g_fit = bb.MultiGBLUP(table["y"], bb.relationships_by_set(geno, sets)).fit(method="map", seed=1)
+    good = check_equivalence(fits["standardized"], g_fit)
+    assert good.holds and good.factors == {"feature": 8.0, "rest": 112.0}
+    bad = check_equivalence(fits["centered"], g_fit)
+    assert not bad.holds and "set 'feature' is not proportional" in bad.reasons[0] and "centered" in bad.reasons[0]
+    with pytest.raises(bb.InputError, match="several marker sets"):
+        check_equivalence(bb.MBLUP(table["y"], bb.genotype_matrix(geno)).fit(method="map"), g_fit)
 
 
 # --- structure, priors, results ------------------------------------------------------------------

