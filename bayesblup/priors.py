@@ -121,6 +121,21 @@ def _bglr(y: np.ndarray, *, kernel_name: str, msx: float, pe_msx: float | None =
     return out | {"sigma2_e": Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_e / 2)}
 
 
+def _custom(prior: dict, y: np.ndarray, required: set[str]) -> dict[str, Prior]:
+    """Check a user's dict of priors: every required variance, nothing unknown, Prior objects only."""
+    allowed = required | {"mu"}
+    unknown = set(prior) - allowed
+    if unknown:
+        raise InputError(f"prior: unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
+    missing = required - set(prior)
+    if missing:
+        raise InputError(f"prior: give a Prior for {sorted(missing)} too (or use a preset: {', '.join(PRESETS)}).")
+    for name, value in prior.items():
+        if not isinstance(value, Prior):
+            raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
+    return {"mu": mu_prior(y), **prior}
+
+
 def mu_prior(y: np.ndarray) -> Prior:
     """``Normal(mean(y), 10 sd(y))``: flat over any plausible mean."""
     return Prior("Normal", mu=float(np.mean(y)), sigma=10 * float(np.std(y, ddof=1)))
@@ -149,18 +164,7 @@ def resolve_prior(
             return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
         raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
     if isinstance(prior, dict):
-        required = {kernel_name, "sigma2_e"} | ({"sigma2_pe"} if pe else set())
-        allowed = required | {"mu"}
-        unknown = set(prior) - allowed
-        if unknown:
-            raise InputError(f"prior: unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        missing = required - set(prior)
-        if missing:
-            raise InputError(f"prior: give a Prior for {sorted(missing)} too (or use a preset: {', '.join(PRESETS)}).")
-        for name, value in prior.items():
-            if not isinstance(value, Prior):
-                raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
-        return "custom", {"mu": mu_prior(y), **prior}
+        return "custom", _custom(prior, y, {kernel_name, "sigma2_e"} | ({"sigma2_pe"} if pe else set()))
     raise InputError(
         f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {type(prior).__name__}."
     )
@@ -199,16 +203,5 @@ def resolve_set_priors(
             }
             return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
     if isinstance(prior, dict):
-        required = {*names, "sigma2_e"} | ({"sigma2_pe"} if pe else set())
-        allowed = required | {"mu"}
-        unknown = set(prior) - allowed
-        if unknown:
-            raise InputError(f"prior: unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        missing = required - set(prior)
-        if missing:
-            raise InputError(f"prior: give a Prior for {sorted(missing)} too (or use a preset: {', '.join(PRESETS)}).")
-        for name, value in prior.items():
-            if not isinstance(value, Prior):
-                raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
-        return "custom", {"mu": mu_prior(y), **prior}
+        return "custom", _custom(prior, y, {*names, "sigma2_e"} | ({"sigma2_pe"} if pe else set()))
     raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")

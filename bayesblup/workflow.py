@@ -189,13 +189,14 @@ def run_fit(job: FitJob, say=print):
 def format_fit_table(fit) -> list[str]:
     """A compact table of the parameters and diagnostics, for the end of a fit."""
     table = fit.summary()
-    lines = [f"{'parameter':<16}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
+    w = max(16, *(len(str(name)) + 2 for name in table.index))  # long names with several marker sets
+    lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
     for name, row in table.iterrows():
         if fit.method == "map":
-            lines.append(f"{name:<16}{row['mean']:>10.4f}   (MAP point estimate)")
+            lines.append(f"{name:<{w}}{row['mean']:>10.4f}   (MAP point estimate)")
             continue
         lines.append(
-            f"{name:<16}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
+            f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
             f"{row['ess_bulk']:>10.0f}{row['r_hat']:>8.3f}"
         )
     d = fit.diagnostics()

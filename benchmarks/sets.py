@@ -22,7 +22,7 @@ variance component. Reported, not asserted.
 
 Usage::
 
-    .venv/bin/python benchmarks/sets.py                       # n = 1000 and 2000, 4 x 1000 draws
+    .venv/bin/python benchmarks/sets.py                       # n = 1000 and 2000, 4 x 500 draws (+500 tuning)
     .venv/bin/python benchmarks/sets.py --sizes 500 --draws 300 --tune 300 --no-latent   # smoke run
 """
 
@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--feature", type=int, default=200, help="markers in the feature set (default 200)")
     parser.add_argument("--rest", type=int, default=10_000, help="markers in the background (default 10000)")
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--latent-max-n", type=int, default=1000, help="largest n with the latent baseline")
     parser.add_argument("--no-latent", action="store_true", help="skip the latent baseline")
     parser.add_argument("--seed", type=int, default=2026)

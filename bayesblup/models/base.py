@@ -157,6 +157,7 @@ class BLUPModel:
     kernel_variance: ClassVar[str]  # "sigma2_g" | "sigma2_b"
     #: PyMC's NUTS initialisation: a diagonal mass matrix suits the few, nearly independent parameters here.
     nuts_init: ClassVar[str] = "jitter+adapt_diag"
+    default_target_accept: ClassVar[float] = 0.8
 
     def __init__(
         self,
@@ -454,7 +455,8 @@ class BLUPModel:
         target_accept : float, optional
             NUTS's target acceptance rate; raise it (e.g. 0.95) if a fit reports divergences, as the
             latent form can when h2 is near 1. By default 0.8, or 0.9 where the marginal form samples
-            a residual excess (``pe_path == "augmented"``), whose geometry needs smaller steps.
+            a residual excess (``pe_path == "augmented"``) and for several marker sets (a set whose
+            variance is near zero narrows the posterior's neck), whose geometry needs smaller steps.
         genetic_value_draws : bool
             Also store full draws of ``g`` (marginal form; every ``thin``-th draw) in the posterior.
         thin : int
@@ -472,7 +474,7 @@ class BLUPModel:
             if int(value) < 1:
                 raise InputError(f"{name} must be at least 1, got {value}.")
         if target_accept is None:
-            target_accept = 0.9 if self._samples_excess else 0.8
+            target_accept = 0.9 if self._samples_excess else self.default_target_accept
         if not 0 < target_accept < 1:
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
