@@ -87,6 +87,7 @@ class SetsModel(BLUPModel):
         self._factors: dict[str, np.ndarray] = {}
         self._kernels: dict[str, np.ndarray] = {}
         self._ranks: dict[str, int] = {}
+        self._set_spectra: dict[str, Spectral] = {}  # eigendecompositions behind factors, over every individual
         self._arrays = None
 
     # --- what a subclass supplies ------------------------------------------------------------
@@ -177,6 +178,12 @@ class SetsModel(BLUPModel):
             t0 = time.perf_counter()
             name = self.background
             L = self.factor_all(name)[: self.n]
+            reuse = self._set_spectra.get(name)
+            if reuse is not None and self.scale is None and not len(self.records.unphenotyped):
+                # The factor came from eigendecomposing this very matrix (K_b over the same individuals).
+                self._spectral = reuse
+                self.timings["eigendecomposition_s"] = time.perf_counter() - t0
+                return reuse
             s = np.ones(self.n) if self.scale is None else self.scale
             F = s[:, None] * L
             # F F' with F = S L: the same matrix as S K_b S, without a second n x n kernel in memory.
@@ -427,7 +434,7 @@ class MultiGBLUP(SetsModel):
 
     def _all_factor(self, name: str) -> np.ndarray:
         G = np.asarray(self.relationships[name].matrix[np.ix_(self._every, self._every)], dtype=np.float64)
-        sp = _quiet_eigendecompose(G, rtol=self.eigen_rtol, name=f"G of set {name!r}")
+        sp = self._set_spectra[name] = _quiet_eigendecompose(G, rtol=self.eigen_rtol, name=f"G of set {name!r}")
         keep = sp.values > 0
         return sp.vectors[:, keep] * np.sqrt(sp.values[keep])
 
@@ -541,7 +548,9 @@ class MultiMBLUP(SetsModel):
         if W.shape[1] <= W.shape[0]:
             return W  # b_k itself is the factor's coefficient vector
         # More markers than individuals: the same kernel from an n x n eigendecomposition of W W'.
-        sp = _quiet_eigendecompose(W @ W.T, rtol=self.eigen_rtol, name=f"W W' of set {name!r}")
+        sp = self._set_spectra[name] = _quiet_eigendecompose(
+            W @ W.T, rtol=self.eigen_rtol, name=f"W W' of set {name!r}"
+        )
         keep = sp.values > 0
         return sp.vectors[:, keep] * np.sqrt(sp.values[keep])
 
