@@ -25,48 +25,6 @@ import numpy as np
 __all__ = ["DenseGaussianLogp", "Resolvent", "woodbury_logp"]
 
 
-def _woodbury_terms(lam, A, columns, r, s_background, s_low, noise):
-    """(logp, d/dr, d/ds_background, d/ds_low, d/dnoise) of ``log N(r; 0, D + A Sigma A')``.
-
-    ``D = diag(s_background lam + noise)``; ``Sigma`` holds ``s_low[columns[j]]`` for column j of A. With
-    ``B = D^-1/2 A Sigma^1/2`` and ``C = I + B'B = L L'``:
-
-        log det V = sum log d + 2 sum log L_jj,     r'V^-1 r = sum r^2/d - q'C^-1 q,  q = Sigma^1/2 A'(r/d)
-        alpha = V^-1 r = (r/d) - A Sigma^1/2 C^-1 q / d,
-        (V^-1)_ii = (1 - b_i' C^-1 b_i) / d_i,      (Sigma^1/2 A'V^-1 A Sigma^1/2) = I - C^-1,
-
-    and d logp / d V_ii = -((V^-1)_ii - alpha_i^2) / 2, d logp / d Sigma_jj = -((A'V^-1 A)_jj -
-    (A'alpha)_j^2) / 2. Two n x R x R products: O(n R^2). Only NumPy's BLAS is called: SciPy ships a
-    second OpenBLAS, and the two libraries' thread pools contending on 2 cores doubled the time of a
-    gradient inside NUTS.
-    """
-    d = s_background * lam + noise
-    if not (np.all(d > 0) and np.all(s_low > 0)):
-        return -np.inf, np.zeros_like(r), 0.0, np.zeros_like(s_low), 0.0
-    sigma = s_low[columns]
-    root = np.sqrt(sigma)
-    B = A * (root[None, :] / np.sqrt(d)[:, None])
-    C = B.T @ B  # NumPy runs a.T @ a as one syrk
-    C[np.diag_indices_from(C)] += 1.0
-    try:
-        L = np.linalg.cholesky(C)
-    except np.linalg.LinAlgError:
-        return -np.inf, np.zeros_like(r), 0.0, np.zeros_like(s_low), 0.0
-    C_inv = np.linalg.inv(C)
-    rd = r / d
-    q = root * (A.T @ rd)
-    t = C_inv @ q
-    alpha = rd - (A @ (root * t)) / d
-    logdet = float(np.log(d).sum()) + 2.0 * float(np.log(np.diag(L)).sum())
-    logp = -0.5 * (r.size * np.log(2 * np.pi) + logdet + float(r @ rd) - float(q @ t))
-    v_diag = (1.0 - np.einsum("ij,ij->i", B @ C_inv, B)) / d
-    g_d = -0.5 * (v_diag - alpha**2)
-    Aa = A.T @ alpha
-    g_sigma = -0.5 * ((1.0 - np.diag(C_inv)) / sigma - Aa**2)
-    g_low = np.bincount(columns, weights=g_sigma, minlength=s_low.size)
-    return logp, -alpha, float(g_d @ lam), g_low, float(g_d.sum())
-
-
 class Resolvent:
     """``M(rho) = A' (I + rho Lambda)^-1 A`` and ``dM / dlog(rho)`` for any rho, at O(R^2) per call.
 
@@ -140,12 +98,19 @@ class Resolvent:
 
 
 def _woodbury_fast_terms(resolvent, lam, A, columns, r, s_background, s_low, noise):
-    """:func:`_woodbury_terms` through :class:`Resolvent`: the R x R matrices from the interpolant, O(n R + R^3).
+    """(logp, d/dr, d/ds_background, d/ds_low, d/dnoise) of ``log N(r; 0, D + A Sigma A')``, O(n R + R^3).
 
-    With ``rho = s_b / nu``, ``S = Sigma^1/2``, ``G = S M(rho) S / nu`` (= ``S A'D^-1 A S``), ``C = I + G``,
-    ``q = S A'(r/d)`` and ``t = C^-1 q``: logp as there; ``d logdet C = tr(C^-1 dC)`` with ``dC/drho =
-    S M'(rho) S / nu`` and ``dC/dnu at fixed rho = -G / nu``; ``d(q'C^-1 q) = 2 t'dq - t'dC t``; for
-    ``sigma_j`` both reduce to ``(1 - (C^-1)_jj - t_j^2) / sigma_j``.
+    ``D = diag(s_background lam + noise)``; ``Sigma`` holds ``s_low[columns[j]]`` for column j of A. With
+    ``rho = s_b / nu``, ``S = Sigma^1/2``, ``G = S A'D^-1 A S = S M(rho) S / nu`` (M from the
+    :class:`Resolvent`), ``C = I + G = L L'``, ``q = S A'(r/d)`` and ``t = C^-1 q``:
+
+        log det V = sum log d + 2 sum log L_jj,     r'V^-1 r = sum r^2/d - q't,
+        alpha = V^-1 r = r/d - A S t / d;
+
+    ``d logdet C = tr(C^-1 dC)`` with ``dC/drho = S M'(rho) S / nu`` and ``dC/dnu`` at fixed rho ``= -G /
+    nu``; ``d(q'C^-1 q) = 2 t'dq - t'dC t``; for ``sigma_j`` both reduce to ``(1 - (C^-1)_jj - t_j^2) /
+    sigma_j``. Only NumPy's BLAS is called: SciPy ships a second OpenBLAS, and the two libraries'
+    thread pools contending on 2 cores doubled the time of a gradient inside NUTS.
     """
     d = s_background * lam + noise
     if not (s_background > 0 and noise > 0 and np.all(s_low > 0)):
@@ -187,7 +152,7 @@ def woodbury_logp(resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, blocks, 
     """``log N(r; 0, D + A Sigma A')`` with ``D = diag(s_background lam + noise)``, as a PyTensor scalar.
 
     ``Sigma`` holds ``s_low[j]`` over the ``blocks[j]`` columns of A that belong to low-rank set j;
-    see :func:`_woodbury_terms` for the algebra and the gradient.
+    see :func:`_woodbury_fast_terms` for the algebra and the gradient.
     """
     import pytensor.tensor as pt
 
@@ -201,7 +166,7 @@ def woodbury_logp(resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, blocks, 
 def _dense_terms(kernels, r, s, nu):
     """(logp, d/dr, d/ds, d/dnu) at one point; -inf and zero gradients where V is not positive definite.
 
-    NumPy's LAPACK only, for the reason given in :func:`_woodbury_terms`.
+    NumPy's LAPACK only, for the reason given in :func:`_woodbury_fast_terms`.
     """
     V = np.multiply(kernels[0], s[0])
     for K, sk in zip(kernels[1:], s[1:], strict=True):
@@ -250,7 +215,7 @@ def _woodbury_op_class():
     from pytensor.graph.op import Op
 
     class _WoodburyLogp(Op):
-        """``log N(r; 0, diag(s_b lam + nu) + A Sigma A')`` and its gradients (:func:`_woodbury_terms`)."""
+        """``log N(r; 0, diag(s_b lam + nu) + A Sigma A')`` and its gradients (:func:`_woodbury_fast_terms`)."""
 
         def __init__(self, resolvent, lam, A, columns):
             self.resolvent, self.lam, self.A, self.columns = resolvent, lam, A, columns

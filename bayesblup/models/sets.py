@@ -353,6 +353,20 @@ class SetsModel(BLUPModel):
         return SetsFit
 
 
+def _common_ids(parts: dict, what: str, symbol: str) -> np.ndarray:
+    """The individual IDs every set's matrix shares, in the same order; refused otherwise."""
+    if not parts:
+        raise InputError(f"several marker sets need at least two; got none ({symbol} per set is empty).")
+    ids = next(iter(parts.values())).ids
+    for name, part in parts.items():
+        if part.ids.size != ids.size or (part.ids != ids).any():
+            raise InputError(
+                f"{what} of set {name!r} has other individuals (or another order) than the first set's; build "
+                f"every set's {symbol} from the same genotypes."
+            )
+    return ids
+
+
 class MultiGBLUP(SetsModel):
     """G-BLUP with one relationship matrix per marker set (GFBLUP for a feature set and the rest).
 
@@ -398,14 +412,8 @@ class MultiGBLUP(SetsModel):
     ):
         if not isinstance(relationships, dict) or not all(isinstance(G, Relationship) for G in relationships.values()):
             raise InputError("relationships must be {set: Relationship}, e.g. from bayesblup.relationships_by_set.")
-        first = next(iter(relationships.values()), None)
-        ids = first.ids if first is not None else np.empty(0, dtype=object)
-        for name, G in relationships.items():
-            if G.ids.size != ids.size or (G.ids != ids).any():
-                raise InputError(
-                    f"the relationship matrix of set {name!r} has other individuals (or another order) than the "
-                    "first set's; build every set's G from the same genotypes."
-                )
+        ids = _common_ids(relationships, "the relationship matrix", "G")
+        first = next(iter(relationships.values()))
         records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
         super().__init__(
             records,
@@ -509,14 +517,7 @@ class MultiMBLUP(SetsModel):
     ):
         if not isinstance(genotypes, dict) or not all(isinstance(W, GenotypeMatrix) for W in genotypes.values()):
             raise InputError("genotypes must be {set: GenotypeMatrix}, e.g. from bayesblup.genotype_matrices_by_set.")
-        first = next(iter(genotypes.values()), None)
-        ids = first.ids if first is not None else np.empty(0, dtype=object)
-        for name, W in genotypes.items():
-            if W.ids.size != ids.size or (W.ids != ids).any():
-                raise InputError(
-                    f"W of set {name!r} has other individuals (or another order) than the first set's; build every "
-                    "set's W from the same genotypes."
-                )
+        ids = _common_ids(genotypes, "W", "W")
         records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
         super().__init__(
             records,
