@@ -3,6 +3,10 @@
 ``woodbury_logp``
     ``log N(r; 0, D + A Sigma A')`` in the background kernel's eigenbasis, O(n R^2), with its gradient
     by hand (PyTensor's generic gradient of the same graph took about twice as long).
+``surface_logp``
+    The same likelihood when a single small set is left beside the background, at O(n) per gradient:
+    everything that costs R^3 is a smooth function of two variance ratios, interpolated once
+    (:class:`Surface`).
 ``DenseGaussianLogp``
     ``log N(r; 0, sum_k s_k K_k + diag(nu))`` with its gradient from one Cholesky factor and the
     inverse, O(n^3) per evaluation. Writing the gradient by hand,
@@ -22,7 +26,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DenseGaussianLogp", "Resolvent", "woodbury_logp"]
+__all__ = ["DenseGaussianLogp", "Resolvent", "Surface", "surface_logp", "woodbury_logp"]
 
 
 class Resolvent:
@@ -146,6 +150,182 @@ def _woodbury_fast_terms(resolvent, lam, A, columns, r, s_background, s_low, noi
     g_sigma = -0.5 * (1.0 - np.diag(C_inv) - t**2) / sigma
     g_low = np.bincount(columns, weights=g_sigma, minlength=s_low.size)
     return logp, -alpha, -0.5 * (dlogdet_sb + dquad_sb), g_low, -0.5 * (dlogdet_nu + dquad_nu)
+
+
+class Surface:
+    """The R x R work of one low-rank set, as smooth functions of two variance ratios, at O(1) per call.
+
+    With one small set beside the background, ``V = nu (Dt + tau A A')`` in the background's eigenbasis,
+    ``Dt = I + rho Lambda``, ``rho = s_background / nu``, ``tau = s_low / nu``. With ``M(rho) = A' Dt^-1 A``
+    and ``P(rho) = A' Dt^-1 Z`` for the data columns ``Z = [y, 1, X]``, the log-likelihood needs only
+
+        f(rho, tau)   = log det(I + tau M)                       (the determinant lemma)
+        Phi(rho, tau) = tau P' (I + tau M)^-1 P                   (q x q, q = columns of Z)
+
+    besides O(n) sums: with ``r = Z c``, ``r'V^-1 r = (c' Z'Dt^-1 Z c - c' Phi c) / nu``. Over ``t =
+    log rho`` and ``s = log tau`` both are analytic in the strip ``|Im t|, |Im s| < pi/2`` (there ``Dt^-1``
+    has a positive real part, so the eigenvalues of M stay in the right half-plane and ``I + tau M``
+    stays invertible). A tensor Chebyshev interpolant of degree 31 on squares of half-side 1 then
+    converges like ``3.1^-32``, about 1e-16 relative (measured: 1e-13 for values, 1e-11 for
+    derivatives). A square is built the first time NUTS visits it: for each of its 32 values of t one
+    eigendecomposition ``M = Q diag(omega) Q'`` (R^3), after which every tau is a sum over omega. Outside
+    ``|t|, |s| <= 30`` (ratios beyond 1e13) the functions are computed directly.
+    """
+
+    NODES = 32
+    HALF = 1.0
+    LIMIT = 30.0
+
+    def __init__(self, resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, Z: np.ndarray):
+        self.resolvent, self.lam, self.A, self.Z = resolvent, lam, A, Z
+        k = np.arange(self.NODES)
+        self.x = np.cos(np.pi * (k + 0.5) / self.NODES)  # Chebyshev points of the first kind
+        transform = (2.0 / self.NODES) * np.cos(np.pi * np.outer(k, k + 0.5) / self.NODES)
+        transform[0] /= 2
+        self.transform = transform
+        self.spectra: dict[int, list] = {}  # t-segment -> [(omega, Q'P)] at its nodes
+        self.squares: dict[tuple[int, int], np.ndarray] = {}  # (t-seg, s-seg) -> coefficients (1 + q^2, N, N)
+
+    def _spectrum(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(omega, Q'P, M, P) at ``t = log rho``."""
+        M, _ = self.resolvent(t)
+        P = self.A.T @ (self.Z / (1.0 + np.exp(t) * self.lam)[:, None])
+        omega, Q = np.linalg.eigh(M)
+        return _clip(omega), Q.T @ P, M, P
+
+    @staticmethod
+    def _values(omega, QP, tau):
+        """Values of f and Phi at each tau (vectorised), from M's spectrum."""
+        w = tau[:, None] / (1.0 + tau[:, None] * omega[None, :])  # (S, R)
+        f = np.log1p(tau[:, None] * omega[None, :]).sum(axis=1)
+        Phi = np.einsum("si,ia,ib->sab", w, QP, QP)
+        return f, Phi
+
+    def _square(self, i: int, j: int) -> np.ndarray:
+        if (i, j) not in self.squares:
+            if i not in self.spectra:
+                centre = -self.LIMIT + (2 * i + 1) * self.HALF
+                self.spectra[i] = [self._spectrum(t)[:2] for t in centre + self.HALF * self.x]
+            tau = np.exp(-self.LIMIT + (2 * j + 1) * self.HALF + self.HALF * self.x)
+            q = self.Z.shape[1]
+            values = np.empty((1 + q * q, self.NODES, self.NODES))  # (function, t node, s node)
+            for a, (omega, QP) in enumerate(self.spectra[i]):
+                f, Phi = self._values(omega, QP, tau)
+                values[0, a] = f
+                values[1:, a] = Phi.reshape(self.NODES, q * q).T
+            # 2-D coefficients: transform along t, then along s
+            self.squares[(i, j)] = np.einsum("ka,fab,lb->fkl", self.transform, values, self.transform)
+        return self.squares[(i, j)]
+
+    def _basis(self, x: float) -> tuple[np.ndarray, np.ndarray]:
+        """T_m(x) and d T_m(x) / dx (in the unscaled variable)."""
+        T = np.empty(self.NODES)
+        U = np.empty(self.NODES)
+        T[0], T[1] = 1.0, x
+        U[0], U[1] = 1.0, 2 * x
+        for m in range(2, self.NODES):
+            T[m] = 2 * x * T[m - 1] - T[m - 2]
+            U[m] = 2 * x * U[m - 1] - U[m - 2]
+        dT = np.concatenate([[0.0], np.arange(1, self.NODES) * U[:-1]]) / self.HALF
+        return T, dT
+
+    def exact(self, t: float, s: float):
+        """``(f, f_t, f_s, Phi, Phi_t, Phi_s)`` computed directly, O(n R q + R^3)."""
+        rho, tau = np.exp(t), np.exp(s)
+        M, dM = self.resolvent(t)
+        dt = 1.0 + rho * self.lam
+        P = self.A.T @ (self.Z / dt[:, None])
+        dP = -(self.A.T @ (self.Z * (rho * self.lam / dt**2)[:, None]))
+        omega, Q = np.linalg.eigh(M)
+        omega = _clip(omega)
+        # In M's eigenbasis, not with (I + tau M)^-1 formed: at a large tau that matrix's rounding,
+        # multiplied by tau, would swamp the null directions (exactly zero in Phi).
+        QP, QdP, QdMQ = Q.T @ P, Q.T @ dP, Q.T @ dM @ Q
+        w = tau / (1.0 + tau * omega)  # tau (I + tau M)^-1 in the eigenbasis
+        wQP = w[:, None] * QP
+        f = float(np.log1p(tau * omega).sum())
+        # d omega_i / dt = q_i' dM q_i; an eigenvalue clipped to zero is a null direction of the set's
+        # factor at every rho, whose derivative is zero (dM's interpolation error there, times tau, is not).
+        f_t = float(w @ np.where(omega > 0, np.diag(QdMQ), 0.0))
+        f_s = float((tau * omega / (1.0 + tau * omega)).sum())
+        Phi = QP.T @ wQP
+        Phi_t = QdP.T @ wQP + wQP.T @ QdP - wQP.T @ QdMQ @ wQP
+        Phi_s = wQP.T @ (QP / (1.0 + tau * omega)[:, None])
+        return f, f_t, f_s, Phi, Phi_t, Phi_s
+
+    def __call__(self, t: float, s: float):
+        """``(f, df/dt, df/ds, Phi, dPhi/dt, dPhi/ds)`` at ``t = log rho``, ``s = log tau``."""
+        if not (-self.LIMIT < t < self.LIMIT and -self.LIMIT < s < self.LIMIT):
+            return self.exact(t, s)
+        last = int(self.LIMIT / self.HALF) - 1
+        i = min(int((t + self.LIMIT) // (2 * self.HALF)), last)
+        j = min(int((s + self.LIMIT) // (2 * self.HALF)), last)
+        coef = self._square(i, j)
+        Tt, dTt = self._basis((t - (-self.LIMIT + (2 * i + 1) * self.HALF)) / self.HALF)
+        Ts, dTs = self._basis((s - (-self.LIMIT + (2 * j + 1) * self.HALF)) / self.HALF)
+        along_t = np.tensordot(coef, Ts, axes=([2], [0]))  # (F, N): summed over s
+        value, d_t = along_t @ Tt, along_t @ dTt
+        d_s = np.tensordot(coef, dTs, axes=([2], [0])) @ Tt
+        q = self.Z.shape[1]
+        return (
+            float(value[0]), float(d_t[0]), float(d_s[0]),
+            value[1:].reshape(q, q), d_t[1:].reshape(q, q), d_s[1:].reshape(q, q),
+        )  # fmt: skip
+
+
+def _clip(omega: np.ndarray) -> np.ndarray:
+    """M's eigenvalues with rounding noise set to zero.
+
+    M is positive semi-definite, exactly singular when the small set's factor is (a centred W_k has
+    rank m_k - 1), and eigh returns such zeros as +-1e-16 ||M||. Multiplied by a large tau they would
+    become noise in log(1 + tau omega); below R eps ||M||, eigh cannot resolve an eigenvalue anyway.
+    """
+    floor = omega.size * np.finfo(float).eps * max(float(omega.max(initial=0.0)), 0.0)
+    return np.where(omega > floor, omega, 0.0)
+
+
+def _surface_terms(surface: Surface, fixed, s_background, s_low, noise):
+    """(logp, d/dfixed, d/ds_background, d/ds_low, d/dnoise) of ``log N(y; Z_1 fixed, V)``, O(n q^2) per call.
+
+    ``Z = [y, 1, X]`` rotated, ``r = Z c`` with ``c = (1, -fixed)``; see :class:`Surface` for f and Phi. With
+    ``Dt = 1 + rho lam``, ``B = Z' Dt^-1 Z`` and ``Qf = c'(B - Phi) c``:
+
+        logp = -(n log 2 pi + n log nu + sum log Dt + f + Qf / nu) / 2.
+
+    Over ``t = log rho`` and ``s = log tau``, with ``dt/ds_b = 1/s_b``, ``ds/ds_low = 1/s_low`` and both
+    moving by ``-1/nu`` with nu, the chain rule gives the gradient below.
+    """
+    lam, Z = surface.lam, surface.Z
+    n = lam.size
+    bad = (-np.inf, np.zeros_like(fixed), 0.0, 0.0, 0.0)
+    if not (s_background > 0 and s_low > 0 and noise > 0):
+        return bad
+    rho, tau = s_background / noise, s_low / noise
+    dt = 1.0 + rho * lam
+    Zd = Z / dt[:, None]
+    B = Z.T @ Zd
+    B_t = -rho * (Zd.T @ (Z * (lam / dt)[:, None]))
+    f, f_t, f_s, Phi, Phi_t, Phi_s = surface(np.log(rho), np.log(tau))
+    c = np.concatenate([[1.0], -np.asarray(fixed, dtype=np.float64)])
+    H = B - Phi
+    Hc = H @ c
+    quad = float(c @ Hc)
+    logp = -0.5 * (n * np.log(2 * np.pi) + n * np.log(noise) + float(np.log(dt).sum()) + f + quad / noise)
+    G_t = rho * float((lam / dt).sum()) + f_t + float(c @ (B_t - Phi_t) @ c) / noise
+    G_s = f_s - float(c @ Phi_s @ c) / noise
+    d_fixed = Hc[1:] / noise  # d(-quad / 2 nu)/dc = -Hc / nu, and dc/dfixed = -1
+    d_sb = -0.5 * G_t / s_background
+    d_low = -0.5 * G_s / s_low
+    d_nu = -0.5 * (n / noise - quad / noise**2 - (G_t + G_s) / noise)
+    return logp, d_fixed, d_sb, d_low, d_nu
+
+
+def surface_logp(surface: Surface, fixed, s_background, s_low, noise):
+    """``log N(y; mu + X beta, V)`` for one background and one small set, as a PyTensor scalar.
+
+    ``fixed`` stacks mu and beta (the columns of ``surface.Z`` after y); see :func:`_surface_terms`.
+    """
+    return _surface_op_class()(surface)(fixed, s_background, s_low, noise)[0]
 
 
 def woodbury_logp(resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, blocks, r, s_background, s_low: list, noise):
@@ -281,3 +461,40 @@ def _dense_op_class():
 
     _silence_object_mode(_DenseGaussianLogp)
     return _DenseGaussianLogp
+
+
+@functools.cache
+def _surface_op_class():
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class _SurfaceLogp(Op):
+        """``log N(y; mu + X beta, V)`` with one small set beside the background (:func:`_surface_terms`)."""
+
+        def __init__(self, surface):
+            self.surface = surface
+
+        def __eq__(self, other):  # each instance holds its own data: never merge two
+            return self is other
+
+        def __hash__(self):
+            return id(self)
+
+        def make_node(self, fixed, s_background, s_low, noise):
+            inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (fixed, s_background, s_low, noise)]
+            outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dscalar(), pt.dscalar()]
+            return Apply(self, inputs, outputs)
+
+        def perform(self, node, inputs, outputs):
+            fixed, s_b, s_low, noise = inputs
+            values = _surface_terms(self.surface, fixed, float(s_b), float(s_low), float(noise))
+            for out, value in zip(outputs, values, strict=True):
+                out[0] = np.asarray(value, dtype=np.float64)
+
+        def pullback(self, inputs, outputs, cotangents):
+            g = cotangents[0]  # only the log-likelihood is differentiated
+            return [g * outputs[1], g * outputs[2], g * outputs[3], g * outputs[4]]
+
+    _silence_object_mode(_SurfaceLogp)
+    return _SurfaceLogp

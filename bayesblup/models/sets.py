@@ -16,9 +16,12 @@ problem by ``"auto"`` and recorded in the fit):
     S K_k S`` (``W_k`` itself for a small M-BLUP set; the eigenvectors of G_k for G-BLUP). In U's
     basis ``V = D + A Sigma A'`` with ``D = diag(sigma2_b lam + nu)``, ``A = U' F``, ``Sigma`` the sets'
     variances; the Woodbury identity and the matrix determinant lemma give the log-likelihood from
-    the R x R matrix ``I + Sigma^1/2 A' D^-1 A`` (R the total rank of the small sets):
-    O(n R^2) per gradient. Chosen when R <= n / 2, for one large background set and small feature
-    sets (``m_small < n``), and when the noise is one number in U's basis.
+    the R x R matrix ``I + Sigma^1/2 A' D^-1 A`` (R the total rank of the small sets): O(n R + R^3)
+    per gradient (:class:`~bayesblup.models.likelihoods.Resolvent`). With a single small set, the
+    GFBLUP case, that R x R work depends on theta only through two variance ratios and is
+    interpolated once (:class:`~bayesblup.models.likelihoods.Surface`): O(n) per gradient. Chosen
+    when R <= n / 2, for one large background set and small feature sets (``m_small < n``), and when
+    the noise is one number in U's basis.
 ``"dense"``
     ``V = sum_k sigma2_k S K_k S + diag(noise)`` and its Cholesky factor per gradient: O(n^3), for
     moderate n and any number of large sets, unequal record weights with a permanent environment
@@ -49,7 +52,7 @@ from ..relationship import Relationship
 from ..scaling import GenotypeMatrix
 from ..spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from .base import BLUPModel, add_within_potential, as_records, within_terms
-from .likelihoods import DenseGaussianLogp, Resolvent, woodbury_logp
+from .likelihoods import DenseGaussianLogp, Resolvent, Surface, surface_logp, woodbury_logp
 
 __all__ = ["PATHS", "MultiGBLUP", "MultiMBLUP", "SetsModel"]
 
@@ -67,9 +70,6 @@ class SetsModel(BLUPModel):
     """Base class of :class:`MultiGBLUP` and :class:`MultiMBLUP`; not used directly."""
 
     prefix: ClassVar[str]  # "sigma2_g" | "sigma2_b"
-    #: A dense mass matrix: the sets' variances and h2 are correlated a posteriori, and with a handful of
-    #: parameters the full matrix is cheap. Measured at n = 1000: 7 leapfrog steps per draw instead of 12.
-    nuts_init: ClassVar[str] = "jitter+adapt_full"
     #: A set with little variance gives the posterior a narrow neck near zero: 0.8 left 5 divergent
     #: transitions in 4 x 1000 iterations on a simulated GFBLUP (n = 1000, h2_rest = 0.1).
     default_target_accept: ClassVar[float] = 0.9
@@ -89,6 +89,17 @@ class SetsModel(BLUPModel):
         self._ranks: dict[str, int] = {}
         self._set_spectra: dict[str, Spectral] = {}  # eigendecompositions behind factors, over every individual
         self._arrays = None
+
+    @property
+    def nuts_init(self) -> str:  # type: ignore[override]
+        """A dense mass matrix for the marginal form, a diagonal one for the latent form.
+
+        The sets' variances and h2 are correlated a posteriori,
+        and with a handful of parameters the full matrix is cheap (measured at n = 1000: 7 leapfrog steps
+        per draw instead of 12). The latent form has a parameter per individual and set, where a dense
+        matrix would cost O(n^2) per step and be estimated from too few draws.
+        """
+        return "jitter+adapt_full" if self.form == "marginal" else "jitter+adapt_diag"
 
     # --- what a subclass supplies ------------------------------------------------------------
     def set_factor(self, name: str) -> float:
@@ -228,6 +239,15 @@ class SetsModel(BLUPModel):
             self._arrays = out
         return self._arrays
 
+    @property
+    def surface(self) -> Surface:
+        """The interpolated R x R work of a single small set on the Woodbury path (built lazily, kept)."""
+        data = self.arrays
+        if "surface" not in data:
+            columns = [data["y"], data["one"]] + ([] if data["X"] is None else list(data["X"].T))
+            data["surface"] = Surface(data["resolvent"], data["lam"], data["A"], np.column_stack(columns))
+        return data["surface"]
+
     # --- priors and variances ------------------------------------------------------------------
     @property
     def priors(self) -> tuple[str, dict[str, Prior]]:
@@ -331,9 +351,14 @@ class SetsModel(BLUPModel):
         if self.path == "woodbury":
             low = data["low"]
             s_low = [sigma2[k] for k in low]
-            logp = woodbury_logp(
-                data["resolvent"], data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise
-            )
+            if len(low) == 1:
+                # One small set: the R x R work is interpolated over two variance ratios (O(n) per gradient).
+                fixed = pt.atleast_1d(mu) if beta is None else pt.concatenate([pt.atleast_1d(mu), beta])
+                logp = surface_logp(self.surface, fixed, sigma2[self.background], s_low[0], noise)
+            else:
+                logp = woodbury_logp(
+                    data["resolvent"], data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise
+                )
         else:
             op = DenseGaussianLogp([self.scaled_kernel(name) for name in self.set_names])
             s = pt.stack([sigma2[name] for name in self.set_names])
