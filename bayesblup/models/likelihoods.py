@@ -7,7 +7,7 @@
     The same likelihood when a single small set is left beside the background, at O(n) per gradient:
     everything that costs R^3 is a smooth function of two variance ratios, interpolated once
     (:class:`Surface`).
-``DenseGaussianLogp``
+``dense_logp``
     ``log N(r; 0, sum_k s_k K_k + diag(nu))`` with its gradient from one Cholesky factor and the
     inverse, O(n^3) per evaluation. Writing the gradient by hand,
 
@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DenseGaussianLogp", "Resolvent", "Surface", "surface_logp", "woodbury_logp"]
+__all__ = ["Resolvent", "Surface", "dense_logp", "surface_logp", "woodbury_logp"]
 
 
 class Resolvent:
@@ -325,7 +325,11 @@ def surface_logp(surface: Surface, fixed, s_background, s_low, noise):
 
     ``fixed`` stacks mu and beta (the columns of ``surface.Z`` after y); see :func:`_surface_terms`.
     """
-    return _surface_op_class()(surface)(fixed, s_background, s_low, noise)[0]
+
+    def terms(fixed, s_b, s_low, nu):
+        return _surface_terms(surface, fixed, float(s_b), float(s_low), float(nu))
+
+    return _logp_op_class()(terms)(fixed, s_background, s_low, noise)[0]
 
 
 def woodbury_logp(resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, blocks, r, s_background, s_low: list, noise):
@@ -337,10 +341,12 @@ def woodbury_logp(resolvent: Resolvent, lam: np.ndarray, A: np.ndarray, blocks, 
     import pytensor.tensor as pt
 
     columns = np.repeat(np.arange(len(blocks)), blocks)
-    op = _woodbury_op_class()(
-        resolvent, np.asarray(lam, dtype=np.float64), np.ascontiguousarray(A, dtype=np.float64), columns
-    )
-    return op(r, s_background, pt.stack(s_low), noise)[0]
+    lam, A = np.asarray(lam, dtype=np.float64), np.ascontiguousarray(A, dtype=np.float64)
+
+    def terms(r, s_b, s_low, nu):
+        return _woodbury_fast_terms(resolvent, lam, A, columns, r, float(s_b), s_low, float(nu))
+
+    return _logp_op_class()(terms)(r, s_background, pt.stack(s_low), noise)[0]
 
 
 def _dense_terms(kernels, r, s, nu):
@@ -367,11 +373,14 @@ def _dense_terms(kernels, r, s, nu):
     return logp, -alpha, g_s, g_nu
 
 
-class DenseGaussianLogp:
-    """Build the PyTensor Op lazily (PyTensor is imported when a model is built, not with the package)."""
+def dense_logp(kernels, r, s, nu):
+    """``log N(r; 0, sum_k s_k K_k + diag(nu))`` as a PyTensor scalar (module docstring)."""
+    kernels = tuple(np.ascontiguousarray(K, dtype=np.float64) for K in kernels)
 
-    def __new__(cls, kernels):
-        return _dense_op_class()(tuple(np.ascontiguousarray(K, dtype=np.float64) for K in kernels))
+    def terms(r, s, nu):
+        return _dense_terms(kernels, r, s, nu)
+
+    return _logp_op_class()(terms)(r, s, nu)[0]
 
 
 def _silence_object_mode(op_class) -> None:
@@ -389,16 +398,20 @@ def _silence_object_mode(op_class) -> None:
 
 
 @functools.cache
-def _woodbury_op_class():
+def _logp_op_class():
     import pytensor.tensor as pt
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
 
-    class _WoodburyLogp(Op):
-        """``log N(r; 0, diag(s_b lam + nu) + A Sigma A')`` and its gradients (:func:`_woodbury_fast_terms`)."""
+    class _LogpWithGradient(Op):
+        """A log-likelihood and its gradient in one NumPy call.
 
-        def __init__(self, resolvent, lam, A, columns):
-            self.resolvent, self.lam, self.A, self.columns = resolvent, lam, A, columns
+        ``terms(*inputs)`` returns ``(logp, d/d input 1, d/d input 2, ...)``, each gradient shaped like its
+        input, so PyTensor's gradient reuses them.
+        """
+
+        def __init__(self, terms):
+            self.terms = terms
 
         def __eq__(self, other):  # each instance holds its own data: never merge two
             return self is other
@@ -406,95 +419,17 @@ def _woodbury_op_class():
         def __hash__(self):
             return id(self)
 
-        def make_node(self, r, s_background, s_low, noise):
-            inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (r, s_background, s_low, noise)]
-            outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dvector(), pt.dscalar()]
-            return Apply(self, inputs, outputs)
+        def make_node(self, *inputs):
+            inputs = [pt.as_tensor_variable(x, dtype="float64") for x in inputs]
+            return Apply(self, inputs, [pt.dscalar(), *(x.type() for x in inputs)])
 
         def perform(self, node, inputs, outputs):
-            r, s_b, s_low, noise = inputs
-            values = _woodbury_fast_terms(
-                self.resolvent, self.lam, self.A, self.columns, r, float(s_b), s_low, float(noise)
-            )
-            for out, value in zip(outputs, values, strict=True):
+            for out, value in zip(outputs, self.terms(*inputs), strict=True):
                 out[0] = np.asarray(value, dtype=np.float64)
 
         def pullback(self, inputs, outputs, cotangents):
             g = cotangents[0]  # only the log-likelihood is differentiated
-            return [g * outputs[1], g * outputs[2], g * outputs[3], g * outputs[4]]
+            return [g * grad for grad in outputs[1:]]
 
-    _silence_object_mode(_WoodburyLogp)
-    return _WoodburyLogp
-
-
-@functools.cache
-def _dense_op_class():
-    import pytensor.tensor as pt
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
-
-    class _DenseGaussianLogp(Op):
-        """``log N(r; 0, sum_k s_k K_k + diag(nu))`` and its gradients (module docstring)."""
-
-        def __init__(self, kernels):
-            self.kernels = kernels
-
-        # Each Op instance holds its own kernels: never merge two of them.
-        def __eq__(self, other):
-            return self is other
-
-        def __hash__(self):
-            return id(self)
-
-        def make_node(self, r, s, nu):
-            r, s, nu = (pt.as_tensor_variable(x, dtype="float64") for x in (r, s, nu))
-            return Apply(self, [r, s, nu], [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()])
-
-        def perform(self, node, inputs, outputs):
-            r, s, nu = inputs
-            for out, value in zip(outputs, _dense_terms(self.kernels, r, s, nu), strict=True):
-                out[0] = np.asarray(value, dtype=np.float64)
-
-        def pullback(self, inputs, outputs, cotangents):
-            g = cotangents[0]  # only the log-likelihood is differentiated
-            return [g * outputs[1], g * outputs[2], g * outputs[3]]
-
-    _silence_object_mode(_DenseGaussianLogp)
-    return _DenseGaussianLogp
-
-
-@functools.cache
-def _surface_op_class():
-    import pytensor.tensor as pt
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
-
-    class _SurfaceLogp(Op):
-        """``log N(y; mu + X beta, V)`` with one small set beside the background (:func:`_surface_terms`)."""
-
-        def __init__(self, surface):
-            self.surface = surface
-
-        def __eq__(self, other):  # each instance holds its own data: never merge two
-            return self is other
-
-        def __hash__(self):
-            return id(self)
-
-        def make_node(self, fixed, s_background, s_low, noise):
-            inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (fixed, s_background, s_low, noise)]
-            outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dscalar(), pt.dscalar()]
-            return Apply(self, inputs, outputs)
-
-        def perform(self, node, inputs, outputs):
-            fixed, s_b, s_low, noise = inputs
-            values = _surface_terms(self.surface, fixed, float(s_b), float(s_low), float(noise))
-            for out, value in zip(outputs, values, strict=True):
-                out[0] = np.asarray(value, dtype=np.float64)
-
-        def pullback(self, inputs, outputs, cotangents):
-            g = cotangents[0]  # only the log-likelihood is differentiated
-            return [g * outputs[1], g * outputs[2], g * outputs[3], g * outputs[4]]
-
-    _silence_object_mode(_SurfaceLogp)
-    return _SurfaceLogp
+    _silence_object_mode(_LogpWithGradient)
+    return _LogpWithGradient

@@ -52,7 +52,7 @@ from ..relationship import Relationship
 from ..scaling import GenotypeMatrix
 from ..spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from .base import BLUPModel, add_within_potential, as_records, within_terms
-from .likelihoods import DenseGaussianLogp, Resolvent, Surface, surface_logp, woodbury_logp
+from .likelihoods import Resolvent, Surface, dense_logp, surface_logp, woodbury_logp
 
 __all__ = ["PATHS", "MultiGBLUP", "MultiMBLUP", "SetsModel"]
 
@@ -360,9 +360,8 @@ class SetsModel(BLUPModel):
                     data["resolvent"], data["lam"], data["A"], data["blocks"], r, sigma2[self.background], s_low, noise
                 )
         else:
-            op = DenseGaussianLogp([self.scaled_kernel(name) for name in self.set_names])
             s = pt.stack([sigma2[name] for name in self.set_names])
-            logp = op(r, s, noise * np.ones(self.n))[0]
+            logp = dense_logp([self.scaled_kernel(name) for name in self.set_names], r, s, noise * np.ones(self.n))
         # A Potential, not an observed variable: the log-likelihood of the (scaled) individual means.
         pm.Potential("y_marginal", logp)
         if data["within"] is not None:
