@@ -29,6 +29,22 @@ import numpy as np
 __all__ = ["Resolvent", "Surface", "dense_logp", "surface_logp", "woodbury_logp"]
 
 
+def _chebyshev_basis(x: float, nodes: int, half: float) -> tuple[np.ndarray, np.ndarray]:
+    """``T_m(x)`` for m < nodes, and their derivatives in the unscaled variable (``x = (t - centre) / half``).
+
+    ``T_m'(x) = m U_{m-1}(x)``, both from their three-term recurrences.
+    """
+    T = np.empty(nodes)
+    U = np.empty(nodes)
+    T[0], T[1] = 1.0, x
+    U[0], U[1] = 1.0, 2 * x
+    for m in range(2, nodes):
+        T[m] = 2 * x * T[m - 1] - T[m - 2]
+        U[m] = 2 * x * U[m - 1] - U[m - 2]
+    dT = np.concatenate([[0.0], np.arange(1, nodes) * U[:-1]]) / half
+    return T, dT
+
+
 class Resolvent:
     """``M(rho) = A' (I + rho Lambda)^-1 A`` and ``dM / dlog(rho)`` for any rho, at O(R^2) per call.
 
@@ -85,14 +101,7 @@ class Resolvent:
         k = min(int((t + self.T_MAX) // (2 * self.HALF)), int(self.T_MAX / self.HALF) - 1)
         coef = self._coefficients(k)
         x = (t - (-self.T_MAX + (2 * k + 1) * self.HALF)) / self.HALF
-        T = np.empty(self.NODES)  # T_m(x) and T_m'(x) = m U_{m-1}(x)
-        U = np.empty(self.NODES)
-        T[0], T[1] = 1.0, x
-        U[0], U[1] = 1.0, 2 * x
-        for m in range(2, self.NODES):
-            T[m] = 2 * x * T[m - 1] - T[m - 2]
-            U[m] = 2 * x * U[m - 1] - U[m - 2]
-        dT = np.concatenate([[0.0], np.arange(1, self.NODES) * U[:-1]]) / self.HALF
+        T, dT = _chebyshev_basis(x, self.NODES, self.HALF)
         H = np.tensordot(T, coef, axes=1)  # sum_i a_i a_i' h_i(t)
         dH = np.tensordot(dT, coef, axes=1)
         scale = 1.0 / (1.0 + np.exp(t))  # f_i = h_i / (1 + e^t)
@@ -217,18 +226,6 @@ class Surface:
             self.squares[(i, j)] = np.einsum("ka,fab,lb->fkl", self.transform, values, self.transform)
         return self.squares[(i, j)]
 
-    def _basis(self, x: float) -> tuple[np.ndarray, np.ndarray]:
-        """T_m(x) and d T_m(x) / dx (in the unscaled variable)."""
-        T = np.empty(self.NODES)
-        U = np.empty(self.NODES)
-        T[0], T[1] = 1.0, x
-        U[0], U[1] = 1.0, 2 * x
-        for m in range(2, self.NODES):
-            T[m] = 2 * x * T[m - 1] - T[m - 2]
-            U[m] = 2 * x * U[m - 1] - U[m - 2]
-        dT = np.concatenate([[0.0], np.arange(1, self.NODES) * U[:-1]]) / self.HALF
-        return T, dT
-
     def exact(self, t: float, s: float):
         """``(f, f_t, f_s, Phi, Phi_t, Phi_s)`` computed directly, O(n R q + R^3)."""
         rho, tau = np.exp(t), np.exp(s)
@@ -261,8 +258,8 @@ class Surface:
         i = min(int((t + self.LIMIT) // (2 * self.HALF)), last)
         j = min(int((s + self.LIMIT) // (2 * self.HALF)), last)
         coef = self._square(i, j)
-        Tt, dTt = self._basis((t - (-self.LIMIT + (2 * i + 1) * self.HALF)) / self.HALF)
-        Ts, dTs = self._basis((s - (-self.LIMIT + (2 * j + 1) * self.HALF)) / self.HALF)
+        Tt, dTt = _chebyshev_basis((t - (-self.LIMIT + (2 * i + 1) * self.HALF)) / self.HALF, self.NODES, self.HALF)
+        Ts, dTs = _chebyshev_basis((s - (-self.LIMIT + (2 * j + 1) * self.HALF)) / self.HALF, self.NODES, self.HALF)
         along_t = np.tensordot(coef, Ts, axes=([2], [0]))  # (F, N): summed over s
         value, d_t = along_t @ Tt, along_t @ dTt
         d_s = np.tensordot(coef, dTs, axes=([2], [0])) @ Tt
