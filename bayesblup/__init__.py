@@ -19,7 +19,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from . import datasets
+from . import datasets, plots
 from .cv import CVResult, cross_validate
 from .errors import InputError
 from .genotypes import MISSING, Genotypes
@@ -72,6 +72,7 @@ __all__ = [
     "genotype_matrix",
     "marker_sets",
     "match_records",
+    "plots",
     "quality_control",
     "read_allele_freq",
     "read_genotypes",

@@ -124,6 +124,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--sets-path", choices=["auto", "woodbury", "dense"], default="auto",
         help="exact likelihood path with --sets (default auto: Woodbury for small sets beside a large one)",
     )  # fmt: skip
+    fit.add_argument(
+        "--plots", action="store_true",
+        help="also write PNGs into the out folder: h2, genetic values, trace, rank, energy (and partitioned h2 "
+        "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
+    )  # fmt: skip
+    fit.add_argument(
+        "--reference-h2", type=float, metavar="H2",
+        help="a point estimate of h2 (e.g. REML) drawn on the h2 plot for comparison",
+    )  # fmt: skip
     _add_output_options(fit)
 
     demo = sub.add_parser(
@@ -297,14 +306,22 @@ def _cmd_fit(args, say) -> None:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
+    if args.plots:
+        from .plots import require_matplotlib
+
+        require_matplotlib()  # without matplotlib, refuse before the work rather than after it
     outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
     fit = outcome.fit
     fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
-    fit.save(out, force=args.force, predictions=outcome.predictions, cv=outcome.cv)
+    reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
+    fit.save(
+        out, force=args.force, predictions=outcome.predictions, cv=outcome.cv, plots=args.plots, reference=reference
+    )
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
-    say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc ({time.perf_counter() - t0:.1f} s in all)")
+    pngs = ", PNG plots" if args.plots else ""
+    say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc{pngs} ({time.perf_counter() - t0:.1f} s in all)")
 
 
 def _cmd_demo(args, say) -> None:

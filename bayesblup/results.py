@@ -389,8 +389,13 @@ class BLUPFit:
         extra_summary: dict | None = None,
         predictions: pd.DataFrame | None = None,
         cv=None,
+        plots: bool = False,
+        reference: dict[str, float] | None = None,
     ) -> Path:
         """Write summary.json, genetic_values.csv, posterior.nc (and marker_effects.csv, predictions.csv).
+
+        With ``plots``, also the PNGs of :func:`bayesblup.plots.write_plots` (``reference``: point
+        estimates of h2 drawn on the h2 plot).
 
         Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
         succeeded. An existing ``out_dir`` is kept unless ``force``; with ``force`` it is replaced.
@@ -413,6 +418,10 @@ class BLUPFit:
                 cv.predictions.to_csv(tmp / "cv_predictions.csv", index=False, float_format="%.10g")
                 summary["cross_validation"] = cv.to_dict()
             _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+            if plots:
+                from .plots import write_plots
+
+                summary["plots"] = [path.name for path in write_plots(self, tmp, reference=reference)]
             # summary.json goes last, so that it can say how long writing took.
             timings = dict(summary["timings"])
             timings["write_s"] = time.perf_counter() - t0

@@ -9,7 +9,7 @@ import bayesblup as bb
 
 PUBLIC = {
     "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "MarkerScaling", "QCReport", "Relationship",
-    "__version__", "datasets", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
+    "__version__", "datasets", "plots", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
     "relationship_matrix", "write_relationship",
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
