@@ -31,6 +31,8 @@ examples:
   bayesblup fit --genotypes plink/data.bed --phenotypes pheno.csv --trait yield --model mblup \\
       --prior bglr --chains 4 --draws 2000 --seed 1 --out fit_mblup
   bayesblup fit ... --method map --out fit_map      # point estimates (posterior mode) in seconds
+  bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
+  bayesblup summary fit_y1                          # re-print the table of a finished fit
 
 The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, r_hat;
 diagnostics; timings), genetic_values.csv (id, mean, sd) and posterior.nc (the DataTree).
@@ -40,6 +42,7 @@ _MAIN_EXAMPLE = """\
 examples:
   bayesblup demo                      # G-BLUP and M-BLUP on the built-in wheat data, h2 and eq (7)
   bayesblup fit --genotypes geno.csv.gz --phenotypes pheno.csv --trait y1 --model gblup --out fit_y1
+  bayesblup summary fit_y1            # re-print h2, variances and diagnostics of a finished fit
   bayesblup grm --genotypes geno.csv.gz --scaling standardized --out G.npz
   bayesblup grm --help                # every option of a command, with examples
 """
@@ -135,6 +138,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_output_options(fit)
 
+    summary = sub.add_parser(
+        "summary",
+        help="re-print the end-of-fit table of a finished out folder",
+        description="Re-print h2, the variance components and the diagnostics of a finished `bayesblup fit`.",
+        epilog="example:\n  bayesblup summary fit_y1\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summary.add_argument("folder", metavar="DIR", help="an output folder written by `bayesblup fit`")
     demo = sub.add_parser(
         "demo",
         help="the main job on built-in data: G-BLUP and M-BLUP on wheat, h2 and the equivalence check",
@@ -324,6 +335,29 @@ def _cmd_fit(args, say) -> None:
     say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc{pngs} ({time.perf_counter() - t0:.1f} s in all)")
 
 
+def _cmd_summary(args, say) -> None:
+    import json
+
+    from .workflow import format_summary_table, summary_h2_line
+
+    path = Path(args.folder) / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{args.folder} has no summary.json: pass a folder written by `bayesblup fit --out`.")
+    try:
+        summary = json.loads(path.read_text())
+        head = (
+            f"{summary['model']} ({summary['form']}) of trait {summary['trait']}: {summary['n_records']} records, "
+            f"{summary['n_individuals']} individuals, prior {summary['prior']}, method {summary['method']}"
+        )
+        lines = [head, summary_h2_line(summary), *format_summary_table(summary)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a bayesblup summary (unreadable or missing {exc}).") from exc
+    for line in lines:
+        say(line)
+    files = sorted(p.name for p in Path(args.folder).iterdir() if not p.name.startswith("."))
+    say(f"outputs in {args.folder}/: {', '.join(files)}")
+
+
 def _cmd_demo(args, say) -> None:
     from .datasets import load_wheat
     from .equivalence import check_equivalence
@@ -366,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("pymc").setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
     try:
-        {"grm": _cmd_grm, "fit": _cmd_fit, "demo": _cmd_demo}[args.command](args, say)
+        {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)
     except InputError as exc:
         print(f"bayesblup {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -7,13 +7,13 @@ matplotlib backend); the rest with matplotlib directly. Intervals are equal-tail
 the same as ``fit.summary()``'s q05 and q95. matplotlib is an optional dependency: ``pip install
 'bayesblup[plots]'``.
 
-Examples
---------
->>> import bayesblup as bb                                              # doctest: +SKIP
->>> wheat = bb.datasets.load_wheat()                                    # doctest: +SKIP
->>> geno, _ = bb.quality_control(wheat.genotypes)                       # doctest: +SKIP
->>> fit = bb.GBLUP(wheat.phenotypes["y1"], bb.genomic_relationship(geno)).fit(seed=1)  # doctest: +SKIP
->>> bb.plots.plot_h2(fit, reference={"REML (rrBLUP)": 0.499})           # doctest: +SKIP
+Example (wheat trait y1)::
+
+    import bayesblup as bb
+    wheat = bb.datasets.load_wheat()
+    geno, _ = bb.quality_control(wheat.genotypes)
+    fit = bb.GBLUP(wheat.phenotypes["y1"], bb.genomic_relationship(geno), prior="bglr").fit(seed=1)
+    bb.plots.plot_h2(fit, reference={"REML (rrBLUP)": 0.499}).savefig("h2.png")
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from .errors import InputError
 
 __all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
@@ -186,21 +188,36 @@ def run_fit(job: FitJob, say=print):
     return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv)
 
 
+def _table_of(fit) -> dict:
+    """What the end-of-fit table needs, in summary.json's shape (so a finished folder prints the same)."""
+    table = fit.summary()
+    parameters = {
+        name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()} for name, row in table.iterrows()
+    }
+    return {"method": fit.method, "parameters": parameters, "diagnostics": fit.diagnostics()}
+
+
 def format_fit_table(fit) -> list[str]:
     """A compact table of the parameters and diagnostics, for the end of a fit."""
-    table = fit.summary()
-    w = max(16, *(len(str(name)) + 2 for name in table.index))  # long names with several marker sets
+    return format_summary_table(_table_of(fit))
+
+
+def format_summary_table(summary: dict) -> list[str]:
+    """The end-of-fit table from a ``summary.json`` dict (``bayesblup summary DIR``)."""
+    parameters, method = summary["parameters"], summary["method"]
+    w = max(16, *(len(str(name)) + 2 for name in parameters))  # long names with several marker sets
     lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
-    for name, row in table.iterrows():
-        if fit.method == "map":
+    for name, row in parameters.items():
+        if method == "map":
             lines.append(f"{name:<{w}}{row['mean']:>10.4f}   (MAP point estimate)")
             continue
+        r_hat = "     n/a" if row.get("r_hat") is None else f"{row['r_hat']:>8.3f}"
         lines.append(
             f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
-            f"{row['ess_bulk']:>10.0f}{row['r_hat']:>8.3f}"
+            f"{row['ess_bulk']:>10.0f}{r_hat}"
         )
-    d = fit.diagnostics()
-    if fit.method == "nuts":
+    d = summary["diagnostics"]
+    if method == "nuts":
         r_hat = "n/a (one chain)" if d["max_r_hat"] is None else f"{d['max_r_hat']:.3f}"
         lines.append(
             f"diagnostics: {d['divergences']} divergences, max R-hat {r_hat}, min bulk ESS {d['min_ess_bulk']:.0f}"
@@ -210,7 +227,11 @@ def format_fit_table(fit) -> list[str]:
 
 
 def h2_line(fit) -> str:
-    row = fit.summary().loc["h2"]
-    if fit.method == "map":
+    return summary_h2_line(_table_of(fit))
+
+
+def summary_h2_line(summary: dict) -> str:
+    row = summary["parameters"]["h2"]
+    if summary["method"] == "map":
         return f"h2 = {row['mean']:.3f} (MAP)"
     return f"h2 = {row['mean']:.3f} (sd {row['sd']:.3f}), 90% interval [{row['q05']:.3f}, {row['q95']:.3f}]"

@@ -152,7 +152,7 @@ def test_cli__usage_error_exits_2_with_one_line(capsys):
 
 
 def test_cli__help_gives_examples(capsys):
-    for args in (["--help"], ["grm", "--help"], ["demo", "--help"]):
+    for args in (["--help"], ["grm", "--help"], ["fit", "--help"], ["summary", "--help"], ["demo", "--help"]):
         with pytest.raises(SystemExit) as exc:
             main(args)
         assert exc.value.code == 0

@@ -142,3 +142,30 @@ def test_fit__one_chain_reports_no_r_hat(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "max R-hat n/a (one chain)" in printed
     assert "one chain: R-hat cannot be computed" in printed
+
+
+def _table(text: str) -> list[str]:
+    """The end-of-fit table: from its header line through the diagnostics and warnings."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("parameter "))
+    stop = next(i for i, line in enumerate(lines) if line.startswith("diagnostics:"))
+    return lines[start : stop + 1] + [line for line in lines[stop + 1 :] if line.startswith("warning:")]
+
+
+def test_summary_reprints_the_table_of_a_finished_fit(tmp_path, capsys):
+    out = tmp_path / "fit"
+    assert main(fit_args(out, "gblup", *QUICK)) == 0
+    printed = capsys.readouterr().out
+    assert main(["summary", str(out)]) == 0
+    again = capsys.readouterr().out
+    assert _table(again) == _table(printed) and len(_table(again)) >= 5  # header, 4 parameters, diagnostics
+    h2 = next(line for line in printed.splitlines() if line.startswith("h2 = "))
+    assert h2 in again.splitlines()
+    assert again.splitlines()[0].startswith("gblup (marginal) of trait y1: 599 records, 599 individuals, prior")
+    assert again.splitlines()[-1] == f"outputs in {out}/: genetic_values.csv, posterior.nc, summary.json"
+
+
+def test_summary_of_a_folder_without_a_fit_exits_2(tmp_path, capsys):
+    assert main(["summary", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no summary.json: pass a folder written by `bayesblup fit --out`" in err
