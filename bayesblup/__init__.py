@@ -36,6 +36,7 @@ from .phenotypes import Records, match_records, read_phenotypes
 from .priors import Prior
 from .qc import QCReport, quality_control
 from .relationship import Relationship, genomic_relationship, relationship_matrix
+from .reml import REMLResult, reml
 from .results import BLUPFit
 from .results_sets import SetsFit
 from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
@@ -57,6 +58,7 @@ __all__ = [
     "MultiMBLUP",
     "Prior",
     "QCReport",
+    "REMLResult",
     "RankDeficiencyWarning",
     "Records",
     "Relationship",
@@ -83,5 +85,6 @@ __all__ = [
     "read_relationship",
     "relationship_matrix",
     "relationships_by_set",
+    "reml",
     "write_relationship",
 ]

@@ -208,8 +208,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
         "--target-accept",
         type=float,
         default=None,
-        help="NUTS target acceptance (default 0.8; 0.9 with unequal record weights and --permanent-environment); "
-        "raise to 0.95 on divergences",
+        help="NUTS target acceptance (default 0.9); raise to 0.95 or 0.99 on divergences",
     )
 
 

@@ -11,7 +11,7 @@ PUBLIC = {
     "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "MarkerScaling", "QCReport", "Relationship",
     "__version__", "datasets", "plots", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
-    "relationship_matrix", "write_relationship",
+    "relationship_matrix", "write_relationship", "reml", "REMLResult",
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
     "match_records", "read_phenotypes", "CVResult", "cross_validate",
     "MultiGBLUP", "MultiMBLUP", "SetsFit", "MarkerSets", "marker_sets", "read_marker_sets", "relationships_by_set",
