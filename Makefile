@@ -2,12 +2,17 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bayesblup-installed
+DOCS_STAMP := $(VENV)/.bayesblup-docs-installed
 
-.PHONY: demo test test-slow bench lint format clean
+.PHONY: demo test test-slow notebooks docs bench lint format clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV) test
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	bash scripts/bootstrap.sh $(VENV) "test,docs"
+	touch $(DOCS_STAMP)
 
 ## demo: the main job on the built-in wheat data
 demo: $(STAMP)
@@ -21,6 +26,14 @@ test: $(STAMP)
 ## test-slow: the slower statistical checks (run by CI as a separate step)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow tests
+
+## notebooks: execute the teaching notebooks into build/notebooks and print each one's wall time
+notebooks: $(DOCS_STAMP)
+	$(PY) scripts/run_notebooks.py
+
+## docs: execute the notebooks, then build the Sphinx site into build/docs (warnings are errors)
+docs: notebooks
+	$(PY) -m sphinx -W --keep-going -b html docs build/docs
 
 ## bench: the benchmark scripts (prints tables; see benchmarks/README.md)
 bench: $(STAMP)

@@ -306,6 +306,8 @@ def _job(args, genotypes, phenotypes, model: str):
         folds=getattr(args, "folds", None),
         sets=getattr(args, "sets", None),
         sets_path=getattr(args, "sets_path", "auto"),
+        # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
+        progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
     )
 
 
@@ -396,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         f"warning: {' '.join(str(message).split())}", file=sys.stderr
     )
     if quiet:  # nothing but errors: PyMC's progress log and warnings too (both are in summary.json)
-        logging.getLogger("pymc").setLevel(logging.ERROR)
+        # PyMC sets levels on its sub-loggers too, so the parent's level alone does not silence them
+        for name in ("pymc", "pymc.sampling.mcmc", "pymc.stats.convergence"):
+            logging.getLogger(name).setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
     try:
         {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)

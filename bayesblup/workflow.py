@@ -42,6 +42,7 @@ class FitJob:
     folds: str | None = None  # phenotype-table column of cross-validation folds
     sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
     sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
+    progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
 
 
 @dataclass
@@ -161,10 +162,12 @@ def run_fit(job: FitJob, say=print):
         "seed": job.seed,
         "target_accept": job.target_accept,
     }
-    fit = model.fit(**options)
+    if job.method == "nuts":
+        say("compiling the log-density and its gradient (PyTensor), then sampling ...")
+    fit = model.fit(**options, progressbar=job.progressbar)
     fit.settings["qc"] = report.to_dict()
     timings.update(fit.timings)
-    say(f"done: sampling {fit.timings['sampling_s']:.2f} s, genetic values {fit.timings['genetic_values_s']:.2f} s")
+    say(_sampling_line(fit.timings))
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
@@ -186,6 +189,16 @@ def run_fit(job: FitJob, say=print):
         timings["cross_validation_s"] = time.perf_counter() - t
         say(f"mean predictive correlation {cv.mean_correlation:.3f} ({timings['cross_validation_s']:.1f} s)")
     return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv)
+
+
+def _sampling_line(timings: dict) -> str:
+    """The phases of ``fit``: compilation and NUTS initialisation, the draws, the genetic values."""
+    if "draws_s" in timings:
+        compile_s = timings["sampling_s"] - timings["draws_s"]
+        head = f"done: compile and initialise {compile_s:.2f} s, draws {timings['draws_s']:.2f} s"
+    else:
+        head = f"done: optimisation {timings['sampling_s']:.2f} s"
+    return f"{head}, genetic values {timings['genetic_values_s']:.2f} s"
 
 
 def _table_of(fit) -> dict:

@@ -169,3 +169,45 @@ def test_summary_of_a_folder_without_a_fit_exits_2(tmp_path, capsys):
     assert main(["summary", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no summary.json: pass a folder written by `bayesblup fit --out`" in err
+
+
+@pytest.mark.parametrize(
+    ("tty", "quiet", "expected"), [(True, False, True), (False, False, False), (True, True, False)]
+)
+def test_fit__progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path, capsys, monkeypatch, tty, quiet, expected):
+    """PyMC's progress bar is shown on a terminal; a pipe or log file, or --quiet, gets none."""
+    import sys
+
+    import bayesblup.models.base
+
+    seen = []
+    original = bayesblup.models.base.BLUPModel.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("progressbar"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(bayesblup.models.base.BLUPModel, "fit", spy)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    extra = ["--quiet"] if quiet else []
+    assert main([*fit_args(tmp_path / "fit"), "--chains", "1", "--draws", "50", "--tune", "50", *extra]) == 0
+    assert seen == [expected]
+    out = capsys.readouterr().out
+    if quiet:
+        assert out == ""
+    else:  # the long phases each print a line: G, eigendecomposition, compilation, sampling
+        for phrase in ("G (standardized): 599 x 599", "eigendecomposition: rank 598", "compiling", "draws"):
+            assert phrase in out, phrase
+
+
+def test_fit__quiet_process_prints_nothing(tmp_path):
+    """The real process with --quiet: no progress lines and none of PyMC's log lines (they once leaked,
+    because PyMC sets levels on its sub-loggers). In-process tests cannot see this: under pytest PyMC
+    leaves its records to pytest's own log capture."""
+    import subprocess
+    import sys
+
+    args = [*fit_args(tmp_path / "fit"), "--chains", "1", "--draws", "50", "--tune", "50", "--quiet"]
+    run = subprocess.run([sys.executable, "-m", "bayesblup", *args], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "" and run.stderr == ""
