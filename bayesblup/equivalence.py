@@ -121,7 +121,8 @@ def _premise(G: np.ndarray, W: np.ndarray, c: float, scalings: tuple[str, str], 
         return error, (
             f"G-BLUP's {label} equals WW'/{k:.6g}, but M-BLUP's factor is c = {c:.6g}: the two used different "
             f"scalings (G-BLUP: {g_scaling}, M-BLUP: {m_scaling}). The factor is the denominator of G: m for the "
-            "standardised scalings, nu_p = 2 sum p(1-p) for centred W* (eq 14). Compare sigma2_g with "
+            "standardised scalings, nu_p = 2 sum p(1-p) for centred W* (eq 14; sum p(1-p) for 0/1 presence/absence "
+            "calls). Compare sigma2_g with "
             f"{k:.6g} * sigma2_b instead, or refit with one scaling."
         )
     return error, (

@@ -106,6 +106,8 @@ def plot_h2(fit, *, reference: dict[str, float] | None = None, prob: float = 0.9
         ax.axvline(value, color=GREY, linestyle=style, label=f"{label}: {value:.3f}")
     ax.set_xlabel("h2 = genetic variance / (genetic + residual variance)")
     ax.set_title(f"h2 posterior ({fit.model.name}, prior {fit.model.prior_label})")
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, bottom + 1.45 * (top - bottom))  # headroom, so that the legend never covers the curve
     ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
     return _figure(pc)
 
@@ -133,7 +135,7 @@ def plot_equivalence(mblup_fit, gblup_fit):
 
     With ``G = WW'/c`` the two models are one model, so the two posteriors of each panel coincide
     up to Monte Carlo error (``c = m`` for the standardised scalings, ``nu_p`` for ``centered``; per
-    set with several marker sets). :func:`bayesblup.check_equivalence` gives the numbers.
+    set with several marker sets). :func:`bayesblup.equivalence.check_equivalence` gives the numbers.
     """
     require_matplotlib()
     from matplotlib.figure import Figure

@@ -61,7 +61,7 @@ def test_check_equivalence__names_nu_p_when_the_factor_differs(data):
     report = check_equivalence(mblup, gblup)
     assert not report.holds
     assert f"equals WW'/{geno.n_markers}" in report.reasons[0]
-    assert "nu_p = 2 sum p(1-p) for centred W* (eq 14)" in report.reasons[0]
+    assert "nu_p = 2 sum p(1-p) for centred W* (eq 14; sum p(1-p) for 0/1 presence/absence" in report.reasons[0]
 
 
 def test_check_equivalence__names_different_kernels(data):
