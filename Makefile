@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bayesblup-installed
 DOCS_STAMP := $(VENV)/.bayesblup-docs-installed
+JAX_STAMP := $(VENV)/.bayesblup-jax-installed
 
-.PHONY: demo test test-slow notebooks docs bench lint format clean
+.PHONY: demo test test-slow test-jax notebooks docs bench lint format clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV) test
@@ -13,6 +14,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 $(DOCS_STAMP): $(STAMP)
 	bash scripts/bootstrap.sh $(VENV) "test,docs"
 	touch $(DOCS_STAMP)
+
+$(JAX_STAMP): $(STAMP)
+	bash scripts/bootstrap.sh $(VENV) "test,jax"
+	touch $(JAX_STAMP)
 
 ## demo: the main job on the built-in wheat data
 demo: $(STAMP)
@@ -25,7 +30,11 @@ test: $(STAMP)
 
 ## test-slow: the slower statistical checks (run by CI as a separate step)
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow tests
+	$(PY) -m pytest -m "slow and not jax" tests
+
+## test-jax: NUTS on JAX (numpyro, blackjax): installs the jax extra, then the tests marked jax (CI's own step)
+test-jax: $(JAX_STAMP)
+	$(PY) -m pytest -m jax tests
 
 ## notebooks: execute the teaching notebooks into build/notebooks and print each one's wall time
 notebooks: $(DOCS_STAMP)

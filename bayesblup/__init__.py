@@ -5,9 +5,11 @@ The layers, bottom up:
 * :mod:`bayesblup.genotypes`, :mod:`bayesblup.io`, :mod:`bayesblup.qc`: calls in, checked and filtered;
 * :mod:`bayesblup.scaling`: calls to the marker matrix W (three scalings);
 * :mod:`bayesblup.relationship`: W to the genomic relationship matrix G;
+* :mod:`bayesblup.dask_grm`: G from a PLINK .bed in blocks of markers with Dask (extra ``bayesblup[dask]``);
 * :mod:`bayesblup.datasets`: built-in example data; :mod:`bayesblup.testing`: simulators.
 
-Importing the package loads NumPy, SciPy and pandas only; PyMC is imported when a model is built.
+Importing the package loads NumPy, SciPy and pandas only; PyMC is imported when a model is built, Dask when
+:func:`genomic_relationship_bed` runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from . import datasets, plots
 from .cv import CVResult, cross_validate
+from .dask_grm import genomic_relationship_bed
 from .errors import InputError
 from .genotypes import MISSING, Genotypes
 from .io import (
@@ -70,6 +73,7 @@ __all__ = [
     "eigendecompose",
     "fit_scaling",
     "genomic_relationship",
+    "genomic_relationship_bed",
     "genotype_matrices_by_set",
     "genotype_matrix",
     "marker_sets",

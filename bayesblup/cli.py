@@ -23,6 +23,7 @@ examples:
   bayesblup grm --genotypes geno.csv.gz --scaling standardized --out G.npz
   bayesblup grm --genotypes plink/sample.bed --scaling centered --min-maf 0.01 --out G.csv
   bayesblup grm --genotypes geno.csv --scaling centered --allele-freq base_p.csv --out Gstar.npz --force
+  bayesblup grm --genotypes big.bed --dask --scheduler tcp://scheduler:8786 --out G.npz   # out of core, on a cluster
 """
 
 _FIT_EXAMPLE = """\
@@ -76,6 +77,16 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_input_options(grm)
     _add_scaling_option(grm)
     _add_g_options(grm)
+    grm.add_argument(
+        "--dask", action="store_true",
+        help="PLINK .bed only: QC and G from blocks of markers read by Dask tasks, never all the calls in memory "
+        "(needs pip install 'bayesblup[dask]'); --block-size is then markers per task",
+    )  # fmt: skip
+    grm.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="with --dask: address of a dask.distributed scheduler, e.g. tcp://scheduler:8786; its workers must "
+        "read the .bed at the same path (default: one block at a time in this process)",
+    )  # fmt: skip
     grm.add_argument("--out", required=True, metavar="PATH", help="output file: .npz (arrays G, ids), .csv or .csv.gz")
     _add_output_options(grm)
 
@@ -210,6 +221,11 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
         default=None,
         help="NUTS target acceptance (default 0.9); raise to 0.95 or 0.99 on divergences",
     )
+    parser.add_argument(
+        "--nuts-sampler", choices=["pymc", "nutpie", "numpyro", "blackjax"], default=None,
+        help="NUTS implementation (default: nutpie if installed, else pymc); numpyro and blackjax run on JAX, "
+        "e.g. on a GPU (pip install 'bayesblup[jax]'), for --form latent or a single-kernel model",
+    )  # fmt: skip
 
 
 def _add_g_options(parser: argparse.ArgumentParser) -> None:
@@ -241,11 +257,40 @@ def _relationship_from(genotypes, args, say):
         dtype=np.float32 if args.float32 else np.float64,
         block_size=args.block_size,
     )
+    _say_relationship(rel, report, args.scaling, say, t0)
+    return rel
+
+
+def _relationship_dask(args, say):
+    """QC and G in blocks of markers with Dask (``grm --dask``), reported as :func:`_relationship_from` does."""
+    from .dask_grm import genomic_relationship_bed
+    from .io import read_allele_freq
+
+    t0 = time.perf_counter()
+    where = f"on the scheduler at {args.scheduler}" if args.scheduler else "in this process, a block at a time"
+    say(f"QC and G with Dask, from blocks of markers read from {args.genotypes}, {where}")
+    rel = genomic_relationship_bed(
+        args.genotypes,
+        scaling=args.scaling,
+        allele_freq=read_allele_freq(args.allele_freq) if args.allele_freq else None,
+        min_maf=args.min_maf,
+        min_call_rate=args.min_call_rate,
+        min_individual_call_rate=args.min_individual_call_rate,
+        block_size=args.block_size,
+        client=args.scheduler,
+        dtype=np.float32 if args.float32 else np.float64,
+    )
+    for line in rel.qc_report.lines():
+        say(line)
+    _say_relationship(rel, rel.qc_report, args.scaling, say, t0)
+    return rel
+
+
+def _say_relationship(rel, report, scaling: str, say, t0: float) -> None:
     s = rel.summary()
-    formula = "G* = W*W*'/nu_p" if args.scaling == "centered" else "G = WW'/m"
+    formula = "G* = W*W*'/nu_p" if scaling == "centered" else "G = WW'/m"
     say(
-        f"G ({args.scaling}, {formula}): n = {s['n_individuals']}, m = {s['n_markers']}, "
-        f"denominator = {rel.denominator:.6g}"
+        f"G ({scaling}, {formula}): n = {s['n_individuals']}, m = {s['n_markers']}, denominator = {rel.denominator:.6g}"
     )
     say(f"  mean diagonal: {s['mean_diagonal']:.6f}")
     if "min_off_diagonal" in s:
@@ -255,7 +300,6 @@ def _relationship_from(genotypes, args, say):
         )
     say(f"  markers dropped by QC: {report.n_markers_dropped}")
     say(f"  time: {time.perf_counter() - t0:.2f} s (QC and G)")
-    return rel
 
 
 def _check_options(args) -> None:
@@ -267,14 +311,35 @@ def _check_options(args) -> None:
         )
 
 
+def _check_dask_options(args) -> None:
+    """``grm --dask`` reads PLINK .bed files only; ``--scheduler`` needs ``--dask``."""
+    from .io import is_plink
+
+    if args.scheduler and not args.dask:
+        raise InputError("--scheduler runs the Dask computation of G: add --dask.")
+    if not args.dask:
+        return
+    if not is_plink(args.genotypes):
+        raise InputError(
+            f"--dask reads a PLINK .bed block by block; {args.genotypes} is not a PLINK .bed (or prefix). "
+            "Convert it (plink --make-bed) or drop --dask."
+        )
+    if args.coding not in ("auto", "additive"):
+        raise InputError(f"PLINK files hold 0/1/2 allele counts; --coding {args.coding} does not apply.")
+
+
 def _cmd_grm(args, say) -> None:
     from .io import RELATIONSHIP_SUFFIXES, check_new_output, read_genotypes, write_relationship
 
     out = Path(args.out)
     _check_options(args)
+    _check_dask_options(args)
     check_new_output(out, force=args.force, suffixes=RELATIONSHIP_SUFFIXES)  # fail before the work
-    genotypes = read_genotypes(args.genotypes, coding=args.coding)
-    rel = _relationship_from(genotypes, args, say)
+    if args.dask:
+        rel = _relationship_dask(args, say)
+    else:
+        genotypes = read_genotypes(args.genotypes, coding=args.coding)
+        rel = _relationship_from(genotypes, args, say)
     write_relationship(rel, out, force=args.force)
     say(f"wrote {out}")
 
@@ -295,6 +360,7 @@ def _job(args, genotypes, phenotypes, model: str):
         draws=args.draws,
         tune=args.tune,
         target_accept=args.target_accept,
+        nuts_sampler=args.nuts_sampler,
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},

@@ -54,7 +54,7 @@ def read_genotypes(path: str | os.PathLike, *, coding: str = "auto") -> Genotype
     path = Path(path)
     if _is_csv(path):
         return read_genotypes_csv(path, coding=coding)
-    if path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists():
+    if is_plink(path):
         if coding not in ("auto", ADDITIVE):
             raise InputError(f"PLINK files hold 0/1/2 allele counts; coding={coding!r} does not apply.")
         return read_plink(path)
@@ -62,6 +62,39 @@ def read_genotypes(path: str | os.PathLike, *, coding: str = "auto") -> Genotype
         f"cannot tell the format of {path}: give a .csv or .csv.gz genotype file, or a PLINK .bed "
         "file (or the prefix of its .bed/.bim/.fam set)."
     )
+
+
+def is_plink(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a PLINK set: a .bed/.bim/.fam file, or a prefix with a .bed beside it."""
+    path = Path(path)
+    return not _is_csv(path) and (path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists())
+
+
+def plink_files(path: str | os.PathLike) -> dict[str, Path]:
+    """The ``.bed``, ``.bim`` and ``.fam`` files of a PLINK set, given one of them or their prefix.
+
+    Raises
+    ------
+    InputError
+        If any of the three is missing.
+    """
+    path = Path(path)
+    prefix = path.with_suffix("") if path.suffix.lower() in _PLINK_SUFFIXES else path
+    files = {suffix: Path(f"{prefix}{suffix}") for suffix in _PLINK_SUFFIXES}
+    absent = [str(f) for f in files.values() if not f.is_file()]
+    if absent:
+        raise InputError(f"PLINK set {prefix}: missing file(s) {', '.join(absent)}; a set needs .bed, .bim and .fam.")
+    return files
+
+
+def check_plink_iids(iid: np.ndarray, fam: Path) -> None:
+    """Refuse a .fam whose within-family IDs repeat: they label the rows of G."""
+    names, counts = np.unique(iid, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(
+            f"{fam}: within-family IDs (IID, column 2) repeat across families: "
+            f"{preview(names[counts > 1])}. Make IIDs unique (e.g. FID_IID) before reading."
+        )
 
 
 @contextlib.contextmanager
@@ -150,24 +183,15 @@ def read_plink(path: str | os.PathLike) -> Genotypes:
     """
     from bed_reader import open_bed  # a compiled reader; imported only when needed
 
-    path = Path(path)
-    prefix = path.with_suffix("") if path.suffix.lower() in _PLINK_SUFFIXES else path
-    files = {suffix: Path(f"{prefix}{suffix}") for suffix in _PLINK_SUFFIXES}
-    absent = [str(f) for f in files.values() if not f.is_file()]
-    if absent:
-        raise InputError(f"PLINK set {prefix}: missing file(s) {', '.join(absent)}; a set needs .bed, .bim and .fam.")
+    files = plink_files(path)
     try:
         with open_bed(files[".bed"], count_A1=True) as bed:
             calls = bed.read(dtype="int8")  # missing calls come back as -127, our MISSING
             iid, sid = bed.iid, bed.sid
     except Exception as exc:  # bed-reader raises several types for a corrupt set
+        prefix = files[".bed"].with_suffix("")
         raise InputError(f"PLINK set {prefix}: cannot be read ({type(exc).__name__}: {exc}).") from exc
-    names, counts = np.unique(iid, return_counts=True)
-    if (counts > 1).any():
-        raise InputError(
-            f"{files['.fam']}: within-family IDs (IID, column 2) repeat across families: "
-            f"{preview(names[counts > 1])}. Make IIDs unique (e.g. FID_IID) before reading."
-        )
+    check_plink_iids(iid, files[".fam"])
     return Genotypes(calls=calls, ids=iid, markers=sid, coding=ADDITIVE, source=str(files[".bed"]))
 
 

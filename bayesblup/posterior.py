@@ -194,32 +194,91 @@ def posterior_moments(
     data = model.rotated
     _check_pe(model, sigma2_pe, excess)
     U, lam = data.vectors, data.lam
-    U2 = U**2
-    inv = _inverse_scale(data)[:, None]
-    s = np.ones(lam.size) if data.scale is None else data.scale
-    # Cov(T, S ybar) = sigma2_k M S, so A = M S U.
-    rotated = {
-        name: ((M * s[None, :]) @ U, np.asarray(v, dtype=np.float64)) for name, (M, v) in (targets or {}).items()
-    }
-    squared = {name: A**2 for name, (A, _) in rotated.items()}
+    n, n_draws = lam.size, mu.size
+    inv = _inverse_scale(data)
+    s = np.ones(n) if data.scale is None else data.scale
     rng = np.random.default_rng(seed)
-    g_acc = _Accumulator()
-    accs = {name: _Accumulator() for name in rotated}
+    # One pass over the draws keeps, per draw, only what is linear in the rotated data: x = w r for
+    # g (E[g | theta] = S^-1 U x) and x = sigma2_k r / d for the targets (E[T | theta] = M S U x). The
+    # within-draw variances are linear in per-component averages. So U, and each target's M S U,
+    # multiply a few vectors rather than every draw (see _between for the variance between draws).
+    x_g = np.empty((n, n_draws))
+    within_g = np.zeros(n)
+    x_t = np.empty((n, n_draws)) if targets else None
+    within_t = np.zeros(n)  # sum over draws of sigma2_k^2 / d_k
     kept = []
-    for start in range(0, mu.size, _CHUNK):
+    for start in range(0, n_draws, _CHUNK):
         sl = slice(start, start + _CHUNK)
         sk = sigma2_k[sl][None, :]
         nu = _noise(data, sigma2_e[sl][None, :], None if sigma2_pe is None else sigma2_pe[sl][None, :])
         d = sk * lam[:, None] + nu  # (n, chunk)
         r = _residuals(data, mu[sl], None if beta is None else beta[sl], None if excess is None else excess[sl])
         w = sk * lam[:, None] / d
-        g_mean = inv * (U @ (w * r))
-        g_acc.add(g_mean, inv**2 * (U2 @ (w * nu)))
+        x_g[:, sl] = w * r
+        within_g += (w * nu).sum(1)
+        if x_t is not None:
+            x_t[:, sl] = sk / d * r
+            within_t += (sk**2 / d).sum(1)
         if keep_draws is not None and keep_draws[sl].any():
             pick = keep_draws[sl]
-            noise = np.sqrt(w * nu)[:, pick] * rng.standard_normal((lam.size, int(pick.sum())))
-            kept.append((g_mean[:, pick] + inv * (U @ noise)).T)
-        for name, (A, v) in rotated.items():
-            accs[name].add(A @ (sk / d * r), sk * v[:, None] - sk**2 * (squared[name] @ (1.0 / d)))
+            noise = np.sqrt(w * nu)[:, pick] * rng.standard_normal((n, int(pick.sum())))
+            kept.append((inv[:, None] * (U @ (x_g[:, sl][:, pick] + noise))).T)
     draws = np.concatenate(kept) if kept else None
-    return g_acc.result(draws), {name: acc.result() for name, acc in accs.items()}
+
+    SU = s[:, None] * U  # Cov(T, S ybar) = sigma2_k M S, so A = M S U
+    g = _moments(inv[:, None] * U, x_g, inv**2 * ((U**2) @ (within_g / n_draws)))
+    g = Moments(mean=g.mean, sd=g.sd, draws=draws)
+    extra = {}
+    if x_t is not None:
+        basis = _between_basis(x_t)
+        prior = float(sigma2_k.mean())
+        for name, (M, v) in targets.items():
+            M = np.asarray(M, dtype=np.float64)
+            v = np.asarray(v, dtype=np.float64)
+            # Var[T_j | theta] = sigma2_k v_j - sigma2_k^2 sum_k A_jk^2 / d_k, averaged over the draws:
+            # rows of A a block at a time (for marker effects A is m x n: never whole in memory).
+            sq = np.empty(M.shape[0])
+            for b0 in range(0, M.shape[0], _ROWS):
+                A = M[b0 : b0 + _ROWS] @ SU
+                sq[b0 : b0 + _ROWS] = (A**2) @ (within_t / n_draws)
+            extra[name] = _moments(M, x_t, prior * v - sq, right=SU, basis=basis)
+    return g, extra
+
+
+_ROWS = 2048  # rows of a target's A = M S U formed at once
+
+
+def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, Q, C)`` with the draws' covariance ``cov(x) ~= Q C Q'`` (``/D``), Q orthonormal.
+
+    The x of a draw is a smooth function of a few parameters (mu, the variance ratio, beta), so its
+    spread over thousands of draws spans few directions. A randomised range finder (Halko et al.
+    2011) grows Q until it leaves less than 1e-13 of the spread out; a target's between-draw
+    variances then cost ``A Q`` instead of ``A`` times every draw.
+    """
+    mean = x.mean(axis=1)
+    xc = x - mean[:, None]
+    n, n_draws = xc.shape
+    total = float((xc**2).sum())
+    if total == 0.0:
+        return mean, np.zeros((n, 0)), np.zeros((0, 0))
+    rng = np.random.default_rng(20261127)  # fixed: the basis changes nothing above the tolerance
+    k = min(32, n, n_draws)
+    while True:
+        Q, _ = np.linalg.qr(xc @ rng.standard_normal((n_draws, k)))
+        B = Q.T @ xc
+        if total - float((B**2).sum()) <= 1e-13 * total or k >= min(n, n_draws):
+            return mean, Q, (B @ B.T) / n_draws
+        k = min(2 * k, n, n_draws)
+
+
+def _moments(M, x, within, *, right=None, basis=None) -> Moments:
+    """Mean and sd of ``T = M R x`` over the draws (columns of x), with R = ``right`` (or I).
+
+    ``E[T] = M R mean(x)``; ``Var[T_j] = within_j + (M R Q C Q' R' M')_jj``.
+    """
+    mean, Q, C = _between_basis(x) if basis is None else basis
+    R = (lambda a: a) if right is None else (lambda a: right @ a)
+    AQ = M @ R(Q)
+    between = ((AQ @ C) * AQ).sum(axis=1)
+    return Moments(mean=M @ R(mean), sd=np.sqrt(np.maximum(within + between, 0.0)))

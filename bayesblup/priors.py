@@ -76,8 +76,12 @@ class Prior:
         object.__setattr__(self, "distribution", distribution)
         object.__setattr__(self, "parameters", dict(parameters))
 
-    def create(self, name: str, **kwargs):
-        """Add the variable ``name`` to the PyMC model on the context stack."""
+    def create(self, name: str, *, parameters: dict | None = None, **kwargs):
+        """Add the variable ``name`` to the PyMC model on the context stack.
+
+        ``parameters`` replaces the numbers by graph variables of the same names (``pm.Data``, so that
+        a compiled model can be reused with other values); they are checked as numbers first.
+        """
         import pymc as pm
 
         cls = getattr(pm, self.distribution, None)
@@ -98,7 +102,7 @@ class Prior:
             if np.ndim(value) != 0:
                 raise InputError(f"prior for {name}: parameter {key} must be one number, got {value!r}.")
         try:
-            return cls(name, **self.parameters, **kwargs)
+            return cls(name, **(self.parameters if parameters is None else parameters), **kwargs)
         except (TypeError, ValueError) as exc:
             raise InputError(f"prior for {name}: {self.distribution}({self.parameters}) is invalid: {exc}") from exc
 

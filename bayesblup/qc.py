@@ -121,6 +121,82 @@ def _check_rate(value: float | None, name: str, upper: float) -> float | None:
     return value
 
 
+def check_thresholds(
+    *, min_maf: float | None, min_call_rate: float | None, min_individual_call_rate: float | None
+) -> tuple[float | None, float | None, float | None]:
+    """Validate the optional QC thresholds; return them as floats (or None)."""
+    return (
+        _check_rate(min_maf, "min_maf", 0.5),
+        _check_rate(min_call_rate, "min_call_rate", 1.0),
+        _check_rate(min_individual_call_rate, "min_individual_call_rate", 1.0),
+    )
+
+
+def individual_filter(
+    missing_per_individual: np.ndarray, *, n_markers: int, min_individual_call_rate: float, source: str
+) -> np.ndarray:
+    """Boolean mask of the individuals whose call rate reaches ``min_individual_call_rate`` (filter 1).
+
+    Raises
+    ------
+    InputError
+        If no individual passes.
+    """
+    keep = 1.0 - missing_per_individual / n_markers >= min_individual_call_rate
+    if not keep.any():
+        raise InputError(
+            f"{source}: every individual has call rate below {min_individual_call_rate}; "
+            "lower --min-individual-call-rate or check the genotype file."
+        )
+    return keep
+
+
+def marker_filter(
+    counts: np.ndarray,
+    markers: np.ndarray,
+    *,
+    n_individuals: int,
+    max_count: int,
+    min_call_rate: float | None,
+    min_maf: float | None,
+    source: str,
+) -> tuple[np.ndarray, dict[str, tuple[str, ...]]]:
+    """Filters 2-5 from the per-marker counts of each code (:func:`~bayesblup.genotypes.allele_counts`).
+
+    Returns
+    -------
+    ndarray of bool, shape (m,)
+        Markers kept.
+    dict
+        Names of the dropped markers by reason, in the order the filters run.
+
+    Raises
+    ------
+    InputError
+        If no marker passes.
+    """
+    n_obs = counts.sum(axis=1)
+    reasons = np.full(len(markers), "", dtype=object)
+    reasons[n_obs == 0] = ALL_MISSING
+    if min_call_rate is not None:
+        reasons[(reasons == "") & (n_obs / n_individuals < min_call_rate)] = CALL_RATE
+    reasons[(reasons == "") & ((counts > 0).sum(axis=1) <= 1)] = MONOMORPHIC
+    if min_maf is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (counts[:, 1] + 2 * counts[:, 2]) / (max_count * n_obs)
+        maf = np.minimum(p, 1.0 - p)
+        reasons[(reasons == "") & (maf < min_maf)] = MAF
+
+    dropped = {r: tuple(markers[reasons == r]) for r in _REASON_TEXT if (reasons == r).any()}
+    keep = reasons == ""
+    if not keep.any():
+        raise InputError(
+            f"{source}: no marker passes quality control ({preview(f'{k}: {len(v)}' for k, v in dropped.items())}"
+            "). Relax the filters (--min-maf, --min-call-rate) or check the coding of the calls."
+        )
+    return keep, dropped
+
+
 def quality_control(
     genotypes: Genotypes,
     *,
@@ -155,9 +231,9 @@ def quality_control(
     InputError
         If a threshold is out of range, or nothing is left after filtering.
     """
-    min_maf = _check_rate(min_maf, "min_maf", 0.5)
-    min_call_rate = _check_rate(min_call_rate, "min_call_rate", 1.0)
-    min_individual_call_rate = _check_rate(min_individual_call_rate, "min_individual_call_rate", 1.0)
+    min_maf, min_call_rate, min_individual_call_rate = check_thresholds(
+        min_maf=min_maf, min_call_rate=min_call_rate, min_individual_call_rate=min_individual_call_rate
+    )
     n_missing_in = genotypes.n_missing
 
     dropped_ids: tuple[str, ...] = ()
@@ -166,36 +242,27 @@ def quality_control(
         missing_per_ind = np.zeros(geno.n_individuals, dtype=np.int64)
         for _, blk in marker_blocks(geno.calls):
             missing_per_ind += (blk == MISSING).sum(axis=1)
-        keep = 1.0 - missing_per_ind / geno.n_markers >= min_individual_call_rate
+        keep = individual_filter(
+            missing_per_ind,
+            n_markers=geno.n_markers,
+            min_individual_call_rate=min_individual_call_rate,
+            source=geno.source,
+        )
         dropped_ids = tuple(geno.ids[~keep])
-        if not keep.any():
-            raise InputError(
-                f"{geno.source}: every individual has call rate below {min_individual_call_rate}; "
-                "lower --min-individual-call-rate or check the genotype file."
-            )
         if dropped_ids:
             geno = geno.select(individuals=keep)
 
     counts = allele_counts(geno.calls)
     n_obs = counts.sum(axis=1)
-    reasons = np.full(geno.n_markers, "", dtype=object)
-    reasons[n_obs == 0] = ALL_MISSING
-    if min_call_rate is not None:
-        reasons[(reasons == "") & (n_obs / geno.n_individuals < min_call_rate)] = CALL_RATE
-    reasons[(reasons == "") & ((counts > 0).sum(axis=1) <= 1)] = MONOMORPHIC
-    if min_maf is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = (counts[:, 1] + 2 * counts[:, 2]) / (geno.max_count * n_obs)
-        maf = np.minimum(p, 1.0 - p)
-        reasons[(reasons == "") & (maf < min_maf)] = MAF
-
-    dropped = {r: tuple(geno.markers[reasons == r]) for r in _REASON_TEXT if (reasons == r).any()}
-    keep_markers = reasons == ""
-    if not keep_markers.any():
-        raise InputError(
-            f"{geno.source}: no marker passes quality control ({preview(f'{k}: {len(v)}' for k, v in dropped.items())}"
-            "). Relax the filters (--min-maf, --min-call-rate) or check the coding of the calls."
-        )
+    keep_markers, dropped = marker_filter(
+        counts,
+        geno.markers,
+        n_individuals=geno.n_individuals,
+        max_count=geno.max_count,
+        min_call_rate=min_call_rate,
+        min_maf=min_maf,
+        source=geno.source,
+    )
     if not keep_markers.all():
         geno = geno.select(markers=keep_markers)
     if geno.n_individuals < 2:

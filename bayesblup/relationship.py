@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg import blas
@@ -18,6 +19,9 @@ from .errors import InputError, preview
 from .genotypes import Genotypes
 from .names import STANDARDIZED
 from .scaling import MarkerScaling, fit_scaling
+
+if TYPE_CHECKING:
+    from .qc import QCReport
 
 __all__ = ["Relationship", "genomic_relationship", "relationship_matrix"]
 
@@ -44,6 +48,9 @@ class Relationship:
         ``m`` for G, ``nu_p`` for G*, if known.
     marker_scaling : MarkerScaling or None
         Per-marker constants of the training data, to place new individuals on the same scale.
+    qc_report : QCReport or None
+        What quality control dropped, when G was built straight from a file
+        (:func:`~bayesblup.genomic_relationship_bed`); None when the caller ran the QC.
     """
 
     matrix: np.ndarray
@@ -52,6 +59,7 @@ class Relationship:
     n_markers: int | None = None
     denominator: float | None = None
     marker_scaling: MarkerScaling | None = None
+    qc_report: QCReport | None = None
 
     def __post_init__(self) -> None:
         G = self.matrix

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .errors import InputError, preview
 from .genotypes import MISSING, Genotypes, allele_counts
-from .names import SCALINGS, STANDARDIZED, STANDARDIZED_HWE
+from .names import MAX_COUNT, SCALINGS, STANDARDIZED, STANDARDIZED_HWE
 
 __all__ = ["GenotypeMatrix", "MarkerScaling", "fit_scaling", "genotype_matrix"]
 
@@ -144,26 +144,24 @@ class GenotypeMatrix:
         )
 
 
-def _base_frequencies(allele_freq, genotypes: Genotypes) -> np.ndarray:
+def _base_frequencies(allele_freq, markers: np.ndarray) -> np.ndarray:
     """Validate base-population frequencies: one per marker, by name if labelled."""
     if isinstance(allele_freq, pd.Series):  # labelled by marker name
         lookup = dict(zip(map(str, allele_freq.index), allele_freq.to_numpy(dtype=float), strict=True))
-        absent = [m for m in genotypes.markers if m not in lookup]
+        absent = [m for m in markers if m not in lookup]
         if absent:
             raise InputError(f"allele_freq has no value for {len(absent)} markers: {preview(absent)}.")
-        p = np.array([lookup[m] for m in genotypes.markers], dtype=float)
+        p = np.array([lookup[m] for m in markers], dtype=float)
     else:
         p = np.asarray(allele_freq, dtype=float)
-        if p.shape != (genotypes.n_markers,):
+        if p.shape != (len(markers),):
             raise InputError(
-                f"allele_freq must hold one frequency per marker ({genotypes.n_markers}), got shape "
+                f"allele_freq must hold one frequency per marker ({len(markers)}), got shape "
                 f"{p.shape}. Pass a pandas Series indexed by marker name to align by name."
             )
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
-        raise InputError(
-            f"allele_freq must lie in [0, 1]; markers {preview(genotypes.markers[bad])} have {preview(p[bad])}."
-        )
+        raise InputError(f"allele_freq must lie in [0, 1]; markers {preview(markers[bad])} have {preview(p[bad])}.")
     return p
 
 
@@ -186,69 +184,113 @@ def fit_scaling(genotypes: Genotypes, *, scaling: str, allele_freq=None) -> Mark
     InputError
         On an unknown scaling, a monomorphic marker, or unusable base frequencies.
     """
+    check_scaling(scaling, allele_freq=allele_freq)
+    return scaling_from_counts(
+        allele_counts(genotypes.calls),
+        scaling=scaling,
+        markers=genotypes.markers,
+        coding=genotypes.coding,
+        n_individuals=genotypes.n_individuals,
+        allele_freq=allele_freq,
+        source=genotypes.source,
+    )
+
+
+def check_scaling(scaling: str, *, allele_freq=None) -> None:
+    """Refuse an unknown scaling, and base-population frequencies with ``"standardized"``."""
     if scaling not in SCALINGS:
         raise InputError(f"scaling must be one of {', '.join(SCALINGS)}; got {scaling!r}.")
-    counts = allele_counts(genotypes.calls)
+    if scaling == STANDARDIZED and allele_freq is not None:
+        raise InputError(
+            "allele_freq applies to 'standardized-hwe' and 'centered' only: 'standardized' centres "
+            "each marker on its sample mean by definition (eq 11a)."
+        )
+
+
+def scaling_from_counts(
+    counts: np.ndarray,
+    *,
+    scaling: str,
+    markers: np.ndarray,
+    coding: str,
+    n_individuals: int,
+    allele_freq=None,
+    source: str = "array",
+) -> MarkerScaling:
+    """:func:`fit_scaling` from per-marker counts of each code, without the calls.
+
+    Parameters
+    ----------
+    counts : ndarray of int, shape (m, 3)
+        Calls equal to 0, 1 and 2 at each marker (:func:`~bayesblup.genotypes.allele_counts`);
+        every constant of the three scalings is a function of these and ``n_individuals``.
+    scaling, allele_freq
+        As in :func:`fit_scaling`.
+    markers : ndarray of str, shape (m,)
+        Marker names.
+    coding : {"additive", "presence-absence"}
+        Genotype coding of the calls.
+    n_individuals : int
+        Individuals behind the counts, missing calls included.
+    source : str
+        Where the calls came from, for error messages.
+    """
+    check_scaling(scaling, allele_freq=allele_freq)
+    k = MAX_COUNT[coding]
+    n = n_individuals
     n_obs = counts.sum(axis=1)
     poly = (counts > 0).sum(axis=1) >= 2
     if not poly.all():
         raise InputError(
-            f"{genotypes.source}: {int((~poly).sum())} markers are monomorphic or have no observed call "
-            f"({preview(genotypes.markers[~poly])}); they have no variance and would divide by zero in "
+            f"{source}: {int((~poly).sum())} markers are monomorphic or have no observed call "
+            f"({preview(markers[~poly])}); they have no variance and would divide by zero in "
             "the scaling. Run bayesblup.quality_control() first (the command line does)."
         )
-    k = genotypes.max_count
     total = counts[:, 1] + 2.0 * counts[:, 2]
     fill = total / n_obs
     p_sample = fill / k
-    n = genotypes.n_individuals
 
     if scaling == STANDARDIZED:
-        if allele_freq is not None:
-            raise InputError(
-                "allele_freq applies to 'standardized-hwe' and 'centered' only: 'standardized' centres "
-                "each marker on its sample mean by definition (eq 11a)."
-            )
         # Sum of squared deviations of the filled column: filled calls sit on the mean and add 0.
         ss = counts[:, 1] + 4.0 * counts[:, 2] - total**2 / n_obs
         sd = np.sqrt(ss / (n - 1))
         return MarkerScaling(
             scaling,
-            genotypes.markers,
-            genotypes.coding,
+            markers,
+            coding,
             p_sample,
             "sample",
             fill,
             fill,
             1.0 / sd,
-            float(genotypes.n_markers),
+            float(len(markers)),
         )
 
-    source = "sample" if allele_freq is None else "base"
-    p = p_sample if allele_freq is None else _base_frequencies(allele_freq, genotypes)
+    freq_source = "sample" if allele_freq is None else "base"
+    p = p_sample if allele_freq is None else _base_frequencies(allele_freq, markers)
     het = k * p * (1.0 - p)
     if scaling == STANDARDIZED_HWE:
         zero = het <= 0
         if zero.any():
             raise InputError(
-                f"allele_freq is 0 or 1 at {int(zero.sum())} markers ({preview(genotypes.markers[zero])}); "
+                f"allele_freq is 0 or 1 at {int(zero.sum())} markers ({preview(markers[zero])}); "
                 "'standardized-hwe' divides by sqrt(k p (1-p)). Drop those markers or use 'centered'."
             )
         return MarkerScaling(
             scaling,
-            genotypes.markers,
-            genotypes.coding,
+            markers,
+            coding,
             p,
-            source,
+            freq_source,
             fill,
             k * p,
             1.0 / np.sqrt(het),
-            float(genotypes.n_markers),
+            float(len(markers)),
         )
     nu = float(het.sum())
     if nu <= 0:
         raise InputError("every allele frequency is 0 or 1, so nu_p = k sum p(1-p) is 0 and G* is undefined.")
-    return MarkerScaling(scaling, genotypes.markers, genotypes.coding, p, source, fill, k * p, np.ones_like(p), nu)
+    return MarkerScaling(scaling, markers, coding, p, freq_source, fill, k * p, np.ones_like(p), nu)
 
 
 def genotype_matrix(

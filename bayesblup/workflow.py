@@ -31,6 +31,7 @@ class FitJob:
     draws: int = 1000
     tune: int = 1000
     target_accept: float | None = None  # None: the model's default
+    nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: nutpie if installed, else pymc
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
@@ -161,6 +162,7 @@ def run_fit(job: FitJob, say=print):
         "tune": job.tune,
         "seed": job.seed,
         "target_accept": job.target_accept,
+        "nuts_sampler": job.nuts_sampler,
     }
     if job.method == "nuts":
         say("compiling the log-density and its gradient (PyTensor), then sampling ...")

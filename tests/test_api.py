@@ -15,7 +15,7 @@ PUBLIC = {
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
     "match_records", "read_phenotypes", "CVResult", "cross_validate",
     "MultiGBLUP", "MultiMBLUP", "SetsFit", "MarkerSets", "marker_sets", "read_marker_sets", "relationships_by_set",
-    "genotype_matrices_by_set",
+    "genotype_matrices_by_set", "genomic_relationship_bed",
 }  # fmt: skip
 
 

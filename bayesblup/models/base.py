@@ -39,7 +39,6 @@ that of the records exactly. Three cases (``pe_path``):
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import warnings
 from typing import ClassVar
@@ -51,6 +50,7 @@ from ..names import INDIVIDUAL, PHENOTYPED, RECORD
 from ..phenotypes import Records, match_records
 from ..priors import Prior, resolve_prior
 from ..spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
+from .samplers import check_nuts_sampler, choose_nuts
 
 __all__ = ["FORMS", "METHODS", "BLUPModel", "RotatedData"]
 
@@ -163,6 +163,9 @@ class BLUPModel:
     #: sets (a set with little variance narrows the posterior's neck) and a sampled residual excess
     #: (pe_path == "augmented") need the same.
     default_target_accept: ClassVar[float] = 0.9
+    #: Whether the marginal form can put its numbers in pm.Data, so that fits of the same structure share
+    #: one compiled model (:mod:`bayesblup.models.compiled`). The multi-set models hold their data in Ops.
+    supports_reuse: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -300,6 +303,35 @@ class BLUPModel:
         return "G"
 
     @property
+    def reusable(self) -> bool:
+        """Whether :meth:`fit` samples a compiled model shared with fits of the same structure.
+
+        The single-kernel marginal form: every number its graph reads (rotated data, eigenvalues,
+        prior parameters) is a ``pm.Data`` container, so another trait, another CV fold or another
+        data set of the same structure only swaps data (:mod:`bayesblup.models.compiled`). Not the
+        latent form, whose free variables grow with n, nor the augmented path, nor several sets.
+        """
+        return self.supports_reuse and self.form == "marginal" and not self._samples_excess
+
+    def _constant(self, name: str, value, dims=None):
+        """``value`` in the graph: a ``pm.Data`` container in a reusable model, else a constant."""
+        if not self.reusable:
+            return value
+        import pymc as pm
+
+        return pm.Data(name, value, dims=dims)
+
+    def _create_prior(self, priors: dict[str, Prior], name: str):
+        """The prior of ``name``, its parameters as ``pm.Data`` in a reusable model (they follow y)."""
+        prior = priors[name]
+        if not self.reusable:
+            return prior.create(name)
+        if any(np.ndim(v) != 0 or isinstance(v, bool | str) for v in prior.parameters.values()):
+            return prior.create(name)  # refused there, with the parameter named
+        data = {key: self._constant(f"prior_{name}_{key}", float(value)) for key, value in prior.parameters.items()}
+        return prior.create(name, parameters=data)
+
+    @property
     def priors(self) -> tuple[str, dict[str, Prior]]:
         """(label, priors) after resolving the preset against the data."""
         pe_msx = None
@@ -324,6 +356,8 @@ class BLUPModel:
         label, priors = self.priors
         rec = self.records
         coords = {INDIVIDUAL: self.individuals.astype(str)}
+        if self.reusable:  # nothing in the marginal graph is per individual: keep them out of the shared model
+            del coords[INDIVIDUAL]
         if self.form == "marginal":
             coords["component"] = np.arange(self.n)
         if rec.X is not None:
@@ -332,13 +366,13 @@ class BLUPModel:
             # p (latent form) or the residual excess (augmented path) lives here
             coords[PHENOTYPED] = self.ids.astype(str)
         with pm.Model(coords=coords) as model:
-            mu = priors["mu"].create("mu")
+            mu = self._create_prior(priors, "mu")
             sigma2_k, sigma2_pe, sigma2_e = self._variance_block(label, priors)
             beta = None
             if rec.X is not None:
                 # Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
                 scale = 10 * np.std(self.y, ddof=1) / rec.X.std(axis=0)
-                beta = pm.Normal("beta", 0.0, scale, dims="covariate")
+                beta = pm.Normal("beta", 0.0, self._constant("beta_scale", scale, dims="covariate"), dims="covariate")
             if self.form == "marginal":
                 self._marginal_likelihood(mu, beta, sigma2_k, sigma2_pe, sigma2_e)
             else:
@@ -367,10 +401,11 @@ class BLUPModel:
         import pytensor.tensor as pt
 
         data = self.rotated
-        mean = data.one * mu
+        mean = self._constant("one_star", data.one, dims="component") * mu
         if beta is not None:
-            mean = mean + pt.dot(data.X, beta)
+            mean = mean + pt.dot(self._constant("X_star", data.X, dims=("component", "covariate")), beta)
         a, b = data.noise
+        a = self._constant("noise_a", a)
         noise = a * sigma2_e if b == 0 else a * sigma2_e + b * sigma2_pe
         if data.excess is not None:
             # The residual excess of the less-recorded individuals, explicit and non-centred (its sd
@@ -378,33 +413,37 @@ class BLUPModel:
             z = pm.Normal("z_excess", 0.0, 1.0, dims=PHENOTYPED)
             # sqrt(Delta) outside the graph: sqrt(sigma2_e * 0) would have an infinite gradient.
             mean = mean + pt.dot(data.vectors.T, np.sqrt(data.excess) * z) * pt.sqrt(sigma2_e)
-        pm.Normal("y_rotated", mu=mean, sigma=pt.sqrt(sigma2_k * data.lam + noise), observed=data.y, dims="component")
+        lam = self._constant("eigenvalues", data.lam, dims="component")
+        y_star = self._constant("y_star", data.y, dims="component")
+        pm.Normal("y_rotated", mu=mean, sigma=pt.sqrt(sigma2_k * lam + noise), observed=y_star, dims="component")
         if data.within is not None:
             # log N(y) = log N(y_rotated) + what the weighted means leave out: the within-individual
             # scatter with its normalising constant, so logp is the records' exactly.
-            add_within_potential(data.within, beta, sigma2_e)
+            names = ("within_a", "within_b", "within_C", "within_n_extra", "within_constant")
+            within = tuple(v if v is None else self._constant(k, v) for k, v in zip(names, data.within, strict=True))
+            add_within_potential(within, beta, sigma2_e)
 
     def _variance_block(self, label: str, priors: dict[str, Prior]):
         """sigma2_k, sigma2_pe (None without it), sigma2_e and h2 (+ sigma2_g_equiv for M-BLUP)."""
         import pymc as pm
 
-        c = self.factor
+        c = self._constant("factor_c", float(self.factor))
         sigma2_pe = None
         if label == "default":
-            h2 = priors["h2"].create("h2")
-            total = priors["sigma2_p"].create("sigma2_p")
+            h2 = self._create_prior(priors, "h2")
+            total = self._create_prior(priors, "sigma2_p")
             rest = (1 - h2) * total
             if self.permanent_environment:  # the share of the non-genetic variance that is permanent
-                share = priors["pe_share"].create("pe_share")
+                share = self._create_prior(priors, "pe_share")
                 sigma2_pe = pm.Deterministic("sigma2_pe", share * rest)
                 rest = (1 - share) * rest
             sigma2_e = pm.Deterministic("sigma2_e", rest)
             sigma2_k = pm.Deterministic(self.kernel_variance, h2 * total / c)
         else:
-            sigma2_k = priors[self.kernel_variance].create(self.kernel_variance)
+            sigma2_k = self._create_prior(priors, self.kernel_variance)
             if self.permanent_environment:
-                sigma2_pe = priors["sigma2_pe"].create("sigma2_pe")
-            sigma2_e = priors["sigma2_e"].create("sigma2_e")
+                sigma2_pe = self._create_prior(priors, "sigma2_pe")
+            sigma2_e = self._create_prior(priors, "sigma2_e")
             other = sigma2_e if sigma2_pe is None else sigma2_pe + sigma2_e
             pm.Deterministic("h2", c * sigma2_k / (c * sigma2_k + other))
         if self.permanent_environment:
@@ -447,6 +486,7 @@ class BLUPModel:
         target_accept: float | None = None,
         genetic_value_draws: bool = False,
         thin: int = 1,
+        nuts_sampler: str | None = None,
     ):
         """Fit by NUTS (nutpie when installed, else PyMC's) or MAP, and add genetic values.
 
@@ -466,6 +506,11 @@ class BLUPModel:
             Also store full draws of ``g`` (marginal form; every ``thin``-th draw) in the posterior.
         thin : int
             Thinning of those draws.
+        nuts_sampler : {None, "pymc", "nutpie", "numpyro", "blackjax"}
+            The NUTS implementation; None: nutpie if installed, else PyMC's. ``"numpyro"`` and
+            ``"blackjax"`` run NUTS on JAX (``pip install 'bayesblup[jax]'``; a GPU needs a CUDA jaxlib)
+            for the latent forms and the single-kernel marginal form, not for the marginal form of
+            several marker sets (:mod:`bayesblup.models.samplers`, docs/jax.md).
 
         Returns
         -------
@@ -484,39 +529,53 @@ class BLUPModel:
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
             raise InputError(f"tune must be >= 0, got {tune}.")
+        check_nuts_sampler(self, nuts_sampler, method)
         model = self.model
         t0 = time.perf_counter()
         if method == "nuts":
-            sampler = "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
-            extra = {"init": self.nuts_init} if sampler == "pymc" else {}
-            with warnings.catch_warnings():
-                # PyMC labels its dense mass-matrix adaptation experimental; the multi-set models use it on purpose.
-                warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
-                datatree = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=cores,
-                    random_seed=seed,
-                    nuts_sampler=sampler,
-                    progressbar=progressbar,
+            choice = choose_nuts(self, model, nuts_sampler, chains=chains, progressbar=progressbar)
+            sampler = choice.sampler
+            compiled = "per fit"
+            if sampler == "pymc" and self.reusable:  # a compiled model shared by fits of this structure
+                from .compiled import sample as sample_compiled
+
+                datatree, reused = sample_compiled(
+                    self, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
                     target_accept=target_accept,
-                    model=model,
-                    compute_convergence_checks=False,  # our own diagnostics report them
-                    **extra,
-                )
+                )  # fmt: skip
+                compiled = "reused" if reused else "new"
+            else:
+                with warnings.catch_warnings(), choice.errors():
+                    # PyMC labels its dense mass-matrix adaptation experimental; the multi-set models use it on purpose.
+                    warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
+                    datatree = pm.sample(
+                        draws=draws,
+                        tune=tune,
+                        chains=chains,
+                        cores=cores,
+                        random_seed=seed,
+                        target_accept=target_accept,
+                        model=model,
+                        compute_convergence_checks=False,  # our own diagnostics report them
+                        **choice.kwargs,
+                    )
         else:
             sampler = "find_MAP"
             datatree = pm.find_MAP(
                 model=model, progressbar=progressbar, jitter=False, return_inferencedata=True, random_seed=seed
             )
         self.timings["sampling_s"] = time.perf_counter() - t0
-        if method == "nuts" and "sampling_time" in datatree["sample_stats"].attrs:
-            # PyMC's own clock of the draw loop; the rest of sampling_s is compilation and NUTS initialisation
-            self.timings["draws_s"] = float(datatree["sample_stats"].attrs["sampling_time"])
+        # PyMC's own clock of the draw loop (the JAX samplers keep it on the posterior, and it includes their
+        # XLA compilation); the rest of sampling_s is compilation and NUTS initialisation
+        for group in ("sample_stats", "posterior") if method == "nuts" else ():
+            node = datatree.children.get(group)  # PyMC's mock sampler (tests) writes no sample_stats
+            if node is not None and "sampling_time" in node.attrs:
+                self.timings["draws_s"] = float(node.attrs["sampling_time"])
+                break
         settings = {"form": self.form, "seed": seed}
         if method == "nuts":
             settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
+            settings |= choice.settings | {"compiled": compiled}
         return self._result_class().from_datatree(
             self,
             datatree,

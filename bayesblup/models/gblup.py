@@ -51,8 +51,10 @@ class GBLUP(BLUPModel):
     >>> wheat = bb.datasets.load_wheat()
     >>> G = bb.genomic_relationship(wheat.genotypes, scaling="standardized")
     >>> model = bb.GBLUP(wheat.phenotypes["y1"], G, prior="bglr")
-    >>> sorted(model.model.named_vars)
-    ['h2', 'mu', 'sigma2_e', 'sigma2_g', 'y_rotated']
+    >>> [v.name for v in model.model.free_RVs], [v.name for v in model.model.deterministics]
+    (['mu', 'sigma2_g', 'sigma2_e'], ['h2'])
+    >>> sorted(v.name for v in model.model.data_vars)[:4]   # every number of the graph: data, swapped on reuse
+    ['eigenvalues', 'factor_c', 'noise_a', 'one_star']
     """
 
     name: ClassVar[str] = "gblup"

@@ -70,6 +70,7 @@ class SetsModel(BLUPModel):
     """Base class of :class:`MultiGBLUP` and :class:`MultiMBLUP`; not used directly."""
 
     prefix: ClassVar[str]  # "sigma2_g" | "sigma2_b"
+    supports_reuse: ClassVar[bool] = False  # the likelihood Ops hold their arrays: no pm.Data to swap
     # BLUPModel.default_target_accept = 0.9 serves here too: at 0.8 a set with little variance left 5
     # divergent transitions in 4 x 1000 iterations on a simulated GFBLUP (n = 1000, h2_rest = 0.1).
 
