@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -61,7 +62,10 @@ class MBLUP(BLUPModel):
         rows = np.array([position[i] for i in records.ids], dtype=np.intp)
         others = np.array([position[i] for i in records.unphenotyped], dtype=np.intp)
         self.genotypes = genotypes
-        self.W = np.asarray(genotypes.values[rows], dtype=np.float64)  # individuals with a record
+        values = np.asarray(genotypes.values, dtype=np.float64)
+        # Individuals with a record. When they are every individual, in order, W is the caller's array itself:
+        # at n = 5000, m = 50,000 a copy would be 2 GB.
+        self.W = values if np.array_equal(rows, np.arange(values.shape[0])) else values[rows]
         self.W_unphenotyped = np.asarray(genotypes.values[others], dtype=np.float64).reshape(
             others.size, genotypes.values.shape[1]
         )
@@ -82,10 +86,11 @@ class MBLUP(BLUPModel):
     def factor(self) -> float:
         return float(self.genotypes.scaling.denominator)
 
-    @property
+    @cached_property
     def msx(self) -> float:
         """Sum of the column variances of W (divisor n), BGLR's ``sum(x2)/n - sum(colMeans^2)``."""
-        return float(((self.W**2).mean(0) - self.W.mean(0) ** 2).sum())
+        n = self.W.shape[0]
+        return float((np.einsum("ij,ij->j", self.W, self.W) / n - self.W.mean(0) ** 2).sum())  # no n x m temporary
 
     @property
     def n_markers(self) -> int:
@@ -109,7 +114,8 @@ class MBLUP(BLUPModel):
 
     @property
     def relationship_diagonal(self) -> np.ndarray:
-        return np.concatenate([(self.W**2).sum(1), (self.W_unphenotyped**2).sum(1)]) / self.factor
+        squares = [np.einsum("ij,ij->i", W, W) for W in (self.W, self.W_unphenotyped)]  # no n x m temporary
+        return np.concatenate(squares) / self.factor
 
     def _latent_genetic_values(self, sigma2_k):
         import pymc as pm
