@@ -259,6 +259,24 @@ def test_posterior_moments__marker_effects_over_draws_equal_the_draw_by_draw_ora
     np.testing.assert_allclose(b.sd**2, variances.mean(0) + means.var(0), rtol=1e-8, atol=1e-14)
 
 
+def test_posterior_moments__float32_marker_variances_within_1e_6(rng, monkeypatch):
+    """Large problems form A = W'U in float32 (bayesblup.posterior.FLOAT32_ABOVE). Forced here on a small
+    one: the marker sds move by less than 1e-6 relative (float32 rounding is ~6e-8 per product, and rows
+    where the posterior variance nearly cancels the prior's are recomputed in float64); means unchanged."""
+    import bayesblup.posterior as posterior
+
+    G, W = _simulated("rank-deficient")
+    model = _model("mblup", _trait(G.ids, rng), G, W)
+    D = 400
+    draws = (rng.normal(3.0, 0.3, D), np.exp(rng.normal(np.log(0.5), 0.5, D)) / model.factor, np.full(D, 0.5))
+    _, exact = posterior_moments(model, *draws, targets=model.targets)
+    monkeypatch.setattr(posterior, "FLOAT32_ABOVE", 0)
+    _, single = posterior_moments(model, *draws, targets=model.targets)
+    np.testing.assert_array_equal(single["markers"].mean, exact["markers"].mean)
+    np.testing.assert_allclose(single["markers"].sd, exact["markers"].sd, rtol=1e-6)
+    assert not np.array_equal(single["markers"].sd, exact["markers"].sd)  # the float32 path did run
+
+
 # --- the latent form has the same prior on g ---------------------------------------------------
 @pytest.mark.parametrize("name", MODELS)
 def test_latent_form__g_has_covariance_sigma2_k_K(rng, name):
