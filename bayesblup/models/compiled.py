@@ -84,6 +84,9 @@ def _start(entry: _Compiled, chains: int, seed: int | None) -> list[dict]:
     step = entry.step
     step.potential = QuadPotentialDiagAdapt(mean.size, mean, np.ones_like(mean), 10, rng=rng)
     step.integrator = CpuLeapfrogIntegrator(step.potential, step._logp_dlogp_func)
+    # PyMC resets the adaptation at each chain's start when it samples in this process, but its worker
+    # processes (cores > 1) do not: without this reset they would inherit the end of the last fit's tuning.
+    step.reset_tuning()
     return points
 
 
