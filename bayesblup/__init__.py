@@ -22,6 +22,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 from . import datasets, plots
+from .calibration import SBCResult, interval_coverage, simulation_based_calibration
 from .cv import CVResult, cross_validate
 from .dask_grm import genomic_relationship_bed
 from .errors import InputError
@@ -43,6 +44,7 @@ from .reml import REMLResult, reml
 from .results import BLUPFit
 from .results_sets import SetsFit
 from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .sensitivity import prior_sensitivity
 from .sets import MarkerSets, genotype_matrices_by_set, marker_sets, read_marker_sets, relationships_by_set
 from .spectral import RankDeficiencyWarning, Spectral, eigendecompose
 
@@ -65,6 +67,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "Records",
     "Relationship",
+    "SBCResult",
     "SetsFit",
     "Spectral",
     "__version__",
@@ -76,9 +79,11 @@ __all__ = [
     "genomic_relationship_bed",
     "genotype_matrices_by_set",
     "genotype_matrix",
+    "interval_coverage",
     "marker_sets",
     "match_records",
     "plots",
+    "prior_sensitivity",
     "quality_control",
     "read_allele_freq",
     "read_genotypes",
@@ -90,5 +95,6 @@ __all__ = [
     "relationship_matrix",
     "relationships_by_set",
     "reml",
+    "simulation_based_calibration",
     "write_relationship",
 ]

@@ -147,6 +147,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--reference-h2", type=float, metavar="H2",
         help="a point estimate of h2 (e.g. REML) drawn on the h2 plot for comparison",
     )  # fmt: skip
+    fit.add_argument(
+        "--prior-sensitivity", action="store_true",
+        help="also refit under the default set of priors (default, bglr, half-normal, beta(2,2)) and write the "
+        "posteriors of h2 side by side to prior_sensitivity.csv",
+    )  # fmt: skip
+    fit.add_argument(
+        "--strict", action="store_true",
+        help="exit with code 3 if the fit ends with a diagnostic warning (divergences, R-hat > 1.01, bulk or tail "
+        "ESS < 400); the outputs are written all the same",
+    )  # fmt: skip
     _add_output_options(fit)
 
     summary = sub.add_parser(
@@ -215,6 +225,10 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning; default %(default)s")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
     parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
+    parser.add_argument(
+        "--cores", type=int, default=None, metavar="N",
+        help="processes to run the chains in (default: PyMC's choice, one on 2 cores); the draws do not depend on it",
+    )  # fmt: skip
     parser.add_argument(
         "--target-accept",
         type=float,
@@ -361,6 +375,7 @@ def _job(args, genotypes, phenotypes, model: str):
         tune=args.tune,
         target_accept=args.target_accept,
         nuts_sampler=args.nuts_sampler,
+        cores=args.cores,
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
@@ -372,12 +387,13 @@ def _job(args, genotypes, phenotypes, model: str):
         folds=getattr(args, "folds", None),
         sets=getattr(args, "sets", None),
         sets_path=getattr(args, "sets_path", "auto"),
+        prior_sensitivity=getattr(args, "prior_sensitivity", False),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
     )
 
 
-def _cmd_fit(args, say) -> None:
+def _cmd_fit(args, say) -> int:
     from .workflow import format_fit_table, h2_line, run_fit
 
     t0 = time.perf_counter()
@@ -392,14 +408,32 @@ def _cmd_fit(args, say) -> None:
     fit = outcome.fit
     fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
     reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
+    sensitivity = outcome.prior_sensitivity
+    tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
     fit.save(
-        out, force=args.force, predictions=outcome.predictions, cv=outcome.cv, plots=args.plots, reference=reference
-    )
+        out, force=args.force, predictions=outcome.predictions, cv=outcome.cv, plots=args.plots, reference=reference,
+        tables=tables,
+    )  # fmt: skip
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
+    if sensitivity is not None:
+        from .sensitivity import format_sensitivity_table
+
+        say("prior sensitivity (prior_sensitivity.csv):")
+        for line in format_sensitivity_table(sensitivity):
+            say(line)
     pngs = ", PNG plots" if args.plots else ""
     say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc{pngs} ({time.perf_counter() - t0:.1f} s in all)")
+    warned = fit.diagnostics()["warnings"]
+    if args.strict and warned:
+        print(
+            f"bayesblup fit: --strict: {len(warned)} diagnostic warning(s), listed above and in {out}/summary.json "
+            "(diagnostics.warnings); the outputs are kept",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
 
 
 def _cmd_summary(args, say) -> None:
@@ -469,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
     try:
-        {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)
+        code = {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)
     except InputError as exc:
         print(f"bayesblup {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -483,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"bayesblup {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0  # fit --strict returns 3 on a diagnostic warning
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import InputError, preview
 
-__all__ = ["CVResult", "cross_validate"]
+__all__ = ["CVResult", "cross_validate", "fold_labels"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,59 @@ class CVResult:
         }
 
 
+def fold_labels(y: pd.Series, folds: pd.Series) -> tuple[pd.Series, np.ndarray, list]:
+    """Check the folds against the records: ``(fold label per record, which records are present, the folds)``.
+
+    Raises
+    ------
+    InputError
+        If a record has no fold, an individual's records fall in several folds, or fewer than 2 folds remain.
+    """
+    y = y.set_axis(y.index.astype(str))
+    column = "fold column" if folds.name is None else f"fold column {folds.name}"
+    folds = folds.set_axis(folds.index.astype(str))
+    if y.index.has_duplicates:  # repeated records: one fold label per record, row for row
+        if not folds.index.equals(y.index):
+            raise InputError(
+                f"cross-validation, {column}: with repeated records, give the fold of each record row for row (the "
+                "same index as the trait); take both from the same phenotype table."
+            )
+        labels = folds
+    else:
+        if folds.index.has_duplicates:
+            dup = folds.index[folds.index.duplicated()].unique()
+            raise InputError(
+                f"cross-validation, {column}: individuals {preview(dup)} have several fold labels; give one each."
+            )
+        labels = folds.reindex(y.index)
+    present = y.notna().to_numpy()
+    absent = y.index[present & labels.isna().to_numpy()]
+    if len(absent):
+        raise InputError(
+            f"cross-validation, {column}: {len(absent)} records have no fold: {preview(absent)}; give every record "
+            "with a trait value a fold label."
+        )
+    # An individual's records must share a fold: otherwise its own records would train its prediction.
+    per_individual = labels[present].groupby(level=0).nunique()
+    split = per_individual.index[per_individual > 1]
+    if len(split):
+        raise InputError(
+            f"cross-validation, {column}: the records of {len(split)} individuals fall in several folds: "
+            f"{preview(split)}. Assign folds to individuals, so that all records of one individual are held out "
+            "together."
+        )
+    try:
+        levels = sorted(labels[present].unique())
+    except TypeError:  # mixed label types: order as text
+        levels = sorted(labels[present].unique(), key=str)
+    if len(levels) < 2:
+        raise InputError(
+            f"cross-validation needs at least 2 folds; the {column} has {len(levels)}: give the records at least "
+            "two fold labels."
+        )
+    return labels, present, levels
+
+
 def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_options) -> CVResult:
     """Fit once per fold with that fold's records hidden, and score the predictions.
 
@@ -89,37 +142,7 @@ def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_opt
     0.53
     """
     y = y.set_axis(y.index.astype(str))
-    folds = folds.set_axis(folds.index.astype(str))
-    if y.index.has_duplicates:  # repeated records: one fold label per record, row for row
-        if not folds.index.equals(y.index):
-            raise InputError(
-                "cross-validation: with repeated records, give the fold of each record row for row (the same index "
-                "as the trait); take both from the same phenotype table."
-            )
-        labels = folds
-    else:
-        if folds.index.has_duplicates:
-            dup = folds.index[folds.index.duplicated()].unique()
-            raise InputError(f"cross-validation: individuals {preview(dup)} have several fold labels.")
-        labels = folds.reindex(y.index)
-    present = y.notna().to_numpy()
-    absent = y.index[present & labels.isna().to_numpy()]
-    if len(absent):
-        raise InputError(f"cross-validation: {len(absent)} records have no fold: {preview(absent)}.")
-    # An individual's records must share a fold: otherwise its own records would train its prediction.
-    per_individual = labels[present].groupby(level=0).nunique()
-    split = per_individual.index[per_individual > 1]
-    if len(split):
-        raise InputError(
-            f"cross-validation: the records of {len(split)} individuals fall in several folds: {preview(split)}. "
-            "Assign folds to individuals, so that all records of one individual are held out together."
-        )
-    try:
-        levels = sorted(labels[present].unique())
-    except TypeError:  # mixed label types: order as text
-        levels = sorted(labels[present].unique(), key=str)
-    if len(levels) < 2:
-        raise InputError(f"cross-validation needs at least 2 folds; the fold column has {len(levels)}.")
+    labels, present, levels = fold_labels(y, folds)
     rows, predictions = [], []
     for level in levels:
         test = (labels == level).to_numpy() & present

@@ -25,22 +25,24 @@ MISSING = np.int8(-127)
 _SCAN_BLOCK = 4096
 
 
-def _labels(values: Sequence | np.ndarray, *, what: str, expected: int) -> np.ndarray:
+def _labels(values: Sequence | np.ndarray, *, what: str, expected: int, source: str | None = None) -> np.ndarray:
     """Turn IDs or marker names into a 1-D object array of unique, non-empty strings."""
     arr = np.asarray([str(v) for v in values], dtype=object)
+    what = what if source is None else f"{source}: {what}"
     if arr.ndim != 1 or arr.size != expected:
         raise InputError(
-            f"{what}: expected {expected} labels (one per {'row' if what == 'ids' else 'column'} "
+            f"{what}: expected {expected} labels (one per {'row' if what.endswith('ids') else 'column'} "
             f"of the genotype matrix), got {arr.size}."
         )
+    label = "individual ID" if what.endswith("ids") else "marker name"
     empty = np.flatnonzero(np.char.str_len(arr.astype(str)) == 0)
     if empty.size:
-        raise InputError(f"{what}: empty label at position(s) {preview(empty)}; give every one a name.")
+        raise InputError(f"{what}: empty label at position(s) {preview(empty)}; give every {label} a non-empty name.")
     uniq, counts = np.unique(arr.astype(str), return_counts=True)
     if (counts > 1).any():
         raise InputError(
-            f"{what}: duplicated label(s) {preview(uniq[counts > 1])}; each must be unique. "
-            "Merge or rename the duplicates before reading."
+            f"{what}: duplicated label(s) {preview(uniq[counts > 1])} ({label}s); each must be unique: "
+            "merge or rename the duplicates before reading."
         )
     return arr
 
@@ -84,8 +86,8 @@ class Genotypes:
         n, m = self.calls.shape
         if n == 0 or m == 0:
             raise InputError(f"the genotype matrix from {self.source} is empty ({n} individuals x {m} markers).")
-        object.__setattr__(self, "ids", _labels(self.ids, what="ids", expected=n))
-        object.__setattr__(self, "markers", _labels(self.markers, what="markers", expected=m))
+        object.__setattr__(self, "ids", _labels(self.ids, what="ids", expected=n, source=self.source))
+        object.__setattr__(self, "markers", _labels(self.markers, what="markers", expected=m, source=self.source))
         _check_codes(self.calls, self.coding, self.ids, self.markers, self.source)
 
     @classmethod

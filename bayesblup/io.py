@@ -22,7 +22,7 @@ import pandas as pd
 from .errors import InputError, preview
 from .genotypes import Genotypes
 from .names import ADDITIVE
-from .relationship import Relationship
+from .relationship import Relationship, check_relationship
 
 __all__ = [
     "read_allele_freq",
@@ -83,8 +83,47 @@ def plink_files(path: str | os.PathLike) -> dict[str, Path]:
     files = {suffix: Path(f"{prefix}{suffix}") for suffix in _PLINK_SUFFIXES}
     absent = [str(f) for f in files.values() if not f.is_file()]
     if absent:
-        raise InputError(f"PLINK set {prefix}: missing file(s) {', '.join(absent)}; a set needs .bed, .bim and .fam.")
+        raise InputError(
+            f"PLINK set {prefix}: missing file(s) {', '.join(absent)}; a set needs .bed, .bim and .fam with one "
+            "prefix: put the missing file(s) beside the others."
+        )
     return files
+
+
+def _count_lines(path: Path) -> int:
+    """Non-blank lines of a text file, read in binary chunks (a .bim can hold millions)."""
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def check_plink_set(files: dict[str, Path]) -> None:
+    """Refuse a set whose .bed does not hold exactly the calls of the .fam's individuals at the .bim's markers.
+
+    The .bed's size must be ``3 + m ceil(n / 4)`` (SNP-major). Where n is not a multiple of 4, the unused
+    bits closing each marker's block must be zero, as PLINK writes them: set bits mean calls of individuals
+    the .fam does not list, whose IDs would otherwise shift silently.
+    """
+    bed, fam, bim = files[".bed"], files[".fam"], files[".bim"]
+    n, m = _count_lines(fam), _count_lines(bim)
+    per_marker = -(-n // 4)
+    expected, size = 3 + m * per_marker, bed.stat().st_size
+    same_set = "the three files must come from the same set: re-export them together (plink --make-bed)."
+    if size != expected:
+        raise InputError(
+            f"PLINK set {bed.with_suffix('')}: cannot be read: {bim.name} lists {m} markers and {fam.name} {n} "
+            f"individuals, so {bed.name} should hold 3 + {m} x {per_marker} = {expected} bytes (SNP-major), but it "
+            f"holds {size}; {same_set}"
+        )
+    used = n % 4
+    if used and m:
+        last = np.memmap(bed, dtype=np.uint8, mode="r", offset=3, shape=(m, per_marker))[:, -1]
+        spill = int(np.count_nonzero(np.asarray(last) >> (2 * used)))
+        if spill:
+            raise InputError(
+                f"PLINK set {bed.with_suffix('')}: {fam.name} lists {n} individuals, but {bed.name} holds calls for "
+                f"more (the unused bits after individual {n} are set at {spill} of {m} markers; PLINK writes them "
+                f"as zeros), so the .fam is missing individuals; {same_set}"
+            )
 
 
 def check_plink_iids(iid: np.ndarray, fam: Path) -> None:
@@ -104,16 +143,48 @@ def _open_text(path: Path) -> Iterator:
         yield handle
 
 
-def _csv_header(path: Path) -> list[str]:
+def check_input_file(path: Path, what: str, expected: str) -> None:
+    """Refuse a path that does not exist or is a folder, saying what file was expected there."""
+    if path.is_dir():
+        raise InputError(f"{what} file {path} is a folder; expected {expected}: give the file itself, not its folder.")
     if not path.is_file():
-        raise InputError(f"genotype file not found: {path}")
+        raise InputError(f"{what} file not found: {path}; check the path (expected {expected}).")
+
+
+def delimiter_hint(cell: str) -> str:
+    """For a header read as a single column: ``" ('a;b;c'), which looks ';'-separated"``, or ``""``."""
+    for sep, name in (
+        (";", "';'-separated"),
+        ("\t", "tab-separated"),
+        ("|", "'|'-separated"),
+        (" ", "space-separated"),
+    ):
+        if sep in cell:
+            return f" ({cell[:40]!r}), which looks {name}"
+    return ""
+
+
+def _csv_header(path: Path) -> list[str]:
+    check_input_file(path, "genotype", "a .csv or .csv.gz file, or a PLINK .bed file or prefix")
     try:
         with _open_text(path) as handle:
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise InputError(f"cannot read {path} as text CSV ({exc}); is it compressed or binary?") from exc
-    if not header or len(header) < 2:
-        raise InputError(f"{path}: the header must hold an ID column name followed by one marker name per column.")
+        raise InputError(
+            f"{path} cannot be read as a text CSV ({exc}); expected comma-separated text, gzip-compressed when the "
+            "name ends in .gz: save it as such (for binary genotypes, give a PLINK .bed)."
+        ) from exc
+    layout = "an ID column name, then one marker name per column"
+    if not header:
+        raise InputError(
+            f"{path} is empty or starts with a blank line; expected a header line ({layout}) and one row per "
+            "individual."
+        )
+    if len(header) < 2:
+        raise InputError(
+            f"{path}: the header holds a single column{delimiter_hint(header[0])}; expected {layout}, "
+            "comma-separated: save the file as CSV (comma-separated)."
+        )
     markers = header[1:]
     names, counts = np.unique(markers, return_counts=True)
     if (counts > 1).any():
@@ -161,7 +232,10 @@ def read_genotypes_csv(path: str | os.PathLike, *, coding: str = "auto") -> Geno
             "calls with an empty cell or NA."
         ) from exc
     if frame.shape[0] == 0:
-        raise InputError(f"{path}: no data rows under the header.")
+        raise InputError(
+            f"{path}: no data rows under the header; expected one row per individual (its ID, then one call per "
+            "marker)."
+        )
     no_id = np.flatnonzero(frame.index.isna())
     if no_id.size:
         raise InputError(f"{path}: data row(s) {preview(no_id + 1)} have no individual ID in the first column.")
@@ -184,6 +258,7 @@ def read_plink(path: str | os.PathLike) -> Genotypes:
     from bed_reader import open_bed  # a compiled reader; imported only when needed
 
     files = plink_files(path)
+    check_plink_set(files)
     try:
         with open_bed(files[".bed"], count_A1=True) as bed:
             calls = bed.read(dtype="int8")  # missing calls come back as -127, our MISSING
@@ -332,17 +407,7 @@ def read_relationship(path: str | os.PathLike, *, symmetry_tol: float = 1e-8) ->
         raise InputError(f"{path}: a relationship file must end in .csv, .csv.gz or .npz.")
     if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] != len(ids):
         raise InputError(f"{path}: expected a square matrix with one ID per row, got {G.shape} and {len(ids)} IDs.")
-    if not np.isfinite(G).all():
-        r, c = np.argwhere(~np.isfinite(G))[0]
-        raise InputError(f"{path}: non-finite value at ({ids[r]}, {ids[c]}).")
-    asym = np.abs(G - G.T)
-    scale = max(float(np.abs(G).max()), 1e-300)
-    if asym.max() > symmetry_tol * scale:
-        r, c = np.unravel_index(np.argmax(asym), asym.shape)
-        raise InputError(
-            f"{path}: the matrix is not symmetric: G[{ids[r]}, {ids[c]}] and G[{ids[c]}, {ids[r]}] "
-            f"differ by {asym[r, c]:.3g}."
-        )
+    check_relationship(G, ids, str(path), symmetry_tol=symmetry_tol)
     return Relationship(
         matrix=G,
         ids=ids,

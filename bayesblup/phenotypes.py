@@ -19,16 +19,33 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
 
     Empty cells and ``NA`` are missing records. IDs are read as text, so ``007`` stays ``007``.
     """
+    from .io import check_input_file, delimiter_hint
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"phenotype file not found: {path}")
+    layout = "the ID column name, then one name per trait"
+    check_input_file(path, "phenotype", "a CSV file (the ID column, then one column per trait)")
     try:
         header = pd.read_csv(path, nrows=0).columns
         frame = pd.read_csv(path, index_col=0, dtype={header[0]: str})
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {exc}).") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(
+            f"{path} is empty or starts with a blank line; expected a header line ({layout}) and one row per "
+            "individual."
+        ) from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(
+            f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {exc}); save it as UTF-8 "
+            "comma-separated text, one row per record."
+        ) from exc
     if frame.shape[1] == 0:
-        raise InputError(f"{path}: no trait column after the ID column.")
+        raise InputError(
+            f"{path}: no trait column after the ID column{delimiter_hint(str(header[0]))}; expected {layout}, "
+            "comma-separated: save the file as CSV (comma-separated)."
+        )
+    if frame.shape[0] == 0:
+        raise InputError(
+            f"{path}: no data rows under the header; expected one row per individual (its ID, then its trait values)."
+        )
     if frame.index.isna().any():
         rows = np.flatnonzero(frame.index.isna()) + 1
         raise InputError(f"{path}: data row(s) {preview(rows)} have no individual ID in the first column.")
@@ -41,18 +58,31 @@ def trait_values(phenotypes: pd.DataFrame, trait: str) -> pd.Series:
     source = phenotypes.attrs.get("source", "phenotypes")
     if trait not in phenotypes.columns:
         raise InputError(
-            f"{source}: no trait column {trait!r}; the columns are {', '.join(map(str, phenotypes.columns))}."
+            f"{source}: no trait column {trait!r}; the columns are {', '.join(map(str, phenotypes.columns))}: "
+            "name one of them (--trait, trait=)."
         )
-    raw = phenotypes[trait]
-    values = pd.to_numeric(raw, errors="coerce")
+    values = _numeric_trait(phenotypes[trait], trait, f"{source}: ")
+    values.attrs["source"] = source
+    return values
+
+
+def _numeric_trait(raw: pd.Series, trait: str, where: str) -> pd.Series:
+    """The trait as floats; text is refused naming the first offending record, infinities too."""
+    values = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
     bad = values.isna() & raw.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"{source}: trait {trait} has a non-numeric value {raw.iloc[i]!r} for individual {raw.index[i]}."
+            f"{where}trait {trait} has a non-numeric value {raw.iloc[i]!r} for individual {raw.index[i]} (record "
+            f"{i + 1}); trait values must be numbers: fix it, or leave the cell empty (or NA) for a missing record."
         )
-    if not np.isfinite(values.dropna().to_numpy()).all():
-        raise InputError(f"{source}: trait {trait} holds infinite values.")
+    finite = values.dropna().to_numpy(dtype=float)
+    if not np.isfinite(finite).all():
+        i = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)) & values.notna().to_numpy())[0])
+        raise InputError(
+            f"{where}trait {trait} holds an infinite value for individual {raw.index[i]}; trait values must be "
+            "finite numbers: fix it, or leave the cell empty (or NA) for a missing record."
+        )
     return values.astype(float).rename(trait)
 
 
@@ -242,15 +272,17 @@ def _record_aligned(table, y: pd.Series, what: str, *, by_id: bool, present: np.
     return table
 
 
-def _check_weights(weights: pd.Series, present: np.ndarray, trait: str) -> np.ndarray:
+def _check_weights(weights: pd.Series, present: np.ndarray, trait: str, where: str = "") -> np.ndarray:
     values = pd.to_numeric(weights, errors="coerce").to_numpy(dtype=float)
     bad = present & ~(np.isfinite(values) & (values > 0))
     if bad.any():
         ids = weights.index[bad].astype(str)
         shown = ", ".join(f"{i} ({w})" for i, w in list(zip(ids, weights.to_numpy()[bad], strict=True))[:10])
         more = f" (and {int(bad.sum()) - 10} more)" if bad.sum() > 10 else ""
+        column = "" if weights.name is None else f", weights {weights.name}"
         raise InputError(
-            f"trait {trait}: {int(bad.sum())} records have a weight that is not a positive number: {shown}{more}. "
+            f"{where}trait {trait}{column}: {int(bad.sum())} records have a weight that is not a positive number: "
+            f"{shown}{more}. "
             "A weight w gives the record residual variance sigma2_e / w (e.g. w = number of measurements "
             "averaged); drop records that should not count rather than giving them weight 0."
         )
@@ -283,41 +315,60 @@ def match_records(
         Allow several records per individual (repeated measurements). Then ``fixed`` and
         ``weights`` must have y's index row for row, since an ID no longer names one record.
     min_records : int
-        The fewest non-missing records accepted.
+        The fewest individuals with a non-missing record accepted.
 
     Raises
     ------
     InputError
         If an ID has several records without ``repeated``, a phenotyped individual has no genotype
-        (named, at most ten then a count), a weight is not positive, or fewer than ``min_records``
-        records remain.
+        (named, at most ten then a count), a value is not a number, a weight is not positive, the trait is
+        constant, or fewer than ``min_records`` individuals with a record remain.
     """
     if not isinstance(y, pd.Series):
         raise InputError("records must be a pandas Series indexed by individual ID.")
     trait = str(y.name) if y.name is not None else "y"
+    source = y.attrs.get("source")  # the phenotype file, when y comes from read_phenotypes
+    where = f"{source}: " if source else ""
+    y = _numeric_trait(y, trait, where)
     index = y.index.astype(str)
     present = y.notna().to_numpy()
     duplicated = index[present & index.duplicated(keep=False)].unique()
     if len(duplicated) and not repeated:
         raise InputError(
-            f"trait {trait}: individual(s) {preview(duplicated)} have several records. If they are repeated "
+            f"{where}trait {trait}: individual(s) {preview(duplicated)} have several records. If they are repeated "
             "measurements, allow them (repeated=True; command line --repeated-records), usually with a "
             "permanent-environment effect (permanent_environment=True; --permanent-environment). Otherwise "
             "fix the duplicated IDs."
         )
     genotyped = pd.Index(np.asarray(genotyped_ids, dtype=str))
     without_genotype = index[present & ~index.isin(genotyped)].unique()
+    match = "Check that IDs match between the files (same spelling, no leading zeros lost)"
+    if len(without_genotype) and len(without_genotype) == len(index[present].unique()):
+        raise InputError(
+            f"{where}trait {trait}: none of the {len(without_genotype)} phenotyped individuals has a genotype "
+            f"(phenotype IDs {preview(without_genotype, 3)}; genotype IDs {preview(genotyped, 3)}). {match}, and "
+            "that the first column of each file holds the IDs."
+        )
     if len(without_genotype):
         raise InputError(
-            f"trait {trait}: {len(without_genotype)} phenotyped individuals have no genotype: "
-            f"{preview(without_genotype)}. Check that IDs match between the files (same spelling, no "
-            "leading zeros lost), or drop those records."
+            f"{where}trait {trait}: {len(without_genotype)} phenotyped individuals have no genotype: "
+            f"{preview(without_genotype)}. {match}, or drop those records."
         )
     kept = index[present]
-    if kept.size < min_records:
-        raise InputError(f"trait {trait}: only {kept.size} non-missing records; at least {min_records} are needed.")
-    by_id = not index.has_duplicates
     ids = kept.unique()
+    if ids.size < min_records:
+        raise InputError(
+            f"{where}trait {trait}: {kept.size} non-missing records on {ids.size} individuals; at least "
+            f"{min_records} individuals with a record are needed to tell genetic from residual variance. Check the "
+            "trait column (are its values all missing?) and give records of more individuals."
+        )
+    values = y.to_numpy(dtype=float)[present]
+    if np.ptp(values) == 0:
+        raise InputError(
+            f"{where}trait {trait} is constant: all {values.size} records equal {values[0]:g}; a trait with no "
+            "variation has no variance to split. Check that the trait column is the right one (--trait, trait=)."
+        )
+    by_id = not index.has_duplicates
     unphenotyped = tuple(genotyped[~genotyped.isin(ids)])
     individual = None if by_id else ids.get_indexer(kept).astype(np.intp)
     X, covariates = None, ()
@@ -330,9 +381,10 @@ def match_records(
     if weights is not None:
         if not isinstance(weights, pd.Series):
             raise InputError("weights must be a pandas Series indexed by individual ID.")
-        w = _check_weights(_record_aligned(weights, y, "weights", by_id=by_id, present=present), present, trait)
+        aligned = _record_aligned(weights, y, "weights", by_id=by_id, present=present)
+        w = _check_weights(aligned, present, trait, where)
     return Records(
-        y=y.to_numpy(dtype=float)[present],
+        y=values,
         ids=np.asarray(ids, dtype=object),
         trait=trait,
         n_missing=int((~present).sum()),

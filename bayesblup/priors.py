@@ -15,9 +15,14 @@ Notation: ``sigma2_k`` is the variance that multiplies the kernel (``sigma2_g`` 
     ``sigma2_g + sigma2_e``) with ``sigma2_p ~ LogNormal(log var(y), 1)``: scale-free (it follows the
     units of y), weakly informative (95% of its mass within a factor of 7 of var(y)), and the same
     prior on h2 for both models, so that their posteriors can be compared directly.
-a dict
+a dict of variance priors
     ``{"sigma2_g" | "sigma2_b": Prior(...), "sigma2_e": Prior(...)}``, optionally ``"mu"``: any PyMC
     distribution by name with its parameters, e.g. ``Prior("HalfNormal", sigma=1.0)``.
+a dict with ``"h2"``
+    The parameterisation of ``"default"`` with your own priors: ``{"h2": Prior("Beta", alpha=2.0,
+    beta=2.0)}``, optionally ``"sigma2_p"`` (else ``LogNormal(log var(y), 1)``), ``"mu"`` and, with a
+    permanent environment, ``"pe_share"`` (else ``Beta(1, 1)``). The way to put an informative prior on
+    h2 itself (a prior on the variances only implies one). Single-kernel models only.
 
 With a permanent-environment effect (repeated records), ``h2 = c sigma2_k / (c sigma2_k + sigma2_pe +
 sigma2_e)`` and:
@@ -28,7 +33,7 @@ sigma2_e)`` and:
 - ``"bglr"`` splits R2 equally between the two random terms, as BGLR does with several terms in
   its linear predictor (R2/2 each), and gives ``sigma2_pe`` the BRR prior of the incidence matrix Z
   (MSx = ``1 - sum(n_i^2) / N^2`` for n_i records of individual i, N in all);
-- a dict needs ``"sigma2_pe"`` too.
+- a dict of variance priors needs ``"sigma2_pe"`` too.
 
 With several marker sets (:mod:`bayesblup.models.sets`), one variance per set (``sigma2_g_<set>`` or
 ``sigma2_b_<set>``) and:
@@ -52,7 +57,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["BGLR_DF0", "BGLR_R2", "PRESETS", "Prior", "resolve_prior", "resolve_set_priors"]
+__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_prior", "resolve_set_priors"]
 
 BGLR_DF0 = 5.0
 BGLR_R2 = 0.5
@@ -140,6 +145,30 @@ def _custom(prior: dict, y: np.ndarray, required: set[str]) -> dict[str, Prior]:
     return {"mu": mu_prior(y), **prior}
 
 
+#: The variables of the h2 parameterisation (``"default"``, or a dict with ``"h2"``).
+H2_VARIABLES = ("h2", "sigma2_p", "pe_share")
+
+
+def _custom_h2(prior: dict, y: np.ndarray, *, pe: bool) -> dict[str, Prior]:
+    """A user's dict in the h2 parameterisation: ``"h2"`` required, the rest defaults to the preset's."""
+    allowed = {"h2", "sigma2_p", "mu"} | ({"pe_share"} if pe else set())
+    unknown = set(prior) - allowed
+    if unknown:
+        raise InputError(
+            f"prior: a dict with h2 takes {sorted(allowed)}, not {sorted(unknown)}; give either priors on the "
+            "variances (sigma2_g or sigma2_b, sigma2_e) or on h2 and sigma2_p, not both."
+        )
+    if "h2" not in prior:
+        raise InputError("prior: a dict with sigma2_p or pe_share needs a Prior for h2 too.")
+    for name, value in prior.items():
+        if not isinstance(value, Prior):
+            raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
+    vy = float(np.var(y, ddof=1))
+    out = {"mu": mu_prior(y), "h2": prior["h2"], "sigma2_p": Prior("LogNormal", mu=float(np.log(vy)), sigma=1.0)}
+    out |= {"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {}
+    return out | prior
+
+
 def mu_prior(y: np.ndarray) -> Prior:
     """``Normal(mean(y), 10 sd(y))``: flat over any plausible mean."""
     return Prior("Normal", mu=float(np.mean(y)), sigma=10 * float(np.std(y, ddof=1)))
@@ -150,8 +179,8 @@ def resolve_prior(
 ) -> tuple[str, dict[str, Prior]]:
     """Turn a preset name or a user dict into ``(label, {variable: Prior})``.
 
-    For ``"default"`` the dict holds the hyper-parameters of ``h2`` and ``sigma2_p`` (and
-    ``pe_share``) instead. ``pe_msx`` (BGLR's MSx of Z) is given when the model has a
+    For ``"default"`` and a user's dict with ``"h2"`` the dict holds the priors of ``h2`` and
+    ``sigma2_p`` (and ``pe_share``) instead. ``pe_msx`` (BGLR's MSx of Z) is given when the model has a
     permanent-environment effect.
     """
     pe = pe_msx is not None
@@ -168,6 +197,8 @@ def resolve_prior(
             return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
         raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
     if isinstance(prior, dict):
+        if set(prior) & set(H2_VARIABLES):
+            return "custom", _custom_h2(prior, y, pe=pe)
         return "custom", _custom(prior, y, {kernel_name, "sigma2_e"} | ({"sigma2_pe"} if pe else set()))
     raise InputError(
         f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {type(prior).__name__}."

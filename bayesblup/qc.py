@@ -192,7 +192,9 @@ def marker_filter(
     if not keep.any():
         raise InputError(
             f"{source}: no marker passes quality control ({preview(f'{k}: {len(v)}' for k, v in dropped.items())}"
-            "). Relax the filters (--min-maf, --min-call-rate) or check the coding of the calls."
+            "); expected at least one marker whose calls vary between individuals. Relax the filters "
+            "(--min-maf, --min-call-rate) if they dropped markers, check that the calls vary between individuals "
+            "(monomorphic markers are always dropped), and check the coding of the calls."
         )
     return keep, dropped
 
@@ -266,7 +268,10 @@ def quality_control(
     if not keep_markers.all():
         geno = geno.select(markers=keep_markers)
     if geno.n_individuals < 2:
-        raise InputError(f"{geno.source}: at least 2 individuals are needed, {geno.n_individuals} left after QC.")
+        raise InputError(
+            f"{geno.source}: at least 2 individuals are needed, {geno.n_individuals} left after QC; give the calls "
+            "of more individuals (or lower --min-individual-call-rate)."
+        )
 
     # Only these are known after filtering; compute from the kept counts, not by rescanning.
     n_missing_out = int((geno.n_individuals - n_obs[keep_markers]).sum())

@@ -23,7 +23,7 @@ from .scaling import MarkerScaling, fit_scaling
 if TYPE_CHECKING:
     from .qc import QCReport
 
-__all__ = ["Relationship", "genomic_relationship", "relationship_matrix"]
+__all__ = ["Relationship", "check_relationship", "genomic_relationship", "relationship_matrix"]
 
 # Target size of one float slab of scaled calls. Large enough for BLAS to run at full speed,
 # small next to an n x n matrix once n is in the thousands.
@@ -152,6 +152,39 @@ class Relationship:
     def __repr__(self) -> str:
         return (
             f"Relationship({self.n_individuals} x {self.n_individuals}, scaling={self.scaling!r}, m={self.n_markers})"
+        )
+
+
+def check_relationship(G: np.ndarray, ids, where: str, *, symmetry_tol: float = 1e-8, block: int = 1024) -> None:
+    """Refuse a relationship matrix with a non-finite value or asymmetric beyond rounding, naming the cell.
+
+    The eigendecomposition reads one triangle only, so an asymmetric G would be used without a word. The
+    tolerance is ``symmetry_tol`` (at least 64 machine epsilons of G's dtype) times G's largest absolute
+    value. Checked a block of rows at a time: no n x n temporary.
+    """
+    n = G.shape[0]
+    scale, worst, at = 0.0, 0.0, (0, 0)
+    for r0 in range(0, n, block):
+        rows = G[r0 : r0 + block]
+        bad = ~np.isfinite(rows)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InputError(
+                f"{where}: non-finite value at ({ids[r0 + r]}, {ids[c]}); expected a number in every cell: fill it, "
+                "or rebuild G from the genotypes (bayesblup.genomic_relationship, or `bayesblup grm`)."
+            )
+        scale = max(scale, float(np.abs(rows).max()))
+        asym = np.abs(rows - G[:, r0 : r0 + block].T)
+        if asym.max() > worst:
+            worst, at = float(asym.max()), (r0 + int(np.argmax(asym) // n), int(np.argmax(asym) % n))
+    eps = np.finfo(G.dtype).eps if np.issubdtype(G.dtype, np.floating) else 0.0
+    tol = max(symmetry_tol, 64 * eps)
+    if worst > tol * max(scale, 1e-300):
+        a, b = ids[at[0]], ids[at[1]]
+        raise InputError(
+            f"{where}: the matrix is not symmetric: G[{a}, {b}] and G[{b}, {a}] differ by {worst:.3g}, more than "
+            f"{tol:.0e} x its largest value; expected a symmetric matrix: if the difference is rounding, use "
+            "(G + G') / 2, else check how the matrix was built."
         )
 
 

@@ -26,7 +26,8 @@ from .posterior import posterior_moments
 __all__ = ["THRESHOLDS", "BLUPFit"]
 
 #: Diagnostic thresholds: R-hat as Vehtari et al. (2021) recommend, and 100 bulk ESS per chain.
-THRESHOLDS = {"r_hat": 1.01, "ess_bulk_per_chain": 100}
+#: Where a diagnostic becomes a warning: R-hat above 1.01, bulk or tail ESS below 400 (Vehtari et al. 2021).
+THRESHOLDS = {"r_hat": 1.01, "ess": 400}
 
 
 def _mean_sd(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,20 +310,28 @@ class BLUPFit:
         return copy.deepcopy(self._cache["diagnostics"])
 
     def _diagnostics(self) -> dict:
-        sp = self.model._spectral  # computed whenever the fitted form needed it
+        """Warnings (something to act on, each with advice; ``--strict`` fails on them) and notes (facts)."""
         warnings: list[str] = []
+        notes: list[str] = []
+        sp = self.model._spectral  # computed whenever the fitted form needed it
+        eigenvalues = None if sp is None else sp.to_dict()
         if sp is not None and sp.n_clipped:
-            warnings.append(
-                f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as zero"
+            why = " (one rank is what centring W removes)" if sp.n_clipped == 1 else ""
+            notes.append(
+                f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "
+                f"zero, the smallest {sp.min_raw:.3g}{why}"
             )
         if self.method == "map":
-            warnings.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+            notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
             if self.model._samples_excess:
                 warnings.append(
                     "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
                     "environment), so its variance components are approximate: use NUTS for this model"
                 )
-            return {"divergences": None, "max_r_hat": None, "min_ess_bulk": None, "warnings": warnings}
+            return {
+                "divergences": None, "max_r_hat": None, "min_ess_bulk": None, "min_ess_tail": None,
+                "warnings": warnings, "notes": notes, "eigenvalues": eigenvalues,
+            }  # fmt: skip
         table = self.summary()
         stats = self.datatree.get("sample_stats") if hasattr(self.datatree, "get") else None
         divergences = (
@@ -330,21 +339,38 @@ class BLUPFit:
         )
         max_r_hat = float(np.nanmax(table["r_hat"])) if table["r_hat"].notna().any() else None
         min_ess = float(table["ess_bulk"].min())
+        min_tail = float(table["ess_tail"].min())
         chains = self.datatree["posterior"].sizes["chain"]
         if divergences:
-            warnings.append(f"{divergences} divergent transitions: the posterior may be biased; increase tune")
+            warnings.append(
+                f"{divergences} divergent transitions: the posterior may be biased. Raise target_accept (e.g. "
+                "--target-accept 0.95); if they persist, a variance near zero may be weakly identified: compare "
+                "with prior='default' and look at the trace plot (--plots)"
+            )
         if max_r_hat is not None and max_r_hat > THRESHOLDS["r_hat"]:
             worst = table["r_hat"].idxmax()
-            warnings.append(f"R-hat {max_r_hat:.3f} > {THRESHOLDS['r_hat']} for {worst}: chains disagree; run longer")
-        if min_ess < THRESHOLDS["ess_bulk_per_chain"] * chains:
+            warnings.append(
+                f"R-hat {max_r_hat:.3f} > {THRESHOLDS['r_hat']} for {worst}: the chains disagree. Run longer "
+                "(more --draws and --tune) and look at the trace plot (--plots)"
+            )
+        if min_ess < THRESHOLDS["ess"]:
             worst = table["ess_bulk"].idxmin()
             warnings.append(
-                f"bulk ESS {min_ess:.0f} < {THRESHOLDS['ess_bulk_per_chain'] * chains} for {worst}: "
-                "too few effective draws for stable intervals; run more draws"
+                f"bulk ESS {min_ess:.0f} < {THRESHOLDS['ess']} for {worst}: too few effective draws for a stable "
+                "posterior mean. Run more draws (e.g. --draws 2000) or more chains"
+            )
+        if min_tail < THRESHOLDS["ess"]:
+            worst = table["ess_tail"].idxmin()
+            warnings.append(
+                f"tail ESS {min_tail:.0f} < {THRESHOLDS['ess']} for {worst}: too few effective draws at the ends of "
+                "the 90% interval. Run more draws (e.g. --draws 2000) or more chains"
             )
         if chains == 1:
             warnings.append("one chain: R-hat cannot be computed; run 4 chains to check convergence")
-        return {"divergences": divergences, "max_r_hat": max_r_hat, "min_ess_bulk": min_ess, "warnings": warnings}
+        return {
+            "divergences": divergences, "max_r_hat": max_r_hat, "min_ess_bulk": min_ess, "min_ess_tail": min_tail,
+            "warnings": warnings, "notes": notes, "eigenvalues": eigenvalues,
+        }  # fmt: skip
 
     def to_dict(self) -> dict:
         """The content of ``summary.json``."""
@@ -391,8 +417,11 @@ class BLUPFit:
         cv=None,
         plots: bool = False,
         reference: dict[str, float] | None = None,
+        tables: dict[str, pd.DataFrame] | None = None,
     ) -> Path:
         """Write summary.json, genetic_values.csv, posterior.nc (and marker_effects.csv, predictions.csv).
+
+        ``tables`` maps further file names to tables written as CSV (e.g. ``prior_sensitivity.csv``).
 
         With ``plots``, also the PNGs of :func:`bayesblup.plots.write_plots` (``reference``: point
         estimates of h2 drawn on the h2 plot).
@@ -417,6 +446,8 @@ class BLUPFit:
                 cv.folds.to_csv(tmp / "cv.csv", index=False, float_format="%.10g")
                 cv.predictions.to_csv(tmp / "cv_predictions.csv", index=False, float_format="%.10g")
                 summary["cross_validation"] = cv.to_dict()
+            for name, table in (tables or {}).items():
+                table.to_csv(tmp / name, index=False, float_format="%.10g")
             _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
             if plots:
                 from .plots import write_plots

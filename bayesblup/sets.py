@@ -87,23 +87,32 @@ def read_marker_sets(path: str | os.PathLike) -> pd.Series:
     Raises
     ------
     InputError
-        If the file lacks either column, a marker appears twice, or a set is blank.
+        If the file lacks either column, a marker appears twice, or a set or marker is blank.
     """
+    from .io import check_input_file
+
     path = Path(path)
+    check_input_file(path, "marker sets", "a CSV file with columns marker,set")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the marker sets {path}: {exc}") from exc
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the marker sets {path}: {exc}; expected a CSV file with a header 'marker,set' and one "
+            "row per marker."
+        ) from exc
     missing = {"marker", "set"} - set(table.columns)
     if missing:
         raise InputError(
             f"{path}: the marker sets file needs columns 'marker' and 'set' (one row per marker); it lacks "
             f"{', '.join(sorted(missing))} (it has {', '.join(map(str, table.columns))})."
         )
-    blank = table["set"].str.strip() == ""
-    if blank.any():
-        rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()  # +2: header line, 1-based
-        raise InputError(f"{path}: {int(blank.sum())} rows have no set (lines {preview(rows)}); fill or drop them.")
+    for column in ("set", "marker"):
+        blank = table[column].str.strip() == ""
+        if blank.any():
+            rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()  # +2: header line, 1-based
+            raise InputError(
+                f"{path}: {int(blank.sum())} rows have no {column} (lines {preview(rows)}); fill or drop them."
+            )
     return _as_series(table.set_index("marker")["set"], source=str(path))
 
 
@@ -185,7 +194,7 @@ def marker_sets(
     columns: dict[str, np.ndarray] = {}
     owner = np.full(markers.size, -1)
     unknown: list[str] = []
-    used_dropped: list[str] = []
+    used_dropped: dict[str, list[str]] = {}
     for k, (name, members) in enumerate(grouped.items()):
         _check_name(name, source)
         cols = []
@@ -197,7 +206,7 @@ def marker_sets(
             elif str(item) in position:
                 cols.append(position[str(item)])
             elif str(item) in dropped_set:
-                used_dropped.append(str(item))
+                used_dropped.setdefault(name, []).append(str(item))
             else:
                 unknown.append(str(item))
         cols = np.array(sorted(set(cols)), dtype=np.intp)
@@ -217,7 +226,12 @@ def marker_sets(
         )
     empty = [name for name, cols in columns.items() if not cols.size]
     if empty:
-        raise InputError(f"{source}: set(s) {preview(empty)} have no marker left in the genotypes.")
+        gone = [m for name in empty for m in used_dropped.get(name, [])]
+        why = f" (its markers {preview(gone)} were dropped by quality control)" if gone else " (it names no marker)"
+        raise InputError(
+            f"{source}: set(s) {preview(empty)} have no marker left in the genotypes{why}; add markers to the set "
+            "or drop it."
+        )
     left = np.flatnonzero(owner < 0)
     unused = np.empty(0, dtype=object)
     if left.size and rest is not None:
@@ -235,7 +249,8 @@ def marker_sets(
             f"{source}: {len(columns)} set(s) ({preview(list(columns))}); several marker sets need at least two. "
             "With every marker in one set, fit the single-kernel model instead."
         )
-    return MarkerSets(columns, markers, unused, np.asarray(sorted(set(used_dropped)), dtype=object))
+    dropped_named = {m for names in used_dropped.values() for m in names}
+    return MarkerSets(columns, markers, unused, np.asarray(sorted(dropped_named), dtype=object))
 
 
 def subset_scaling(scaling: MarkerScaling, columns: np.ndarray) -> MarkerScaling:

@@ -107,9 +107,10 @@ def eigendecompose(K: np.ndarray, *, rtol: float = DEFAULT_EIGEN_RTOL, name: str
     tol = rtol * top
     if values[0] < -tol:
         raise InputError(
-            f"{name} is not positive semi-definite: its smallest eigenvalue is {values[0]:.4g} (largest {top:.4g}). "
-            "A G built from genotypes is PSD; a matrix from elsewhere may need checking (e.g. blending or "
-            "bending) before it can be a covariance."
+            f"{name} is not positive semi-definite: its smallest eigenvalue is {values[0]:.4g} (largest {top:.4g}), "
+            f"beyond the tolerance -{tol:.3g} ({rtol:g} x the largest); expected a covariance matrix. A G built from "
+            "genotypes is PSD: rebuild it (bayesblup.genomic_relationship), or bend a matrix from elsewhere (e.g. "
+            "add a small multiple of the identity, or blend it with the pedigree A) before fitting."
         )
     small = values < tol
     n_clipped = int(small.sum())

@@ -32,6 +32,7 @@ class FitJob:
     tune: int = 1000
     target_accept: float | None = None  # None: the model's default
     nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: nutpie if installed, else pymc
+    cores: int | None = None  # processes for the chains (None: PyMC's choice); the draws do not depend on it
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
@@ -44,6 +45,7 @@ class FitJob:
     sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
     sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
+    prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.sensitivity)
 
 
 @dataclass
@@ -54,6 +56,7 @@ class FitOutcome:
     timings: dict
     predictions: object = None  # DataFrame id, mean, sd of new individuals
     cv: object = None  # CVResult
+    prior_sensitivity: object = None  # DataFrame, one row per prior (bayesblup.sensitivity)
 
 
 def run_fit(job: FitJob, say=print):
@@ -78,11 +81,23 @@ def run_fit(job: FitJob, say=print):
             "--predict is not available with --sets yet: put the new individuals in the genotype file without a "
             "phenotype; their genetic values are then in genetic_values.csv (phenotyped = false)."
         )
+    _check_sampling_options(job)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes
     table = read_phenotypes(job.phenotypes) if not hasattr(job.phenotypes, "columns") else job.phenotypes
     y = trait_values(table, job.trait)
+    named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
+    missing = [c for c in named if c not in table.columns]
+    if missing:
+        source = table.attrs.get("source")
+        raise InputError(
+            f"no column {', '.join(missing)} in the phenotypes{f' {source}' if source else ''}; the columns are "
+            f"{', '.join(map(str, table.columns))}: check the names given to --fixed, --weights and --folds."
+        )
+    new = None  # new individuals to predict, read now so that a bad file fails before the fit
+    if job.predict is not None:
+        new = read_genotypes(job.predict, coding=geno.coding) if not hasattr(job.predict, "calls") else job.predict
     timings["read_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -90,12 +105,6 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
-    named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
-    missing = [c for c in named if c not in table.columns]
-    if missing:
-        raise InputError(
-            f"no column {', '.join(missing)} in the phenotypes; the columns are {', '.join(map(str, table.columns))}."
-        )
     fixed = table[list(job.fixed)] if job.fixed else None
     weights = table[job.weights] if job.weights else None
     repeated = job.repeated or job.permanent_environment
@@ -106,6 +115,10 @@ def run_fit(job: FitJob, say=print):
     records = records_of(y)
     for line in records.lines():
         say(line)
+    if job.folds:  # check the folds now, not after the main fit
+        from .cv import fold_labels
+
+        fold_labels(y, table[job.folds])
 
     t = time.perf_counter()
     if job.sets is not None:
@@ -163,6 +176,7 @@ def run_fit(job: FitJob, say=print):
         "seed": job.seed,
         "target_accept": job.target_accept,
         "nuts_sampler": job.nuts_sampler,
+        "cores": job.cores,
     }
     if job.method == "nuts":
         say("compiling the log-density and its gradient (PyTensor), then sampling ...")
@@ -173,7 +187,6 @@ def run_fit(job: FitJob, say=print):
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
-        new = read_genotypes(job.predict, coding=geno.coding) if not hasattr(job.predict, "calls") else job.predict
         predictions = fit.predict(new, training=geno)
         timings["prediction_s"] = time.perf_counter() - t
         say(f"predicted {len(predictions)} new individuals from {new.source} ({timings['prediction_s']:.2f} s)")
@@ -190,7 +203,32 @@ def run_fit(job: FitJob, say=print):
         cv = cross_validate(build, y, table[job.folds], say=say, **options)
         timings["cross_validation_s"] = time.perf_counter() - t
         say(f"mean predictive correlation {cv.mean_correlation:.3f} ({timings['cross_validation_s']:.1f} s)")
-    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv)
+    sensitivity = None
+    if job.prior_sensitivity:
+        from .sensitivity import default_priors, prior_sensitivity
+
+        t = time.perf_counter()
+        say("prior sensitivity: refitting under the default set of priors ...")
+        sensitivity = prior_sensitivity(
+            lambda prior: Model(records, kernel, **(model_options | {"prior": prior})),
+            default_priors(model),
+            fitted={job.prior: fit},  # the main fit is one of them
+            say=say,
+            **options,
+        )
+        timings["prior_sensitivity_s"] = time.perf_counter() - t
+    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+
+
+def _check_sampling_options(job: FitJob) -> None:
+    """Chains, draws and tuning steps, refused before any file is read (the model checks them again)."""
+    for name, value, least, what in (
+        ("chains", job.chains, 1, "the number of MCMC chains, e.g. 4"),
+        ("draws", job.draws, 1, "draws per chain after tuning, e.g. 1000"),
+        ("tune", job.tune, 0, "tuning steps per chain, e.g. 1000"),
+    ):
+        if int(value) < least:
+            raise InputError(f"{name} must be at least {least}, got {value}: give {what} (--{name}, {name}=).")
 
 
 def _sampling_line(timings: dict) -> str:
@@ -236,8 +274,10 @@ def format_summary_table(summary: dict) -> list[str]:
         r_hat = "n/a (one chain)" if d["max_r_hat"] is None else f"{d['max_r_hat']:.3f}"
         lines.append(
             f"diagnostics: {d['divergences']} divergences, max R-hat {r_hat}, min bulk ESS {d['min_ess_bulk']:.0f}"
+            + ("" if d.get("min_ess_tail") is None else f", min tail ESS {d['min_ess_tail']:.0f}")
         )
     lines.extend(f"warning: {w}" for w in d["warnings"])
+    lines.extend(f"note: {n}" for n in d.get("notes", []))  # folders written before notes existed have none
     return lines
 
 

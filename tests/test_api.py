@@ -16,6 +16,7 @@ PUBLIC = {
     "match_records", "read_phenotypes", "CVResult", "cross_validate",
     "MultiGBLUP", "MultiMBLUP", "SetsFit", "MarkerSets", "marker_sets", "read_marker_sets", "relationships_by_set",
     "genotype_matrices_by_set", "genomic_relationship_bed",
+    "SBCResult", "simulation_based_calibration", "interval_coverage", "prior_sensitivity",
 }  # fmt: skip
 
 

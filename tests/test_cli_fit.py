@@ -63,7 +63,8 @@ def test_fit__writes_the_contract(tmp_path, capsys, model, parameters):
     assert summary["model"] == model and summary["prior"] == "bglr" and summary["method"] == "nuts"
     assert (summary["n_records"], summary["n_markers"], summary["scaling"]) == (599, 1279, "standardized")
     assert summary["kernel"]["rank"] == 598  # a centred G loses one rank
-    assert any("rank 598 of 599" in w for w in summary["diagnostics"]["warnings"])
+    assert any("rank 598 of 599" in w for w in summary["diagnostics"]["notes"])  # a fact, not a warning
+    assert summary["diagnostics"]["eigenvalues"]["n_clipped"] == 1
     # 2 x 200 draws: h2 sits near BGLR's 0.502; 0.1 is ~10 sd of this short run's Monte Carlo error.
     assert abs(summary["parameters"]["h2"]["mean"] - 0.502) < 0.1
     tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")

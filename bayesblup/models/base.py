@@ -429,7 +429,7 @@ class BLUPModel:
 
         c = self._constant("factor_c", float(self.factor))
         sigma2_pe = None
-        if label == "default":
+        if "h2" in priors:  # the h2 parameterisation: "default", or a user's dict with "h2"
             h2 = self._create_prior(priors, "h2")
             total = self._create_prior(priors, "sigma2_p")
             rest = (1 - h2) * total

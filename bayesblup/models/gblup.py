@@ -7,9 +7,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..names import INDIVIDUAL
 from ..phenotypes import Records
-from ..relationship import Relationship
+from ..relationship import Relationship, check_relationship
 from ..spectral import DEFAULT_EIGEN_RTOL, eigendecompose
 from .base import BLUPModel, as_records
 
@@ -73,6 +74,15 @@ class GBLUP(BLUPModel):
         permanent_environment: bool = False,
         repeated: bool = False,
     ):
+        if not isinstance(relationship, Relationship):
+            raise InputError(
+                "relationship must be a bayesblup.Relationship (e.g. from bayesblup.genomic_relationship, or "
+                f"bayesblup.Relationship(matrix, ids, 'user')); got {type(relationship).__name__}."
+            )
+        n = relationship.n_individuals
+        check_relationship(
+            relationship.matrix, relationship.ids, f"relationship matrix ({relationship.scaling}, {n} x {n})"
+        )
         records = as_records(
             y, relationship.ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment
         )

@@ -48,7 +48,7 @@ from ..errors import InputError
 from ..names import INDIVIDUAL, KERNEL, MARKER
 from ..phenotypes import Records
 from ..priors import Prior, resolve_set_priors
-from ..relationship import Relationship
+from ..relationship import Relationship, check_relationship
 from ..scaling import GenotypeMatrix
 from ..spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from .base import BLUPModel, add_within_potential, as_records, within_terms
@@ -436,6 +436,8 @@ class MultiGBLUP(SetsModel):
     ):
         if not isinstance(relationships, dict) or not all(isinstance(G, Relationship) for G in relationships.values()):
             raise InputError("relationships must be {set: Relationship}, e.g. from bayesblup.relationships_by_set.")
+        for name, G in relationships.items():
+            check_relationship(G.matrix, G.ids, f"relationship matrix of set {name!r}")
         ids = _common_ids(relationships, "the relationship matrix", "G")
         first = next(iter(relationships.values()))
         records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
