@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
+import subprocess
+import sys
+import time
 
 
 def cpu_model() -> str:
@@ -29,3 +33,13 @@ def print_machine() -> None:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def import_time(repeats: int) -> float:
+    """Median wall time of ``python -c 'import bayesblup, pymc'``: the fixed cost of every fresh process."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import bayesblup, pymc"], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -32,8 +32,6 @@ import contextlib
 import io
 import logging
 import platform
-import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -42,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import print_machine  # benchmarks/ is on sys.path when a script runs
+from _common import import_time, print_machine  # benchmarks/ is on sys.path when a script runs
 
 import bayesblup as bb
 
@@ -287,16 +285,6 @@ def markdown_table(columns, body: list[list[str]], left: int = 2) -> str:
     align = ["---" if i < left else "---:" for i in range(len(columns))]
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(align) + " |"]
     return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in body)])
-
-
-def import_time(repeats: int) -> float:
-    """Median wall time of ``python -c 'import bayesblup, pymc'``: not in the rows' wall times."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import bayesblup, pymc"], check=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def notes(import_s: float, repeats: int) -> list[str]:

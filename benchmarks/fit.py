@@ -47,7 +47,6 @@ import logging
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import print_machine, verdict  # benchmarks/ is on sys.path when a script runs
+from _common import import_time, print_machine, verdict  # benchmarks/ is on sys.path when a script runs
 
 import bayesblup
 from bayesblup.datasets import wheat_path
@@ -342,16 +341,6 @@ def measure_latent(case: Case, marginal: Row, args) -> LatentRow:
         divergences=int(diag["divergences"]),
         marginal=marginal,
     )
-
-
-def import_time(repeats: int) -> float:
-    """Median wall time of ``python -c 'import bayesblup, pymc'``: the fixed cost of every run."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import bayesblup, pymc"], check=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # --- output -------------------------------------------------------------------------------------
