@@ -34,7 +34,7 @@ from .io import check_plink_iids, plink_files
 from .names import ADDITIVE, MAX_COUNT, STANDARDIZED
 from .qc import QCReport, check_thresholds, individual_filter, marker_filter
 from .relationship import Relationship, relationship_matrix
-from .scaling import MarkerScaling, check_scaling, scaling_from_counts
+from .scaling import MarkerScaling, check_scaling, scaling_from_counts, subset_scaling
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -222,7 +222,13 @@ def genomic_relationship_bed(
 
         # Pass 2: W_b W_b' per block of kept markers, summed by a tree of reductions.
         partials = [
-            delayed(_block_gram)(read, rows, _as_slice(kept[cols]), _block_scaling(fitted, cols), dtype)
+            delayed(_block_gram)(
+                read,
+                rows,
+                _as_slice(kept[cols]),
+                dataclasses.replace(subset_scaling(fitted, cols), denominator=1.0),  # each task: plain W_b W_b'
+                dtype,
+            )
             for cols in _blocks(kept.size, block_size)
         ]
         (G,) = compute(_tree_sum(partials, split_every, delayed))
@@ -331,19 +337,6 @@ def _as_slice(columns: np.ndarray) -> slice | np.ndarray:
     if columns[-1] - columns[0] + 1 == columns.size:
         return slice(int(columns[0]), int(columns[-1]) + 1)
     return columns
-
-
-def _block_scaling(fitted: MarkerScaling, cols: slice) -> MarkerScaling:
-    """The scaling of the markers in ``cols`` with denominator 1: the task returns the plain sum W_b W_b'."""
-    return dataclasses.replace(
-        fitted,
-        markers=fitted.markers[cols],
-        allele_freq=fitted.allele_freq[cols],
-        fill=fitted.fill[cols],
-        center=fitted.center[cols],
-        multiplier=fitted.multiplier[cols],
-        denominator=1.0,
-    )
 
 
 @dataclasses.dataclass(frozen=True)

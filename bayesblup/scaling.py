@@ -25,6 +25,7 @@ genotypes of new individuals can be put on the training scale.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ from .errors import InputError, preview
 from .genotypes import MISSING, Genotypes, allele_counts
 from .names import MAX_COUNT, SCALINGS, STANDARDIZED, STANDARDIZED_HWE
 
-__all__ = ["GenotypeMatrix", "MarkerScaling", "fit_scaling", "genotype_matrix"]
+__all__ = ["GenotypeMatrix", "MarkerScaling", "fit_scaling", "genotype_matrix", "subset_scaling"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -328,3 +329,27 @@ def genotype_matrix(
     values = fitted.transform_block(genotypes.calls, slice(None), dtype=np.dtype(dtype))
     # Kept in Fortran (marker-major) order: a C-order copy would double peak memory.
     return GenotypeMatrix(values=values, ids=genotypes.ids, scaling=fitted)
+
+
+def subset_scaling(scaling: MarkerScaling, columns: np.ndarray) -> MarkerScaling:
+    """The scaling of a subset of markers, with the subset's own G denominator ``c_k``.
+
+    The per-marker centre and multiplier are unchanged, so ``W_k`` is the subset's columns of W;
+    the denominator is ``m_k`` (standardised scalings) or the subset's share of ``nu_p``
+    (``centered``: ``k sum p(1-p)`` over the set's markers).
+    """
+    columns = np.arange(scaling.markers.size)[columns]  # an index array or a slice
+    if scaling.scaling == "centered":
+        het = scaling.allele_freq * (1.0 - scaling.allele_freq)
+        denominator = float(scaling.denominator * het[columns].sum() / het.sum())
+    else:
+        denominator = float(columns.size)
+    return dataclasses.replace(
+        scaling,
+        markers=scaling.markers[columns],
+        allele_freq=scaling.allele_freq[columns],
+        fill=scaling.fill[columns],
+        center=scaling.center[columns],
+        multiplier=scaling.multiplier[columns],
+        denominator=denominator,
+    )

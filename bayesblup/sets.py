@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from .errors import InputError, preview
 from .genotypes import Genotypes
 from .names import STANDARDIZED
 from .relationship import Relationship, relationship_matrix
-from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling
+from .scaling import GenotypeMatrix, fit_scaling, subset_scaling
 
 __all__ = [
     "MarkerSets",
@@ -251,30 +251,6 @@ def marker_sets(
         )
     dropped_named = {m for names in used_dropped.values() for m in names}
     return MarkerSets(columns, markers, unused, np.asarray(sorted(dropped_named), dtype=object))
-
-
-def subset_scaling(scaling: MarkerScaling, columns: np.ndarray) -> MarkerScaling:
-    """The scaling of a subset of markers, with the subset's own G denominator ``c_k``.
-
-    The per-marker centre and multiplier are unchanged, so ``W_k`` is the subset's columns of W;
-    the denominator is ``m_k`` (standardised scalings) or the subset's share of ``nu_p``
-    (``centered``: ``k sum p(1-p)`` over the set's markers).
-    """
-    columns = np.asarray(columns, dtype=np.intp)
-    if scaling.scaling == "centered":
-        het = scaling.allele_freq * (1.0 - scaling.allele_freq)
-        denominator = float(scaling.denominator * het[columns].sum() / het.sum())
-    else:
-        denominator = float(columns.size)
-    return replace(
-        scaling,
-        markers=scaling.markers[columns],
-        allele_freq=scaling.allele_freq[columns],
-        fill=scaling.fill[columns],
-        center=scaling.center[columns],
-        multiplier=scaling.multiplier[columns],
-        denominator=denominator,
-    )
 
 
 def _resolve(genotypes: Genotypes, sets, *, scaling, allele_freq, rest, dropped):
