@@ -119,26 +119,19 @@ def fit_phases(fit) -> dict:
     return phases | {"genetic values": t.get("genetic_values_s", 0.0)}
 
 
-def run_gblup(args, method: str) -> tuple[dict, dict]:
+def run_model(args, model: str, method: str) -> tuple[dict, dict]:
+    """G-BLUP on G = WW'/m or M-BLUP on W (standardized), BGLR's priors, from the files in."""
     geno, y, phases = load()
     t0 = time.perf_counter()
-    G = bb.genomic_relationship(geno, scaling="standardized")
+    if model == "gblup":
+        kernel, Model, genetic = bb.genomic_relationship(geno, scaling="standardized"), bb.GBLUP, "sigma2_g"
+    else:
+        kernel, Model, genetic = bb.genotype_matrix(geno, scaling="standardized"), bb.MBLUP, "sigma2_g_equiv"
     phases["G or W"] = time.perf_counter() - t0
-    fit = bb.GBLUP(y, G, prior="bglr").fit(
+    fit = Model(y, kernel, prior="bglr").fit(
         method=method, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed
     )
-    return estimates(fit, "sigma2_g"), phases | fit_phases(fit)
-
-
-def run_mblup(args, method: str) -> tuple[dict, dict]:
-    geno, y, phases = load()
-    t0 = time.perf_counter()
-    W = bb.genotype_matrix(geno, scaling="standardized")
-    phases["G or W"] = time.perf_counter() - t0
-    fit = bb.MBLUP(y, W, prior="bglr").fit(
-        method=method, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed
-    )
-    return estimates(fit, "sigma2_g_equiv"), phases | fit_phases(fit)
+    return estimates(fit, genetic), phases | fit_phases(fit)
 
 
 def run_reml(args) -> tuple[dict, dict]:
@@ -183,9 +176,9 @@ def timed(tool: str, method: str, run, repeats: int) -> Row:
 def bayesblup_rows(args) -> list[Row]:
     nuts = f"{args.chains} x {args.draws}"
     return [
-        timed("bayesblup", f"G-BLUP NUTS {nuts}", lambda: run_gblup(args, "nuts"), args.repeats),
-        timed("bayesblup", f"M-BLUP NUTS {nuts}", lambda: run_mblup(args, "nuts"), args.repeats),
-        timed("bayesblup", "G-BLUP MAP", lambda: run_gblup(args, "map"), args.repeats),
+        timed("bayesblup", f"G-BLUP NUTS {nuts}", lambda: run_model(args, "gblup", "nuts"), args.repeats),
+        timed("bayesblup", f"M-BLUP NUTS {nuts}", lambda: run_model(args, "mblup", "nuts"), args.repeats),
+        timed("bayesblup", "G-BLUP MAP", lambda: run_model(args, "gblup", "map"), args.repeats),
         timed("bayesblup", "REML (bb.reml)", lambda: run_reml(args), args.repeats),
     ]
 
