@@ -1,12 +1,18 @@
 """bayesblup: Bayesian linear mixed models for quantitative genomics, built on PyMC.
 
-The layers, bottom up:
+The layers, bottom up; each imports only those below it (``make test`` checks this contract):
 
-* :mod:`bayesblup.genotypes`, :mod:`bayesblup.io`, :mod:`bayesblup.qc`: calls in, checked and filtered;
-* :mod:`bayesblup.scaling`: calls to the marker matrix W (three scalings);
-* :mod:`bayesblup.relationship`: W to the genomic relationship matrix G;
-* :mod:`bayesblup.dask_grm`: G from a PLINK .bed in blocks of markers with Dask (extra ``bayesblup[dask]``);
-* :mod:`bayesblup.datasets`: built-in example data; :mod:`bayesblup.testing`: simulators.
+* :mod:`bayesblup.names`, :mod:`bayesblup.errors`, :mod:`bayesblup.files`: shared names, the input
+  error, files in and out;
+* :mod:`bayesblup.genotypes`: calls, readers, QC, scalings (W), relationships (G), marker sets, Dask;
+* :mod:`bayesblup.phenotypes`: records matched to genotyped individuals, fixed effects, weights;
+* :mod:`bayesblup.linalg`: eigendecompositions and low-rank updates;
+* :mod:`bayesblup.kernels`: a kernel (G, or marker effects on W) as the unit of a model;
+* :mod:`bayesblup.models`: one model over a list of kernels, as a ``pm.Model``; priors;
+* :mod:`bayesblup.inference`: NUTS back ends and MAP, the compiled-model cache, ``g | y, theta``;
+* :mod:`bayesblup.results`: the fit, its tables and diagnostics, saving and loading;
+* :mod:`bayesblup.analyses`: REML, cross-validation, prior sensitivity, the equivalence, calibration;
+* :mod:`bayesblup.plots` and :mod:`bayesblup.cli`.
 
 Importing the package loads NumPy, SciPy and pandas only; PyMC is imported when a model is built, Dask when
 :func:`genomic_relationship_bed` runs.
@@ -22,12 +28,23 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 from . import datasets, plots
-from .calibration import SBCResult, interval_coverage, simulation_based_calibration
-from .cv import CVResult, cross_validate
-from .dask_grm import genomic_relationship_bed
+from .analyses.calibration import SBCResult, interval_coverage, simulation_based_calibration
+from .analyses.cv import CVResult, cross_validate
+from .analyses.equivalence import EquivalenceReport, check_equivalence
+from .analyses.reml import REMLResult, reml
+from .analyses.sensitivity import prior_sensitivity
 from .errors import InputError
-from .genotypes import MISSING, Genotypes
-from .io import (
+from .genotypes.calls import MISSING, Genotypes
+from .genotypes.dask import genomic_relationship_bed
+from .genotypes.marker_sets import (
+    MarkerSets,
+    genotype_matrices_by_set,
+    marker_sets,
+    read_marker_sets,
+    relationships_by_set,
+)
+from .genotypes.qc import QCReport, quality_control
+from .genotypes.readers import (
     read_allele_freq,
     read_genotypes,
     read_genotypes_csv,
@@ -35,18 +52,14 @@ from .io import (
     read_relationship,
     write_relationship,
 )
+from .genotypes.relationship import Relationship, genomic_relationship, relationship_matrix
+from .genotypes.scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .linalg.spectral import RankDeficiencyWarning, Spectral, eigendecompose
 from .models import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
+from .models.priors import Prior
 from .phenotypes import Records, match_records, read_phenotypes
-from .priors import Prior
-from .qc import QCReport, quality_control
-from .relationship import Relationship, genomic_relationship, relationship_matrix
-from .reml import REMLResult, reml
-from .results import BLUPFit
-from .results_sets import SetsFit
-from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
-from .sensitivity import prior_sensitivity
-from .sets import MarkerSets, genotype_matrices_by_set, marker_sets, read_marker_sets, relationships_by_set
-from .spectral import RankDeficiencyWarning, Spectral, eigendecompose
+from .results.fit import BLUPFit
+from .results.sets import SetsFit
 
 __all__ = [
     "GBLUP",
@@ -54,6 +67,7 @@ __all__ = [
     "MISSING",
     "BLUPFit",
     "CVResult",
+    "EquivalenceReport",
     "GenotypeMatrix",
     "Genotypes",
     "InputError",
@@ -71,6 +85,7 @@ __all__ = [
     "SetsFit",
     "Spectral",
     "__version__",
+    "check_equivalence",
     "cross_validate",
     "datasets",
     "eigendecompose",

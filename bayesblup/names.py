@@ -12,7 +12,7 @@ RECORD = "record"
 KERNEL = "kernel"
 PHENOTYPED = "phenotyped_individual"  # individuals with a record: the dim of permanent-environment effects
 
-# How allele counts become the marker matrix W (see bayesblup.scaling).
+# How allele counts become the marker matrix W (see bayesblup.genotypes.scaling).
 STANDARDIZED = "standardized"  # eq 11a: sample mean and sample sd (ddof=1), as R's scale()
 STANDARDIZED_HWE = "standardized-hwe"  # eq 11b: (x - 2p) / sqrt(2p(1-p))
 CENTERED = "centered"  # eq 13-14, VanRaden (2008): x - 2p, G* = W*W*'/nu_p

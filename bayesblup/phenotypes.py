@@ -19,7 +19,7 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
 
     Empty cells and ``NA`` are missing records. IDs are read as text, so ``007`` stays ``007``.
     """
-    from .io import check_input_file, delimiter_hint
+    from .files import check_input_file, delimiter_hint
 
     path = Path(path)
     layout = "the ID column name, then one name per trait"

@@ -135,7 +135,7 @@ def plot_equivalence(mblup_fit, gblup_fit):
 
     With ``G = WW'/c`` the two models are one model, so the two posteriors of each panel coincide
     up to Monte Carlo error (``c = m`` for the standardised scalings, ``nu_p`` for ``centered``; per
-    set with several marker sets). :func:`bayesblup.equivalence.check_equivalence` gives the numbers.
+    set with several marker sets). :func:`bayesblup.analyses.equivalence.check_equivalence` gives the numbers.
     """
     require_matplotlib()
     from matplotlib.figure import Figure

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .genotypes import MISSING, Genotypes
+from .genotypes.calls import MISSING, Genotypes
 from .names import ADDITIVE
 
 __all__ = ["SimulatedRecords", "simulate_genotypes", "simulate_offspring", "simulate_records"]

@@ -12,7 +12,7 @@ through QC and G (or W) to the fit and the genetic values:
   PyTensor's compilation, sampling, genetic values (the marginal form, the package's default);
 - M-BLUP, NUTS, the same on W (the eigendecomposition of WW');
 - G-BLUP, MAP (``method="map"``): the posterior mode;
-- ``bayesblup.reml``: REML on G, as rrBLUP's ``mixed.solve``.
+- ``bayesblup.analyses.reml``: REML on G, as rrBLUP's ``mixed.solve``.
 
 Each is run ``--repeats`` times (default 3) and the run with the median wall time is reported (the fits are
 seeded, so the estimates are the same in every run). The R tools' rows are read from

@@ -40,7 +40,7 @@ import numpy as np
 from _common import print_machine, verdict  # benchmarks/ is on sys.path when a script runs
 
 import bayesblup as bb
-from bayesblup.dask_grm import default_block_size
+from bayesblup.genotypes.dask import default_block_size
 
 GB = 1e9
 _KB = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux

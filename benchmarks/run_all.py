@@ -13,7 +13,7 @@ For each size ``n x m`` (default ``1800x10000,5000x50000``):
    Then, in the same process, the **floor**: a bare BLAS ``W @ W.T`` on the dense float64 W of the
    same calls plus ``numpy.linalg.eigh`` of the result. ``ratio`` = in-process total / floor;
 3. in the same worker, a **warm** fit of the second trait with the same model structure: it reuses
-   the compiled model (``bayesblup.models.compiled``), so its compile column is what is left;
+   the compiled model (``bayesblup.inference.compiled``), so its compile column is what is left;
 4. M-BLUP on the same data in its own worker (cold, as G-BLUP's first fit), and its total against
    G-BLUP's.
 
@@ -83,7 +83,7 @@ def worker(spec: dict) -> dict:
     import warnings
 
     import bayesblup as bb
-    from bayesblup.workflow import FitJob, run_fit
+    from bayesblup.cli.workflow import FitJob, run_fit
 
     import_s = time.perf_counter() - t0
     warnings.simplefilter("ignore")

@@ -15,7 +15,7 @@ import pytest
 
 import bayesblup as bb
 from bayesblup import plots
-from bayesblup.cli import main
+from bayesblup.cli.main import main
 from bayesblup.datasets import wheat_path
 
 matplotlib.use("Agg")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import bayesblup as bb
-from bayesblup.posterior import conditional_genetic_values
+from bayesblup.inference.posterior import conditional_genetic_values
 
 SEED = 20240601
 

@@ -11,8 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
-from ..genotypes import Genotypes
-from ..io import read_genotypes_csv
+from ..genotypes.calls import Genotypes
+from ..genotypes.readers import read_genotypes_csv
 
 __all__ = ["Wheat", "load_wheat", "wheat_path"]
 

@@ -7,8 +7,8 @@ on the scale of G, ``sigma2_g_equiv``. Each model is built in one of two forms:
 
 ``marginal`` (default)
     The spectral form: G is eigendecomposed once, y rotated, and the likelihood is diagonal
-    (:mod:`bayesblup.spectral`). NUTS samples mu and two variances at O(n) per gradient; genetic
-    values follow exactly from ``g | y, theta`` draw by draw (:mod:`bayesblup.posterior`).
+    (:mod:`bayesblup.linalg.spectral`). NUTS samples mu and two variances at O(n) per gradient; genetic
+    values follow exactly from ``g | y, theta`` draw by draw (:mod:`bayesblup.inference.posterior`).
 ``latent``
     The textbook form with ``g`` (or ``b``) explicit and non-centred: the teaching view and the
     test oracle.
@@ -46,11 +46,11 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..inference.samplers import check_nuts_sampler, choose_nuts
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
 from ..names import INDIVIDUAL, PHENOTYPED, RECORD
 from ..phenotypes import Records, match_records
-from ..priors import Prior, resolve_prior
-from ..spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
-from .samplers import check_nuts_sampler, choose_nuts
+from .priors import Prior, resolve_prior
 
 __all__ = ["FORMS", "METHODS", "BLUPModel", "RotatedData"]
 
@@ -164,7 +164,7 @@ class BLUPModel:
     #: (pe_path == "augmented") need the same.
     default_target_accept: ClassVar[float] = 0.9
     #: Whether the marginal form can put its numbers in pm.Data, so that fits of the same structure share
-    #: one compiled model (:mod:`bayesblup.models.compiled`). The multi-set models hold their data in Ops.
+    #: one compiled model (:mod:`bayesblup.inference.compiled`). The multi-set models hold their data in Ops.
     supports_reuse: ClassVar[bool] = True
 
     def __init__(
@@ -227,7 +227,7 @@ class BLUPModel:
 
     @property
     def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{name: (M, v)}`` for :func:`bayesblup.posterior.posterior_moments`.
+        """``{name: (M, v)}`` for :func:`bayesblup.inference.posterior.posterior_moments`.
 
         Individuals without a record (``"unphenotyped"``) and, for M-BLUP, ``"markers"``.
         """
@@ -308,7 +308,7 @@ class BLUPModel:
 
         The single-kernel marginal form: every number its graph reads (rotated data, eigenvalues,
         prior parameters) is a ``pm.Data`` container, so another trait, another CV fold or another
-        data set of the same structure only swaps data (:mod:`bayesblup.models.compiled`). Not the
+        data set of the same structure only swaps data (:mod:`bayesblup.inference.compiled`). Not the
         latent form, whose free variables grow with n, nor the augmented path, nor several sets.
         """
         return self.supports_reuse and self.form == "marginal" and not self._samples_excess
@@ -458,7 +458,7 @@ class BLUPModel:
         return self.form == "marginal" and self.pe_path == "augmented"
 
     def _result_class(self):
-        from ..results import BLUPFit
+        from ..results.fit import BLUPFit
 
         return BLUPFit
 
@@ -510,7 +510,7 @@ class BLUPModel:
             The NUTS implementation; None: nutpie if installed, else PyMC's. ``"numpyro"`` and
             ``"blackjax"`` run NUTS on JAX (``pip install 'bayesblup[jax]'``; a GPU needs a CUDA jaxlib)
             for the latent forms and the single-kernel marginal form, not for the marginal form of
-            several marker sets (:mod:`bayesblup.models.samplers`, docs/jax.md).
+            several marker sets (:mod:`bayesblup.inference.samplers`, docs/jax.md).
 
         Returns
         -------
@@ -537,7 +537,7 @@ class BLUPModel:
             sampler = choice.sampler
             compiled = "per fit"
             if sampler == "pymc" and self.reusable:  # a compiled model shared by fits of this structure
-                from .compiled import sample as sample_compiled
+                from ..inference.compiled import sample as sample_compiled
 
                 datatree, reused = sample_compiled(
                     self, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..genotypes.relationship import Relationship, check_relationship
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL, eigendecompose
 from ..names import INDIVIDUAL
 from ..phenotypes import Records
-from ..relationship import Relationship, check_relationship
-from ..spectral import DEFAULT_EIGEN_RTOL, eigendecompose
 from .base import BLUPModel, as_records
 
 __all__ = ["GBLUP"]
@@ -30,7 +30,7 @@ class GBLUP(BLUPModel):
     form : {"marginal", "latent"}
         Spectral marginal likelihood (fast, default) or explicit non-centred ``g`` (teaching, oracle).
     prior : {"default", "bglr"} or dict
-        See :mod:`bayesblup.priors`.
+        See :mod:`bayesblup.models.priors`.
     eigen_rtol : float
         Eigenvalues of G below this fraction of the largest are treated as zero.
     fixed : pandas.DataFrame, optional

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..genotypes.scaling import GenotypeMatrix
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL
 from ..names import INDIVIDUAL, MARKER
 from ..phenotypes import Records
-from ..scaling import GenotypeMatrix
-from ..spectral import DEFAULT_EIGEN_RTOL
 from .base import BLUPModel, as_records
 
 __all__ = ["MBLUP"]

@@ -17,9 +17,9 @@ problem by ``"auto"`` and recorded in the fit):
     basis ``V = D + A Sigma A'`` with ``D = diag(sigma2_b lam + nu)``, ``A = U' F``, ``Sigma`` the sets'
     variances; the Woodbury identity and the matrix determinant lemma give the log-likelihood from
     the R x R matrix ``I + Sigma^1/2 A' D^-1 A`` (R the total rank of the small sets): O(n R + R^3)
-    per gradient (:class:`~bayesblup.models.likelihoods.Resolvent`). With a single small set, the
+    per gradient (:class:`~bayesblup.models.ops.Resolvent`). With a single small set, the
     GFBLUP case, that R x R work depends on theta only through two variance ratios and is
-    interpolated once (:class:`~bayesblup.models.likelihoods.Surface`): O(n) per gradient. Chosen
+    interpolated once (:class:`~bayesblup.models.ops.Surface`): O(n) per gradient. Chosen
     when R <= n / 2, for one large background set and small feature sets (``m_small < n``), and when
     the noise is one number in U's basis.
 ``"dense"``
@@ -32,7 +32,7 @@ Records are reduced to weighted means per individual with the within-individual 
 ``latent`` form is the textbook one with explicit non-centred effects per set.
 
 Genetic values per set and in total (and M-BLUP's marker effects) follow from the marginal form by
-Matheron's rule, draw by draw (:mod:`bayesblup.posterior_sets`).
+Matheron's rule, draw by draw (:mod:`bayesblup.inference.posterior_sets`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..genotypes.relationship import Relationship, check_relationship
+from ..genotypes.scaling import GenotypeMatrix
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from ..names import INDIVIDUAL, KERNEL, MARKER
 from ..phenotypes import Records
-from ..priors import Prior, resolve_set_priors
-from ..relationship import Relationship, check_relationship
-from ..scaling import GenotypeMatrix
-from ..spectral import DEFAULT_EIGEN_RTOL, RankDeficiencyWarning, Spectral, eigendecompose
 from .base import BLUPModel, add_within_potential, as_records, within_terms
-from .likelihoods import Resolvent, Surface, dense_logp, surface_logp, woodbury_logp
+from .ops import Resolvent, Surface, dense_logp, surface_logp, woodbury_logp
+from .priors import Prior, resolve_set_priors
 
 __all__ = ["PATHS", "MultiGBLUP", "MultiMBLUP", "SetsModel"]
 
@@ -372,7 +372,7 @@ class SetsModel(BLUPModel):
         raise NotImplementedError
 
     def _result_class(self):
-        from ..results_sets import SetsFit
+        from ..results.sets import SetsFit
 
         return SetsFit
 
@@ -404,7 +404,7 @@ class MultiGBLUP(SetsModel):
         The marginal form's exact path (module docstring); ``"auto"`` picks Woodbury for one large
         set plus small ones.
     form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated
-        As for :class:`~bayesblup.GBLUP`; the prior is per set (:mod:`bayesblup.priors`).
+        As for :class:`~bayesblup.GBLUP`; the prior is per set (:mod:`bayesblup.models.priors`).
 
     Examples
     --------

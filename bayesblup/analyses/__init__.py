@@ -1,0 +1,1 @@
+"""Analyses built on fits: REML, cross-validation, prior sensitivity, the equivalence, calibration."""

@@ -1,0 +1,5 @@
+"""The command line: ``bayesblup grm``, ``fit``, ``summary`` and ``demo``."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,525 @@
+"""The ``bayesblup`` command line.
+
+Bad input ends with exit code 2 and one line on stderr saying what to fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+
+_GRM_EXAMPLE = """\
+examples:
+  bayesblup grm --genotypes geno.csv.gz --scaling standardized --out G.npz
+  bayesblup grm --genotypes plink/sample.bed --scaling centered --min-maf 0.01 --out G.csv
+  bayesblup grm --genotypes geno.csv --scaling centered --allele-freq base_p.csv --out Gstar.npz --force
+  bayesblup grm --genotypes big.bed --dask --scheduler tcp://scheduler:8786 --out G.npz   # out of core, on a cluster
+"""
+
+_FIT_EXAMPLE = """\
+examples:
+  bayesblup fit --genotypes geno.csv.gz --phenotypes pheno.csv --trait y1 --model gblup --out fit_y1
+  bayesblup fit --genotypes plink/data.bed --phenotypes pheno.csv --trait yield --model mblup \\
+      --prior bglr --chains 4 --draws 2000 --seed 1 --out fit_mblup
+  bayesblup fit ... --method map --out fit_map      # point estimates (posterior mode) in seconds
+  bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
+  bayesblup summary fit_y1                          # re-print the table of a finished fit
+
+The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, r_hat;
+diagnostics; timings), genetic_values.csv (id, mean, sd) and posterior.nc (the DataTree).
+"""
+
+_MAIN_EXAMPLE = """\
+examples:
+  bayesblup demo                      # G-BLUP and M-BLUP on the built-in wheat data, h2 and eq (7)
+  bayesblup fit --genotypes geno.csv.gz --phenotypes pheno.csv --trait y1 --model gblup --out fit_y1
+  bayesblup summary fit_y1            # re-print h2, variances and diagnostics of a finished fit
+  bayesblup grm --genotypes geno.csv.gz --scaling standardized --out G.npz
+  bayesblup grm --help                # every option of a command, with examples
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and pointing to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bayesblup",
+        description="Bayesian genomic BLUP: genotypes and phenotypes to posteriors of h2, genetic values and "
+        "marker effects.",
+        epilog=_MAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bayesblup {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    grm = sub.add_parser(
+        "grm",
+        help="build a genomic relationship matrix G from genotypes",
+        description="Read genotypes (CSV, CSV.gz or PLINK), run QC, build G and write it with its IDs.",
+        epilog=_GRM_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_options(grm)
+    _add_scaling_option(grm)
+    _add_g_options(grm)
+    grm.add_argument(
+        "--dask", action="store_true",
+        help="PLINK .bed only: QC and G from blocks of markers read by Dask tasks, never all the calls in memory "
+        "(needs pip install 'bayesblup[dask]'); --block-size is then markers per task",
+    )  # fmt: skip
+    grm.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="with --dask: address of a dask.distributed scheduler, e.g. tcp://scheduler:8786; its workers must "
+        "read the .bed at the same path (default: one block at a time in this process)",
+    )  # fmt: skip
+    grm.add_argument("--out", required=True, metavar="PATH", help="output file: .npz (arrays G, ids), .csv or .csv.gz")
+    _add_output_options(grm)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit G-BLUP or M-BLUP and write posteriors, genetic values and diagnostics",
+        description="Read genotypes and phenotypes, run QC, fit the model by NUTS or MAP, write DIR.",
+        epilog=_FIT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_options(fit)
+    fit.add_argument(
+        "--phenotypes", required=True, metavar="PATH", help="CSV: ID in the first column, one column per trait"
+    )
+    fit.add_argument("--trait", required=True, metavar="COLUMN", help="the trait column to analyse")
+    fit.add_argument(
+        "--model", required=True, choices=["gblup", "mblup"], help="G-BLUP (genetic values) or M-BLUP (marker effects)"
+    )
+    fit.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --force)")
+    _add_model_options(fit)
+    fit.add_argument(
+        "--fixed", nargs="+", metavar="COL", help="phenotype columns as fixed effects (numbers, or factors dummy-coded)"
+    )
+    fit.add_argument(
+        "--weights", metavar="COL",
+        help="phenotype column of residual weights w > 0, Var(e) = sigma2_e / w (e.g. w = measurements averaged)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--repeated-records", action="store_true",
+        help="allow several rows (records) per individual in the phenotypes",
+    )  # fmt: skip
+    fit.add_argument(
+        "--permanent-environment", action="store_true",
+        help="add a permanent-environment effect per individual, shared by its records (implies --repeated-records)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--folds", metavar="COL",
+        help="phenotype column of fold labels (one fold per individual): k-fold cross-validation, written to cv.csv",
+    )  # fmt: skip
+    fit.add_argument(
+        "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"
+    )
+    fit.add_argument(
+        "--sets", metavar="PATH",
+        help="CSV 'marker,set': one genetic term per marker set (markers in no set form the set 'rest'); "
+        "reports h2_<set>, and per set sigma2_g_<set> (gblup) or sigma2_b_<set> (mblup)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--sets-path", choices=["auto", "woodbury", "dense"], default="auto",
+        help="exact likelihood path with --sets (default auto: Woodbury for small sets beside a large one)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--plots", action="store_true",
+        help="also write PNGs into the out folder: h2, genetic values, trace, rank, energy (and partitioned h2 "
+        "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
+    )  # fmt: skip
+    fit.add_argument(
+        "--reference-h2", type=float, metavar="H2",
+        help="a point estimate of h2 (e.g. REML) drawn on the h2 plot for comparison",
+    )  # fmt: skip
+    fit.add_argument(
+        "--prior-sensitivity", action="store_true",
+        help="also refit under the default set of priors (default, bglr, half-normal, beta(2,2)) and write the "
+        "posteriors of h2 side by side to prior_sensitivity.csv",
+    )  # fmt: skip
+    fit.add_argument(
+        "--strict", action="store_true",
+        help="exit with code 3 if the fit ends with a diagnostic warning (divergences, R-hat > 1.01, bulk or tail "
+        "ESS < 400); the outputs are written all the same",
+    )  # fmt: skip
+    _add_output_options(fit)
+
+    summary = sub.add_parser(
+        "summary",
+        help="re-print the end-of-fit table of a finished out folder",
+        description="Re-print h2, the variance components and the diagnostics of a finished `bayesblup fit`.",
+        epilog="example:\n  bayesblup summary fit_y1\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summary.add_argument("folder", metavar="DIR", help="an output folder written by `bayesblup fit`")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on built-in data: G-BLUP and M-BLUP on wheat, h2 and the equivalence check",
+        description="Fit G-BLUP and M-BLUP to wheat trait y1 (599 lines x 1279 DArT markers, BGLR), print h2 "
+        "with its interval, and check eq (7): sigma2_g = m sigma2_b.",
+        epilog="example:\n  bayesblup demo --prior default --seed 2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--trait", default="y1", choices=["y1", "y2", "y4", "y5"], help="wheat trait (default y1)")
+    _add_model_options(demo, prior_default="bglr", seed_default=1)
+    return parser
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Genotype file, coding and QC filters: shared by grm and fit."""
+    parser.add_argument(
+        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
+    )
+    parser.add_argument(
+        "--coding", choices=["auto", "additive", "presence-absence"], default="auto",
+        help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
+    )  # fmt: skip
+    parser.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
+    parser.add_argument("--min-call-rate", type=float, metavar="X", help="drop markers with call rate below X")
+    parser.add_argument(
+        "--min-individual-call-rate", type=float, metavar="X", help="drop individuals with call rate below X"
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace the output if it exists")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_scaling_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scaling", choices=["standardized", "standardized-hwe", "centered"], default="standardized",
+        help="standardized: (x - mean)/sd, G = WW'/m (as BGLR's scale()); standardized-hwe: "
+        "(x - 2p)/sqrt(2p(1-p)), G = WW'/m; centered: x - 2p, G* = W*W*'/(2 sum p(1-p)) (VanRaden 2008). "
+        "Default: %(default)s",
+    )  # fmt: skip
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = "default", seed_default=None) -> None:
+    _add_scaling_option(parser)
+    parser.add_argument(
+        "--prior", choices=["default", "bglr"], default=prior_default,
+        help="default: h2 ~ Beta(1,1), total variance ~ LogNormal(log var(y), 1); bglr: BGLR's scaled "
+        "inverse chi-square (df0=5, R2=0.5). Default %(default)s",
+    )  # fmt: skip
+    parser.add_argument("--method", choices=["nuts", "map"], default="nuts", help="NUTS sampling or MAP (default nuts)")
+    parser.add_argument(
+        "--form", choices=["marginal", "latent"], default="marginal", help="spectral marginal (fast) or latent g/b"
+    )
+    parser.add_argument("--chains", type=int, default=4, help="default %(default)s")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning; default %(default)s")
+    parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
+    parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
+    parser.add_argument(
+        "--cores", type=int, default=None, metavar="N",
+        help="processes to run the chains in (default: PyMC's choice, one on 2 cores); the draws do not depend on it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance (default 0.9); raise to 0.95 or 0.99 on divergences",
+    )
+    parser.add_argument(
+        "--nuts-sampler", choices=["pymc", "nutpie", "numpyro", "blackjax"], default=None,
+        help="NUTS implementation (default: nutpie if installed, else pymc); numpyro and blackjax run on JAX, "
+        "e.g. on a GPU (pip install 'bayesblup[jax]'), for --form latent or a single-kernel model",
+    )  # fmt: skip
+
+
+def _add_g_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allele-freq", metavar="PATH", help="base-population allele frequencies, CSV 'marker,p'")
+    parser.add_argument("--float32", action="store_true", help="compute G in single precision (half the memory)")
+    parser.add_argument("--block-size", type=int, metavar="N", help="markers per block when building G")
+
+
+def _relationship_from(genotypes, args, say):
+    """QC then G, reporting each phase; shared by ``grm`` and ``demo``."""
+    from ..genotypes.qc import quality_control
+    from ..genotypes.readers import read_allele_freq
+    from ..genotypes.relationship import genomic_relationship
+
+    t0 = time.perf_counter()
+    geno, report = quality_control(
+        genotypes,
+        min_maf=args.min_maf,
+        min_call_rate=args.min_call_rate,
+        min_individual_call_rate=args.min_individual_call_rate,
+    )
+    for line in report.lines():
+        say(line)
+    allele_freq = read_allele_freq(args.allele_freq) if args.allele_freq else None
+    rel = genomic_relationship(
+        geno,
+        scaling=args.scaling,
+        allele_freq=allele_freq,
+        dtype=np.float32 if args.float32 else np.float64,
+        block_size=args.block_size,
+    )
+    _say_relationship(rel, report, args.scaling, say, t0)
+    return rel
+
+
+def _relationship_dask(args, say):
+    """QC and G in blocks of markers with Dask (``grm --dask``), reported as :func:`_relationship_from` does."""
+    from ..genotypes.dask import genomic_relationship_bed
+    from ..genotypes.readers import read_allele_freq
+
+    t0 = time.perf_counter()
+    where = f"on the scheduler at {args.scheduler}" if args.scheduler else "in this process, a block at a time"
+    say(f"QC and G with Dask, from blocks of markers read from {args.genotypes}, {where}")
+    rel = genomic_relationship_bed(
+        args.genotypes,
+        scaling=args.scaling,
+        allele_freq=read_allele_freq(args.allele_freq) if args.allele_freq else None,
+        min_maf=args.min_maf,
+        min_call_rate=args.min_call_rate,
+        min_individual_call_rate=args.min_individual_call_rate,
+        block_size=args.block_size,
+        client=args.scheduler,
+        dtype=np.float32 if args.float32 else np.float64,
+    )
+    for line in rel.qc_report.lines():
+        say(line)
+    _say_relationship(rel, rel.qc_report, args.scaling, say, t0)
+    return rel
+
+
+def _say_relationship(rel, report, scaling: str, say, t0: float) -> None:
+    s = rel.summary()
+    formula = "G* = W*W*'/nu_p" if scaling == "centered" else "G = WW'/m"
+    say(
+        f"G ({scaling}, {formula}): n = {s['n_individuals']}, m = {s['n_markers']}, denominator = {rel.denominator:.6g}"
+    )
+    say(f"  mean diagonal: {s['mean_diagonal']:.6f}")
+    if "min_off_diagonal" in s:
+        say(
+            f"  off-diagonal: mean {s['mean_off_diagonal']:.6f}, "
+            f"range [{s['min_off_diagonal']:.4f}, {s['max_off_diagonal']:.4f}]"
+        )
+    say(f"  markers dropped by QC: {report.n_markers_dropped}")
+    say(f"  time: {time.perf_counter() - t0:.2f} s (QC and G)")
+
+
+def _check_options(args) -> None:
+    """Reject option combinations before any file is read."""
+    if args.allele_freq and args.scaling == "standardized":
+        raise InputError(
+            "--allele-freq applies to --scaling standardized-hwe or centered; 'standardized' centres each "
+            "marker on its sample mean by definition."
+        )
+
+
+def _check_dask_options(args) -> None:
+    """``grm --dask`` reads PLINK .bed files only; ``--scheduler`` needs ``--dask``."""
+    from ..genotypes.readers import is_plink
+
+    if args.scheduler and not args.dask:
+        raise InputError("--scheduler runs the Dask computation of G: add --dask.")
+    if not args.dask:
+        return
+    if not is_plink(args.genotypes):
+        raise InputError(
+            f"--dask reads a PLINK .bed block by block; {args.genotypes} is not a PLINK .bed (or prefix). "
+            "Convert it (plink --make-bed) or drop --dask."
+        )
+    if args.coding not in ("auto", "additive"):
+        raise InputError(f"PLINK files hold 0/1/2 allele counts; --coding {args.coding} does not apply.")
+
+
+def _cmd_grm(args, say) -> None:
+    from ..files import check_new_output
+    from ..genotypes.readers import RELATIONSHIP_SUFFIXES, read_genotypes, write_relationship
+
+    out = Path(args.out)
+    _check_options(args)
+    _check_dask_options(args)
+    check_new_output(out, force=args.force, suffixes=RELATIONSHIP_SUFFIXES)  # fail before the work
+    if args.dask:
+        rel = _relationship_dask(args, say)
+    else:
+        genotypes = read_genotypes(args.genotypes, coding=args.coding)
+        rel = _relationship_from(genotypes, args, say)
+    write_relationship(rel, out, force=args.force)
+    say(f"wrote {out}")
+
+
+def _job(args, genotypes, phenotypes, model: str):
+    from .workflow import FitJob
+
+    return FitJob(
+        genotypes=genotypes,
+        phenotypes=phenotypes,
+        trait=args.trait,
+        model=model,
+        scaling=args.scaling,
+        prior=args.prior,
+        method=args.method,
+        form=args.form,
+        chains=args.chains,
+        draws=args.draws,
+        tune=args.tune,
+        target_accept=args.target_accept,
+        nuts_sampler=args.nuts_sampler,
+        cores=args.cores,
+        seed=args.seed,
+        coding=getattr(args, "coding", "auto"),
+        qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
+        predict=getattr(args, "predict", None),
+        fixed=tuple(getattr(args, "fixed", None) or ()),
+        weights=getattr(args, "weights", None),
+        repeated=getattr(args, "repeated_records", False),
+        permanent_environment=getattr(args, "permanent_environment", False),
+        folds=getattr(args, "folds", None),
+        sets=getattr(args, "sets", None),
+        sets_path=getattr(args, "sets_path", "auto"),
+        prior_sensitivity=getattr(args, "prior_sensitivity", False),
+        # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
+        progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
+    )
+
+
+def _cmd_fit(args, say) -> int:
+    from .workflow import format_fit_table, h2_line, run_fit
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
+    if args.plots:
+        from ..plots import require_matplotlib
+
+        require_matplotlib()  # without matplotlib, refuse before the work rather than after it
+    outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
+    fit = outcome.fit
+    fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
+    reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
+    sensitivity = outcome.prior_sensitivity
+    tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
+    fit.save(
+        out, force=args.force, predictions=outcome.predictions, cv=outcome.cv, plots=args.plots, reference=reference,
+        tables=tables,
+    )  # fmt: skip
+    say(h2_line(fit))
+    for line in format_fit_table(fit):
+        say(line)
+    if sensitivity is not None:
+        from ..analyses.sensitivity import format_sensitivity_table
+
+        say("prior sensitivity (prior_sensitivity.csv):")
+        for line in format_sensitivity_table(sensitivity):
+            say(line)
+    pngs = ", PNG plots" if args.plots else ""
+    say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc{pngs} ({time.perf_counter() - t0:.1f} s in all)")
+    warned = fit.diagnostics()["warnings"]
+    if args.strict and warned:
+        print(
+            f"bayesblup fit: --strict: {len(warned)} diagnostic warning(s), listed above and in {out}/summary.json "
+            "(diagnostics.warnings); the outputs are kept",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _cmd_summary(args, say) -> None:
+    import json
+
+    from .workflow import format_summary_table, summary_h2_line
+
+    path = Path(args.folder) / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{args.folder} has no summary.json: pass a folder written by `bayesblup fit --out`.")
+    try:
+        summary = json.loads(path.read_text())
+        head = (
+            f"{summary['model']} ({summary['form']}) of trait {summary['trait']}: {summary['n_records']} records, "
+            f"{summary['n_individuals']} individuals, prior {summary['prior']}, method {summary['method']}"
+        )
+        lines = [head, summary_h2_line(summary), *format_summary_table(summary)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a bayesblup summary (unreadable or missing {exc}).") from exc
+    for line in lines:
+        say(line)
+    files = sorted(p.name for p in Path(args.folder).iterdir() if not p.name.startswith("."))
+    say(f"outputs in {args.folder}/: {', '.join(files)}")
+
+
+def _cmd_demo(args, say) -> None:
+    from ..analyses.equivalence import check_equivalence
+    from ..datasets import load_wheat
+    from .workflow import format_fit_table, h2_line, run_fit
+
+    say(f"bayesblup demo: wheat trait {args.trait} (599 lines x 1279 DArT markers; BGLR, Crossa et al. 2010)")
+    wheat = load_wheat()
+    fits = {}
+    for model in ("gblup", "mblup"):
+        say(f"--- {model.upper().replace('BLUP', '-BLUP')} ---")
+        fits[model] = run_fit(_job(args, wheat.genotypes, wheat.phenotypes, model), say).fit
+        say(h2_line(fits[model]))
+        for line in format_fit_table(fits[model]):
+            say(line)
+    if args.trait == "y1" and args.prior == "bglr" and args.scaling == "standardized":
+        say("reference (BGLR RKHS on the same G, 12,000 Gibbs iterations): h2 = 0.502 (sd 0.055); REML h2 = 0.499")
+    say("--- the equivalence ---")
+    for line in check_equivalence(fits["mblup"], fits["gblup"]).lines():
+        say(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    quiet = getattr(args, "quiet", False)
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+
+    # Python warnings become one line each (no source-line dump); they are also in summary.json.
+    warnings.showwarning = lambda message, category, *rest, **kw: print(
+        f"warning: {' '.join(str(message).split())}", file=sys.stderr
+    )
+    if quiet:  # nothing but errors: PyMC's progress log and warnings too (both are in summary.json)
+        # PyMC sets levels on its sub-loggers too, so the parent's level alone does not silence them
+        for name in ("pymc", "pymc.sampling.mcmc", "pymc.stats.convergence"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
+    try:
+        code = {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)
+    except InputError as exc:
+        print(f"bayesblup {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable input or unwritable output: the system says why
+        print(f"bayesblup {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bayesblup {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment problem: exit 1, with the traceback for a report
+        traceback.print_exc()
+        print(f"bayesblup {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code or 0  # fit --strict returns 3 on a diagnostic warning
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The end-to-end job behind ``bayesblup fit`` and the demo: files in, a fitted model and outputs out.
+
+Each phase is timed and reported through ``say``, so the command line can print progress lines.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..errors import InputError
+
+__all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
+
+
+@dataclass
+class FitJob:
+    """What to fit: every option of ``bayesblup fit``."""
+
+    genotypes: object  # a path, or Genotypes already read
+    phenotypes: object  # a path, or a DataFrame already read
+    trait: str
+    model: str = "gblup"
+    scaling: str = "standardized"
+    prior: str = "default"
+    method: str = "nuts"
+    form: str = "marginal"
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    target_accept: float | None = None  # None: the model's default
+    nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: nutpie if installed, else pymc
+    cores: int | None = None  # processes for the chains (None: PyMC's choice); the draws do not depend on it
+    seed: int | None = None
+    coding: str = "auto"
+    qc: dict = field(default_factory=dict)
+    predict: object = None  # a path, or Genotypes of new individuals
+    fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
+    weights: str | None = None  # phenotype-table column of residual weights (Var(e) = sigma2_e / w)
+    repeated: bool = False  # allow several records per individual
+    permanent_environment: bool = False  # iid effect per individual over its records (implies repeated)
+    folds: str | None = None  # phenotype-table column of cross-validation folds
+    sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
+    sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
+    progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
+    prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
+
+
+@dataclass
+class FitOutcome:
+    """What :func:`run_fit` produced."""
+
+    fit: object
+    timings: dict
+    predictions: object = None  # DataFrame id, mean, sd of new individuals
+    cv: object = None  # CVResult
+    prior_sensitivity: object = None  # DataFrame, one row per prior (bayesblup.analyses.sensitivity)
+
+
+def run_fit(job: FitJob, say=print):
+    """Read, QC, build W or G, fit, predict new individuals, cross-validate; returns a FitOutcome.
+
+    Raises
+    ------
+    InputError
+        On any problem with the inputs or options, before sampling where possible.
+    """
+    from .. import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
+    from ..genotypes.qc import quality_control
+    from ..genotypes.readers import read_genotypes
+    from ..genotypes.relationship import genomic_relationship
+    from ..genotypes.scaling import genotype_matrix
+    from ..phenotypes import match_records, read_phenotypes, trait_values
+
+    if job.model not in ("gblup", "mblup"):
+        raise InputError(f"model must be gblup or mblup; got {job.model!r}.")
+    if job.sets is not None and job.predict is not None:
+        raise InputError(
+            "--predict is not available with --sets yet: put the new individuals in the genotype file without a "
+            "phenotype; their genetic values are then in genetic_values.csv (phenotyped = false)."
+        )
+    _check_sampling_options(job)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes
+    table = read_phenotypes(job.phenotypes) if not hasattr(job.phenotypes, "columns") else job.phenotypes
+    y = trait_values(table, job.trait)
+    named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
+    missing = [c for c in named if c not in table.columns]
+    if missing:
+        source = table.attrs.get("source")
+        raise InputError(
+            f"no column {', '.join(missing)} in the phenotypes{f' {source}' if source else ''}; the columns are "
+            f"{', '.join(map(str, table.columns))}: check the names given to --fixed, --weights and --folds."
+        )
+    new = None  # new individuals to predict, read now so that a bad file fails before the fit
+    if job.predict is not None:
+        new = read_genotypes(job.predict, coding=geno.coding) if not hasattr(job.predict, "calls") else job.predict
+    timings["read_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    geno, report = quality_control(geno, **job.qc)
+    timings["qc_s"] = time.perf_counter() - t
+    for line in report.lines():
+        say(line)
+    fixed = table[list(job.fixed)] if job.fixed else None
+    weights = table[job.weights] if job.weights else None
+    repeated = job.repeated or job.permanent_environment
+
+    def records_of(y_fit):
+        return match_records(y_fit, geno.ids, fixed=fixed, weights=weights, repeated=repeated)
+
+    records = records_of(y)
+    for line in records.lines():
+        say(line)
+    if job.folds:  # check the folds now, not after the main fit
+        from ..analyses.cv import fold_labels
+
+        fold_labels(y, table[job.folds])
+
+    t = time.perf_counter()
+    if job.sets is not None:
+        from ..genotypes.marker_sets import genotype_matrices_by_set, marker_sets, relationships_by_set
+
+        dropped = [name for names in report.dropped_markers.values() for name in names]
+        sets = marker_sets(job.sets, geno.markers, dropped=dropped)
+        sizes = ", ".join(f"{name} {m}" for name, m in sets.sizes.items())
+        qc_note = f"; {sets.dropped.size} markers named in the sets were dropped by QC" if sets.dropped.size else ""
+        say(f"marker sets: {sizes} markers{qc_note}")
+        build_sets = relationships_by_set if job.model == "gblup" else genotype_matrices_by_set
+        kernel = build_sets(geno, sets, scaling=job.scaling)
+        timings["relationship_s" if job.model == "gblup" else "genotype_matrix_s"] = time.perf_counter() - t
+        what = "G_k" if job.model == "gblup" else "W_k"
+        say(f"{what} per set ({job.scaling}): {len(kernel)} sets ({time.perf_counter() - t:.2f} s)")
+        Model = MultiGBLUP if job.model == "gblup" else MultiMBLUP
+    elif job.model == "gblup":
+        kernel = genomic_relationship(geno, scaling=job.scaling)
+        timings["relationship_s"] = time.perf_counter() - t
+        n = kernel.n_individuals
+        say(f"G ({job.scaling}): {n} x {n} from {geno.n_markers} markers ({timings['relationship_s']:.2f} s)")
+        Model = GBLUP
+    else:
+        kernel = genotype_matrix(geno, scaling=job.scaling)
+        timings["genotype_matrix_s"] = time.perf_counter() - t
+        say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
+        Model = MBLUP
+    model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
+    if job.sets is not None:
+        model_options["path"] = job.sets_path
+    model = Model(records, kernel, **model_options)
+    if job.sets is not None and job.form == "marginal":
+        ranks = ", ".join(f"{name} {r}" for name, r in model.widths.items())
+        say(f"likelihood path: {model.path} (ranks: {ranks}; background {model.background})")
+        if model.path == "woodbury":
+            sp = model.spectral
+            seconds = model.timings["eigendecomposition_s"]
+            say(f"eigendecomposition of the background: rank {sp.rank} of {sp.n} ({seconds:.2f} s)")
+    elif job.form == "marginal":
+        sp = model.spectral
+        say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
+    if model._samples_excess:
+        say(
+            "permanent environment with unequal total record weights: g and p are integrated out, and each "
+            "individual's residual excess over the best-recorded one is sampled explicitly"
+        )
+    model.model  # noqa: B018 - build now, so that the build time is reported before sampling
+    what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
+    say(f"fitting {job.model} ({job.form} form, prior {model.prior_label}) by {what} ...")
+    options = {
+        "method": job.method,
+        "chains": job.chains,
+        "draws": job.draws,
+        "tune": job.tune,
+        "seed": job.seed,
+        "target_accept": job.target_accept,
+        "nuts_sampler": job.nuts_sampler,
+        "cores": job.cores,
+    }
+    if job.method == "nuts":
+        say("compiling the log-density and its gradient (PyTensor), then sampling ...")
+    fit = model.fit(**options, progressbar=job.progressbar)
+    fit.settings["qc"] = report.to_dict()
+    timings.update(fit.timings)
+    say(_sampling_line(fit.timings))
+    predictions = None
+    if job.predict is not None:
+        t = time.perf_counter()
+        predictions = fit.predict(new, training=geno)
+        timings["prediction_s"] = time.perf_counter() - t
+        say(f"predicted {len(predictions)} new individuals from {new.source} ({timings['prediction_s']:.2f} s)")
+    cv = None
+    if job.folds:
+        from ..analyses.cv import cross_validate
+
+        t = time.perf_counter()
+        say(f"cross-validation over the folds of column {job.folds} ...")
+
+        def build(y_train):
+            return Model(records_of(y_train), kernel, **model_options)
+
+        cv = cross_validate(build, y, table[job.folds], say=say, **options)
+        timings["cross_validation_s"] = time.perf_counter() - t
+        say(f"mean predictive correlation {cv.mean_correlation:.3f} ({timings['cross_validation_s']:.1f} s)")
+    sensitivity = None
+    if job.prior_sensitivity:
+        from ..analyses.sensitivity import default_priors, prior_sensitivity
+
+        t = time.perf_counter()
+        say("prior sensitivity: refitting under the default set of priors ...")
+        sensitivity = prior_sensitivity(
+            lambda prior: Model(records, kernel, **(model_options | {"prior": prior})),
+            default_priors(model),
+            fitted={job.prior: fit},  # the main fit is one of them
+            say=say,
+            **options,
+        )
+        timings["prior_sensitivity_s"] = time.perf_counter() - t
+    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+
+
+def _check_sampling_options(job: FitJob) -> None:
+    """Chains, draws and tuning steps, refused before any file is read (the model checks them again)."""
+    for name, value, least, what in (
+        ("chains", job.chains, 1, "the number of MCMC chains, e.g. 4"),
+        ("draws", job.draws, 1, "draws per chain after tuning, e.g. 1000"),
+        ("tune", job.tune, 0, "tuning steps per chain, e.g. 1000"),
+    ):
+        if int(value) < least:
+            raise InputError(f"{name} must be at least {least}, got {value}: give {what} (--{name}, {name}=).")
+
+
+def _sampling_line(timings: dict) -> str:
+    """The phases of ``fit``: compilation and NUTS initialisation, the draws, the genetic values."""
+    if "draws_s" in timings:
+        compile_s = timings["sampling_s"] - timings["draws_s"]
+        head = f"done: compile and initialise {compile_s:.2f} s, draws {timings['draws_s']:.2f} s"
+    else:
+        head = f"done: optimisation {timings['sampling_s']:.2f} s"
+    return f"{head}, genetic values {timings['genetic_values_s']:.2f} s"
+
+
+def _table_of(fit) -> dict:
+    """What the end-of-fit table needs, in summary.json's shape (so a finished folder prints the same)."""
+    table = fit.summary()
+    parameters = {
+        name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()} for name, row in table.iterrows()
+    }
+    return {"method": fit.method, "parameters": parameters, "diagnostics": fit.diagnostics()}
+
+
+def format_fit_table(fit) -> list[str]:
+    """A compact table of the parameters and diagnostics, for the end of a fit."""
+    return format_summary_table(_table_of(fit))
+
+
+def format_summary_table(summary: dict) -> list[str]:
+    """The end-of-fit table from a ``summary.json`` dict (``bayesblup summary DIR``)."""
+    parameters, method = summary["parameters"], summary["method"]
+    w = max(16, *(len(str(name)) + 2 for name in parameters))  # long names with several marker sets
+    lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
+    for name, row in parameters.items():
+        if method == "map":
+            lines.append(f"{name:<{w}}{row['mean']:>10.4f}   (MAP point estimate)")
+            continue
+        r_hat = "     n/a" if row.get("r_hat") is None else f"{row['r_hat']:>8.3f}"
+        lines.append(
+            f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
+            f"{row['ess_bulk']:>10.0f}{r_hat}"
+        )
+    d = summary["diagnostics"]
+    if method == "nuts":
+        r_hat = "n/a (one chain)" if d["max_r_hat"] is None else f"{d['max_r_hat']:.3f}"
+        lines.append(
+            f"diagnostics: {d['divergences']} divergences, max R-hat {r_hat}, min bulk ESS {d['min_ess_bulk']:.0f}"
+            + ("" if d.get("min_ess_tail") is None else f", min tail ESS {d['min_ess_tail']:.0f}")
+        )
+    lines.extend(f"warning: {w}" for w in d["warnings"])
+    lines.extend(f"note: {n}" for n in d.get("notes", []))  # folders written before notes existed have none
+    return lines
+
+
+def h2_line(fit) -> str:
+    return summary_h2_line(_table_of(fit))
+
+
+def summary_h2_line(summary: dict) -> str:
+    row = summary["parameters"]["h2"]
+    if summary["method"] == "map":
+        return f"h2 = {row['mean']:.3f} (MAP)"
+    return f"h2 = {row['mean']:.3f} (sd {row['sd']:.3f}), 90% interval [{row['q05']:.3f}, {row['q95']:.3f}]"

@@ -1,0 +1,255 @@
+"""Genotype calls with their labels: the container every later layer reads.
+
+Calls are held as ``int8`` (one byte a call), with :data:`MISSING` for a missing call, so that a
+50,000-marker panel on 5,000 individuals takes 250 MB rather than 2 GB as float64. Conversion to
+floating point happens one block of markers at a time, in :mod:`bayesblup.genotypes.scaling`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, preview
+from ..names import ADDITIVE, CODINGS, MAX_COUNT, PRESENCE_ABSENCE
+
+__all__ = ["MISSING", "Genotypes", "allele_counts", "marker_blocks"]
+
+#: Sentinel for a missing call in ``Genotypes.calls`` (the value bed-reader uses for int8).
+MISSING = np.int8(-127)
+
+# Markers per block when scanning calls; small enough that an n x block float64 slab stays
+# well under the size of one n x n matrix for any n we expect.
+_SCAN_BLOCK = 4096
+
+
+def _labels(values: Sequence | np.ndarray, *, what: str, expected: int, source: str | None = None) -> np.ndarray:
+    """Turn IDs or marker names into a 1-D object array of unique, non-empty strings."""
+    arr = np.asarray([str(v) for v in values], dtype=object)
+    what = what if source is None else f"{source}: {what}"
+    if arr.ndim != 1 or arr.size != expected:
+        raise InputError(
+            f"{what}: expected {expected} labels (one per {'row' if what.endswith('ids') else 'column'} "
+            f"of the genotype matrix), got {arr.size}."
+        )
+    label = "individual ID" if what.endswith("ids") else "marker name"
+    empty = np.flatnonzero(np.char.str_len(arr.astype(str)) == 0)
+    if empty.size:
+        raise InputError(f"{what}: empty label at position(s) {preview(empty)}; give every {label} a non-empty name.")
+    uniq, counts = np.unique(arr.astype(str), return_counts=True)
+    if (counts > 1).any():
+        raise InputError(
+            f"{what}: duplicated label(s) {preview(uniq[counts > 1])} ({label}s); each must be unique: "
+            "merge or rename the duplicates before reading."
+        )
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Genotypes:
+    """Genotype calls for ``n`` individuals at ``m`` markers, with their labels.
+
+    Parameters
+    ----------
+    calls : ndarray of int8, shape (n, m)
+        Allele counts (0/1/2 for ``coding="additive"``, 0/1 for ``"presence-absence"``), with
+        :data:`MISSING` (-127) for a missing call.
+    ids : ndarray of str, shape (n,)
+        Individual IDs, unique.
+    markers : ndarray of str, shape (m,)
+        Marker names, unique.
+    coding : {"additive", "presence-absence"}
+        How the calls are coded; sets ``k`` in ``E[x] = k p``.
+    source : str
+        Where the calls came from, for reports.
+
+    Use :meth:`from_array` to build one from a NumPy array; the readers in :mod:`bayesblup.genotypes.readers`
+    build one from CSV or PLINK files.
+    """
+
+    calls: np.ndarray
+    ids: np.ndarray
+    markers: np.ndarray
+    coding: str
+    source: str = "array"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.calls, np.ndarray) or self.calls.dtype != np.int8 or self.calls.ndim != 2:
+            raise InputError(
+                "Genotypes.calls must be a 2-D int8 array; use Genotypes.from_array() to convert "
+                "counts given in another type."
+            )
+        if self.coding not in CODINGS:
+            raise InputError(f"coding must be one of {sorted(CODINGS)}, got {self.coding!r}.")
+        n, m = self.calls.shape
+        if n == 0 or m == 0:
+            raise InputError(f"the genotype matrix from {self.source} is empty ({n} individuals x {m} markers).")
+        object.__setattr__(self, "ids", _labels(self.ids, what="ids", expected=n, source=self.source))
+        object.__setattr__(self, "markers", _labels(self.markers, what="markers", expected=m, source=self.source))
+        _check_codes(self.calls, self.coding, self.ids, self.markers, self.source)
+
+    @classmethod
+    def from_array(
+        cls,
+        calls: np.ndarray,
+        *,
+        ids: Sequence,
+        markers: Sequence | None = None,
+        coding: str = "auto",
+        source: str = "array",
+    ) -> Genotypes:
+        """Build genotypes from an array of allele counts.
+
+        Parameters
+        ----------
+        calls : array_like, shape (n, m)
+            Allele counts, integers or floats; ``NaN`` marks a missing call.
+        ids : sequence, length n
+            Individual IDs (converted to str).
+        markers : sequence, length m, optional
+            Marker names; ``marker_1 .. marker_m`` when omitted.
+        coding : {"auto", "additive", "presence-absence"}
+            ``"auto"`` picks ``"additive"`` if any call equals 2, else ``"presence-absence"``; the
+            choice is reported by :func:`bayesblup.quality_control`. Give it explicitly for 0/1/2
+            data in which no 2 happens to occur.
+        source : str
+            A name for reports and error messages.
+
+        Raises
+        ------
+        InputError
+            If a call is not an integer, lies outside the coding's range, or labels do not fit.
+        """
+        arr = np.asarray(calls)
+        if arr.ndim != 2:
+            raise InputError(
+                f"{source}: genotype calls must be a 2-D array (individuals x markers), got shape {arr.shape}."
+            )
+        if markers is None:
+            markers = [f"marker_{j + 1}" for j in range(arr.shape[1])]
+        if arr.dtype == np.int8:
+            out = arr.copy()
+        elif arr.dtype.kind in "iubf":
+            out = _counts_to_int8(arr, ids, markers, source)
+        else:
+            raise InputError(
+                f"{source}: genotype calls must be numbers (allele counts), got dtype {arr.dtype}. "
+                "Convert text codes (e.g. 'AA', 'AB') to counts 0/1/2 first."
+            )
+        if coding == "auto":
+            coding = ADDITIVE if (out == 2).any() else PRESENCE_ABSENCE
+        return cls(calls=out, ids=ids, markers=markers, coding=coding, source=source)
+
+    @property
+    def n_individuals(self) -> int:
+        return self.calls.shape[0]
+
+    @property
+    def n_markers(self) -> int:
+        return self.calls.shape[1]
+
+    @property
+    def max_count(self) -> int:
+        """Allele draws per call: 2 for additive 0/1/2 coding, 1 for presence/absence."""
+        return MAX_COUNT[self.coding]
+
+    @property
+    def n_missing(self) -> int:
+        """Number of missing calls."""
+        return int(sum(int((blk == MISSING).sum()) for _, blk in marker_blocks(self.calls)))
+
+    def select(self, *, individuals: np.ndarray | None = None, markers: np.ndarray | None = None) -> Genotypes:
+        """Subset by boolean masks or integer indices over individuals and/or markers."""
+        rows = slice(None) if individuals is None else np.asarray(individuals)
+        cols = slice(None) if markers is None else np.asarray(markers)
+        calls = self.calls
+        if individuals is not None:
+            calls = calls[rows]
+        if markers is not None:
+            calls = calls[:, cols]
+        return Genotypes(
+            calls=calls,
+            ids=self.ids[rows],
+            markers=self.markers[cols],
+            coding=self.coding,
+            source=self.source,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Genotypes({self.n_individuals} individuals x {self.n_markers} markers, "
+            f"coding={self.coding!r}, missing calls={self.n_missing}, source={self.source!r})"
+        )
+
+
+def marker_blocks(calls: np.ndarray, block: int = _SCAN_BLOCK) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(columns, calls[:, columns])`` over consecutive blocks of markers."""
+    m = calls.shape[1]
+    for j0 in range(0, m, block):
+        cols = slice(j0, min(m, j0 + block))
+        yield cols, calls[:, cols]
+
+
+def allele_counts(calls: np.ndarray) -> np.ndarray:
+    """Count the calls of each code per marker.
+
+    Returns
+    -------
+    ndarray of int64, shape (m, 3)
+        Columns hold the number of calls equal to 0, 1 and 2 at each marker. Missing calls are
+        in none of them, so ``counts.sum(1)`` is the number of observed calls.
+    """
+    out = np.empty((calls.shape[1], 3), dtype=np.int64)
+    for cols, blk in marker_blocks(calls):
+        for code in range(3):
+            out[cols, code] = (blk == code).sum(axis=0)
+    return out
+
+
+def _locate(mask: np.ndarray, ids, markers) -> str:
+    """Describe the first few (individual, marker) cells where ``mask`` is true."""
+    rows, cols = np.nonzero(mask)
+    cells = [f"(individual {ids[r]!s}, marker {markers[c]!s})" for r, c in zip(rows[:3], cols[:3], strict=True)]
+    more = f" and {rows.size - 3} more" if rows.size > 3 else ""
+    return ", ".join(cells) + more
+
+
+def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
+    """Integer or float counts (NaN = missing) to int8 calls, refusing anything but 0, 1, 2."""
+    is_float = arr.dtype.kind == "f"
+    missing = np.isnan(arr) if is_float else np.zeros(arr.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bad = ~missing & ((arr < 0) | (arr > 2) | ((arr != np.round(arr)) if is_float else False))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        value = float(arr[r, c])
+        hint = (
+            "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
+            if value != round(value)
+            else "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
+        )
+        raise InputError(
+            f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
+            f"found {value:g} at {_locate(bad, list(ids), list(markers))}. {hint}"
+        )
+    return np.where(missing, MISSING, np.nan_to_num(arr) if is_float else arr).astype(np.int8)
+
+
+def _check_codes(calls: np.ndarray, coding: str, ids, markers, source: str) -> None:
+    """Every call must be a valid code for the coding, or MISSING."""
+    top = MAX_COUNT[coding]
+    for cols, blk in marker_blocks(calls):
+        bad = ((blk < 0) | (blk > top)) & (blk != MISSING)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            hint = (
+                " The data hold 2s, so they look like 0/1/2 counts: use coding='additive'."
+                if coding == PRESENCE_ABSENCE and blk[r, c] == 2
+                else ""
+            )
+            raise InputError(
+                f"{source}: call {int(blk[r, c])} is not valid for coding {coding!r} (allowed 0..{top} "
+                f"or missing) at {_locate(bad, ids, markers[cols])}.{hint}"
+            )

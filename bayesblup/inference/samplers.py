@@ -1,0 +1,140 @@
+"""Which NUTS implementation samples a fit: PyMC's own, nutpie, or NUTS on JAX (NumPyro, BlackJAX).
+
+``nuts_sampler=None`` (the default) is nutpie when it is installed, else PyMC's NUTS. The JAX samplers
+(``"numpyro"``, ``"blackjax"``; ``pip install 'bayesblup[jax]'``, and a CUDA-enabled jaxlib for a GPU)
+need a model that PyTensor can translate to JAX: the latent forms, the single-kernel marginal form
+(pure PyTensor: the eigendecomposition is done once, in NumPy, before the model is built), but not
+the marginal form of several marker sets, whose log-likelihood and gradient are NumPy code inside
+PyTensor Ops (:mod:`bayesblup.models.ops`) that JAX cannot trace. That case is refused
+before sampling, with what to use instead.
+
+Chains on JAX run ``chain_method="vectorized"`` (all chains as one batched computation, the way to
+use a single GPU) on an accelerator, and ``"parallel"`` (one chain per device, ``jax.pmap``) on CPU,
+where PyMC exposes many host devices: vectorised NUTS makes every chain wait for the longest
+trajectory in the batch at every step, which on CPU cost 1.5-3x the wall time of parallel chains
+(measured for the latent G-BLUP at n = 80 and n = 500, 4 chains; docs/jax.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+
+__all__ = ["JAX_SAMPLERS", "NUTS_SAMPLERS", "NutsChoice", "check_nuts_sampler", "choose_nuts"]
+
+NUTS_SAMPLERS = ("pymc", "nutpie", "numpyro", "blackjax")
+JAX_SAMPLERS = ("numpyro", "blackjax")
+_INSTALL_JAX = (
+    "pip install 'bayesblup[jax]' (and, for a GPU, a CUDA-enabled jaxlib: pip install -U 'jax[cuda12]', "
+    "see https://docs.jax.dev/en/latest/installation.html)"
+)
+
+
+@dataclass
+class NutsChoice:
+    """What :meth:`BLUPModel.fit` passes to ``pm.sample`` for the chosen NUTS implementation.
+
+    Attributes
+    ----------
+    sampler : str
+        ``"pymc"``, ``"nutpie"``, ``"numpyro"`` or ``"blackjax"`` (recorded as the fit's ``sampler``).
+    kwargs : dict
+        Keyword arguments of ``pm.sample``: ``nuts_sampler``, ``progressbar`` and the sampler's own.
+    settings : dict
+        Recorded in the fit's settings (and summary.json): ``chain_method`` for the JAX samplers.
+    """
+
+    sampler: str
+    kwargs: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def errors(self):
+        """Turn a known incompatibility of the installed JAX packages into an :class:`InputError`."""
+        try:
+            yield
+        except TypeError as err:
+            if self.sampler == "blackjax" and "progress_bar" in str(err):
+                # pymc-devs/pymc#8367: PyMC passes progress_bar to blackjax.window_adaptation, gone in 1.6.
+                raise InputError(
+                    "this PyMC cannot drive BlackJAX >= 1.6 (pymc-devs/pymc#8367); install an earlier one with "
+                    "pip install 'blackjax>=1.5,<1.6', or use nuts_sampler='numpyro'."
+                ) from err
+            raise
+
+
+def _missing(packages: tuple[str, ...]) -> list[str]:
+    return [name for name in packages if importlib.util.find_spec(name) is None]
+
+
+def _form_label(model) -> str:
+    return f"{type(model).__name__}(form={model.form!r})"
+
+
+def check_nuts_sampler(model, nuts_sampler: str | None, method: str) -> None:
+    """Refuse, before the model is built, a sampler that is unknown, not installed or cannot run this form."""
+    if nuts_sampler is None:
+        return
+    if nuts_sampler not in NUTS_SAMPLERS:
+        raise InputError(f"nuts_sampler must be None or one of {', '.join(NUTS_SAMPLERS)}; got {nuts_sampler!r}.")
+    if method != "nuts":
+        raise InputError(f"nuts_sampler={nuts_sampler!r} applies to method='nuts', not method={method!r}.")
+    if nuts_sampler == "nutpie" and _missing(("nutpie",)):
+        raise InputError("nuts_sampler='nutpie' needs nutpie, which is not installed: pip install 'bayesblup[nutpie]'.")
+    if nuts_sampler in JAX_SAMPLERS:
+        missing = _missing(("jax", nuts_sampler))
+        if missing:
+            raise InputError(
+                f"nuts_sampler={nuts_sampler!r} needs {' and '.join(missing)}, not installed: {_INSTALL_JAX}."
+            )
+        from ..models.sets import SetsModel
+
+        if isinstance(model, SetsModel) and model.form == "marginal":
+            raise InputError(
+                f"nuts_sampler={nuts_sampler!r} cannot sample {_form_label(model)}: the marginal likelihood of "
+                "several marker sets (Woodbury or dense path) is NumPy code inside PyTensor (bayesblup.models."
+                "likelihoods), which JAX cannot translate. Use form='latent' with a JAX sampler, or keep "
+                "form='marginal' with the default sampler (nuts_sampler=None: nutpie if installed, else PyMC)."
+            )
+
+
+def _jax_untranslatable(model) -> str | None:
+    """Why the model's log-density or deterministics cannot be translated to JAX, or None if they can."""
+    from pymc.sampling.jax import get_jaxified_graph  # sets XLA_FLAGS before JAX starts its CPU backend
+
+    try:
+        get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp(), *model.unobserved_value_vars])
+    except NotImplementedError as err:
+        return str(err)
+    return None
+
+
+def _chain_method(chains: int) -> str:
+    """``"parallel"`` on CPU when there is a host device per chain, else ``"vectorized"`` (module docstring)."""
+    import jax
+
+    return "parallel" if jax.default_backend() == "cpu" and jax.local_device_count() >= chains else "vectorized"
+
+
+def choose_nuts(model, pymc_model, nuts_sampler: str | None, *, chains: int, progressbar: bool) -> NutsChoice:
+    """The NUTS implementation for ``model`` (a built ``pymc_model``), after :func:`check_nuts_sampler`."""
+    if nuts_sampler is None:
+        nuts_sampler = "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
+    kwargs = {"nuts_sampler": nuts_sampler, "progressbar": progressbar}
+    if nuts_sampler == "pymc":
+        return NutsChoice(nuts_sampler, kwargs | {"init": model.nuts_init})
+    if nuts_sampler == "nutpie":
+        return NutsChoice(nuts_sampler, kwargs)
+    reason = _jax_untranslatable(pymc_model)
+    if reason is not None:
+        raise InputError(
+            f"nuts_sampler={nuts_sampler!r} cannot sample {_form_label(model)}: its PyMC model has an operation "
+            f"with no JAX translation ({reason}). Use the default sampler (nuts_sampler=None)."
+        )
+    chain_method = _chain_method(chains)
+    if nuts_sampler == "blackjax" and importlib.util.find_spec("fastprogress") is None:
+        kwargs["progressbar"] = False  # BlackJAX draws its progress bar with fastprogress, not one of its dependencies
+    return NutsChoice(nuts_sampler, kwargs | {"nuts": {"chain_method": chain_method}}, {"chain_method": chain_method})

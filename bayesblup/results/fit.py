@@ -1,0 +1,493 @@
+"""A fitted model: PyMC's DataTree plus genetic values, a parameter table, diagnostics and outputs.
+
+The DataTree gains two groups: ``genetic_values`` (mean, sd; dim ``individual``) and, for M-BLUP,
+``marker_effects`` (mean, sd; dim ``marker``); with ``genetic_value_draws=True`` also
+``genetic_value_draws`` (g per kept draw). Intervals are the central 90% (q05, q95).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, preview
+from ..inference.posterior import posterior_moments
+from ..names import INDIVIDUAL, MARKER
+
+__all__ = ["THRESHOLDS", "BLUPFit"]
+
+#: Diagnostic thresholds: R-hat as Vehtari et al. (2021) recommend, and 100 bulk ESS per chain.
+#: Where a diagnostic becomes a warning: R-hat above 1.01, bulk or tail ESS below 400 (Vehtari et al. 2021).
+THRESHOLDS = {"r_hat": 1.01, "ess": 400}
+
+
+def _mean_sd(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd over draws (rows); sd 0 for a single draw (MAP)."""
+    return draws.mean(0), draws.std(0, ddof=1) if draws.shape[0] > 1 else np.zeros(draws.shape[1])
+
+
+def _flat(post, name: str) -> np.ndarray:
+    return np.asarray(post[name].values, dtype=np.float64).reshape(-1)
+
+
+def _beta(post, model) -> np.ndarray | None:
+    """Draws of the fixed effects, (D, q), or None without covariates."""
+    if model.records.X is None:
+        return None
+    return np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates)
+
+
+def _theta(post, model) -> dict:
+    """Flattened draws of everything :func:`posterior_moments` conditions on."""
+    out = {
+        "mu": _flat(post, "mu"),
+        "sigma2_k": _flat(post, model.kernel_variance),
+        "sigma2_e": _flat(post, "sigma2_e"),
+        "beta": _beta(post, model),
+    }
+    if model.permanent_environment:
+        out["sigma2_pe"] = _flat(post, "sigma2_pe")
+    if model.pe_path == "augmented":  # eps = sqrt(sigma2_e Delta) z, per draw
+        z = np.asarray(post["z_excess"].values, dtype=np.float64).reshape(-1, model.n)
+        out["excess"] = np.sqrt(out["sigma2_e"][:, None] * model.rotated.excess[None, :]) * z
+    return out
+
+
+@dataclass
+class BLUPFit:
+    """Result of :meth:`GBLUP.fit` / :meth:`MBLUP.fit`.
+
+    Attributes
+    ----------
+    model : BLUPModel
+        The model that was fitted.
+    datatree : xarray.DataTree
+        PyMC's result with the added groups.
+    method, sampler : str
+        ``"nuts"`` or ``"map"``, and what ran it (``"pymc"``, ``"nutpie"``, ``"find_MAP"``).
+    genetic_values : pandas.DataFrame
+        Columns ``id, mean, sd``: the posterior of each individual's genetic value.
+    marker_effects : pandas.DataFrame or None
+        Columns ``marker, mean, sd`` (M-BLUP).
+    timings : dict
+        Seconds per phase.
+    """
+
+    model: object
+    datatree: object
+    method: str
+    sampler: str
+    genetic_values: pd.DataFrame
+    marker_effects: pd.DataFrame | None
+    timings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)  # summary and diagnostics: the draws never change
+
+    @classmethod
+    def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
+        """Add genetic values (and marker effects) to PyMC's result.
+
+        ``settings`` are recorded in the fit (and summary.json); ``settings["seed"]`` also seeds
+        the optional draws of g.
+        """
+        import xarray as xr
+
+        t0 = time.perf_counter()
+        post = datatree["posterior"]
+        ids = model.individuals.astype(str)
+        n_p = model.n
+        mblup = model.name == "mblup"
+        if model.form == "marginal":
+            keep = None
+            if genetic_value_draws:
+                keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
+                keep[:, ::thin] = True
+                keep = keep.reshape(-1)
+            theta = _theta(post, model)
+            g_moments, extra = posterior_moments(
+                model,
+                theta.pop("mu"),
+                theta.pop("sigma2_k"),
+                theta.pop("sigma2_e"),
+                **theta,
+                targets=model.targets,
+                keep_draws=keep,
+                seed=settings.get("seed"),
+            )
+            others = extra.get("unphenotyped")
+            g_mean = np.concatenate([g_moments.mean, others.mean if others else []])
+            g_sd = np.concatenate([g_moments.sd, others.sd if others else []])
+            if g_moments.draws is not None:  # exact joint draws, for the individuals with a record
+                draws = g_moments.draws.reshape(post.sizes["chain"], -1, n_p)
+                datatree["genetic_value_draws"] = xr.DataTree(
+                    xr.Dataset(
+                        {"g": (("chain", "draw", INDIVIDUAL), draws)},
+                        coords={
+                            "chain": post["chain"].values,
+                            "draw": post["draw"].values[::thin],
+                            INDIVIDUAL: ids[:n_p],
+                        },
+                    )
+                )
+            b_mean, b_sd = (extra["markers"].mean, extra["markers"].sd) if mblup else (None, None)
+        else:
+            g_mean, g_sd = _mean_sd(post["g"].values.reshape(-1, len(ids)))
+            b_mean, b_sd = _mean_sd(post["b"].values.reshape(-1, model.n_markers)) if mblup else (None, None)
+        # PEV = posterior variance of g_i; reliability = 1 - PEV / (sigma2_g G_ii) at the posterior
+        # mean of sigma2_g (c sigma2_b for M-BLUP): the share of the prior variance the data removed.
+        sigma2_g = float(_flat(post, "sigma2_g_equiv" if mblup else "sigma2_g").mean())
+        pev = g_sd**2
+        reliability = 1.0 - pev / (sigma2_g * model.relationship_diagonal)
+        phenotyped = np.arange(len(ids)) < n_p
+        columns = {"mean": g_mean, "sd": g_sd, "pev": pev, "reliability": reliability, "phenotyped": phenotyped}
+        datatree["genetic_values"] = xr.DataTree(
+            xr.Dataset({k: (INDIVIDUAL, v) for k, v in columns.items()}, coords={INDIVIDUAL: ids})
+        )
+        genetic_values = pd.DataFrame({"id": ids} | columns)
+        marker_effects = None
+        if mblup:
+            markers = model.genotypes.markers.astype(str)
+            datatree["marker_effects"] = xr.DataTree(
+                xr.Dataset({"mean": (MARKER, b_mean), "sd": (MARKER, b_sd)}, coords={MARKER: markers})
+            )
+            marker_effects = pd.DataFrame({"marker": markers, "mean": b_mean, "sd": b_sd})
+        timings = {k: v for k, v in model.timings.items()} | {"genetic_values_s": time.perf_counter() - t0}
+        settings = settings | {"genetic_value_draws": genetic_value_draws, "thin": thin}
+        return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+
+    def predict(self, genotypes, *, training=None) -> pd.DataFrame:
+        """Genetic values of individuals genotyped after the fit: posterior mean and sd.
+
+        The new calls are put on the training scale (training allele frequencies, centring, scaling
+        and imputation; :class:`~bayesblup.MarkerScaling`), and ``g_new`` follows from the
+        cross-relationship with the fitted individuals, ``G_21 G_11^-1 g``, draw by draw (exactly;
+        see :mod:`bayesblup.inference.posterior`).
+
+        Parameters
+        ----------
+        genotypes : Genotypes
+            The new individuals; they must cover every marker kept at training.
+        training : Genotypes, optional
+            For G-BLUP: the training genotypes (after QC), from which G was built; M-BLUP holds W.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id, mean, sd``.
+        """
+        model = self.model
+        scaling, W_fit, c = self._training_scale(training)
+        again = sorted(set(genotypes.ids) & set(model.individuals.astype(str)))
+        if again:
+            raise InputError(
+                f"{len(again)} individuals to predict are already in the fit: {preview(again, 10)}; their genetic "
+                "values are in fit.genetic_values."
+            )
+        W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
+        moments = self._target_moments(W_new @ W_fit.T / c, (W_new**2).sum(1) / c)
+        return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": moments.mean, "sd": moments.sd})
+
+    def back_solve_markers(self, training) -> pd.DataFrame:
+        """Marker effects from a G-BLUP fit: posterior mean and sd of b, with ``g = W b``.
+
+        With ``G = WW'/c`` (c = m for the standardised scalings, nu_p for ``centered``), G-BLUP is M-BLUP
+        with ``b ~ N(0, I sigma2_g / c)``, so ``Cov(b, y) = sigma2_g W'/c`` and b follows exactly, draw
+        by draw, as any other target (:mod:`bayesblup.inference.posterior`): the seed's relation ``sigma2_b =
+        sigma2_g / m``, put to work.
+
+        Parameters
+        ----------
+        training : Genotypes
+            The genotypes (after QC) from which G was built.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``marker, mean, sd``, as M-BLUP's ``marker_effects``.
+        """
+        if self.model.name != "gblup":
+            raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
+        scaling, W_fit, c = self._training_scale(training)
+        moments = self._target_moments(W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c))
+        return pd.DataFrame({"marker": scaling.markers.astype(str), "mean": moments.mean, "sd": moments.sd})
+
+    def _training_scale(self, training):
+        """(MarkerScaling, W of the fitted individuals, c with G = WW'/c) of the training data."""
+        model = self.model
+        if model.name == "mblup":
+            return model.genotypes.scaling, model.W, 1.0
+        scaling = model.relationship.marker_scaling
+        if scaling is None:
+            raise InputError(
+                "this G carries no marker scaling (it was read from a file), so genotypes cannot be put on its "
+                "scale: build G with bayesblup.genomic_relationship, or include the new individuals in G and fit "
+                "them without records."
+            )
+        if training is None:
+            raise InputError("G-BLUP needs the training genotypes here: pass training=genotypes (after QC).")
+        position = {name: i for i, name in enumerate(training.ids)}
+        absent = [i for i in model.ids if i not in position]
+        if absent:
+            raise InputError(f"training genotypes lack {len(absent)} fitted individuals: {preview(absent, 10)}.")
+        rows = [position[i] for i in model.ids]
+        return scaling, scaling.transform_block(scaling.align(training)[rows], slice(None)), scaling.denominator
+
+    def _target_moments(self, M: np.ndarray, v: np.ndarray):
+        post = self.datatree["posterior"]
+        theta = _theta(post, self.model)
+        _, extra = posterior_moments(
+            self.model,
+            theta.pop("mu"),
+            theta.pop("sigma2_k"),
+            theta.pop("sigma2_e"),
+            **theta,
+            targets={"target": (M, v)},
+        )
+        return extra["target"]
+
+    # --- tables --------------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> list[str]:
+        return self.model.parameter_names
+
+    def summary(self) -> pd.DataFrame:
+        """Mean, sd, 90% interval, bulk and tail ESS, R-hat and MC error of each parameter.
+
+        Under MAP only ``mean`` (the MAP value) is filled; the rest is NaN.
+        """
+        if "summary" in self._cache:
+            return self._cache["summary"].copy()
+        import arviz as az
+
+        post = self.datatree["posterior"]
+        rows = {}
+        for name, x in self._parameter_draws(post):
+            flat = x.reshape(-1)
+            if self.method == "map":
+                rows[name] = {"mean": float(flat[0])} | dict.fromkeys(
+                    ("sd", "q05", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"), np.nan
+                )
+                continue
+            sd = float(flat.std(ddof=1))
+            ess_bulk = float(az.ess(x, method="bulk"))
+            rows[name] = {
+                "mean": float(flat.mean()),
+                "sd": sd,
+                "q05": float(np.quantile(flat, 0.05)),
+                "q95": float(np.quantile(flat, 0.95)),
+                "ess_bulk": ess_bulk,
+                "ess_tail": float(az.ess(x, method="tail", prob=(0.05, 0.95))),  # at the 90% interval's ends
+                "r_hat": float(az.rhat(x)) if x.shape[0] > 1 else np.nan,
+                "mcse_mean": sd / np.sqrt(ess_bulk),
+            }
+        self._cache["summary"] = pd.DataFrame.from_dict(rows, orient="index")
+        return self._cache["summary"].copy()
+
+    def _parameter_draws(self, post):
+        """(label, (chain, draw) array) per scalar parameter; vectors such as beta as beta[name]."""
+        for name in self.parameter_names:
+            x = np.asarray(post[name].values, dtype=np.float64)
+            if x.ndim == 2:
+                yield name, x
+            else:
+                labels = post[name].coords[post[name].dims[-1]].values
+                for k, label in enumerate(labels):
+                    yield f"{name}[{label}]", x[..., k]
+
+    def diagnostics(self) -> dict:
+        """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""
+        if "diagnostics" not in self._cache:
+            self._cache["diagnostics"] = self._diagnostics()
+        return copy.deepcopy(self._cache["diagnostics"])
+
+    def _diagnostics(self) -> dict:
+        """Warnings (something to act on, each with advice; ``--strict`` fails on them) and notes (facts)."""
+        warnings: list[str] = []
+        notes: list[str] = []
+        sp = self.model._spectral  # computed whenever the fitted form needed it
+        eigenvalues = None if sp is None else sp.to_dict()
+        if sp is not None and sp.n_clipped:
+            why = " (one rank is what centring W removes)" if sp.n_clipped == 1 else ""
+            notes.append(
+                f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "
+                f"zero, the smallest {sp.min_raw:.3g}{why}"
+            )
+        if self.method == "map":
+            notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+            if self.model._samples_excess:
+                warnings.append(
+                    "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
+                    "environment), so its variance components are approximate: use NUTS for this model"
+                )
+            return {
+                "divergences": None, "max_r_hat": None, "min_ess_bulk": None, "min_ess_tail": None,
+                "warnings": warnings, "notes": notes, "eigenvalues": eigenvalues,
+            }  # fmt: skip
+        table = self.summary()
+        stats = self.datatree.get("sample_stats") if hasattr(self.datatree, "get") else None
+        divergences = (
+            int(np.asarray(stats["diverging"].values).sum()) if stats is not None and "diverging" in stats else 0
+        )
+        max_r_hat = float(np.nanmax(table["r_hat"])) if table["r_hat"].notna().any() else None
+        min_ess = float(table["ess_bulk"].min())
+        min_tail = float(table["ess_tail"].min())
+        chains = self.datatree["posterior"].sizes["chain"]
+        if divergences:
+            warnings.append(
+                f"{divergences} divergent transitions: the posterior may be biased. Raise target_accept (e.g. "
+                "--target-accept 0.95); if they persist, a variance near zero may be weakly identified: compare "
+                "with prior='default' and look at the trace plot (--plots)"
+            )
+        if max_r_hat is not None and max_r_hat > THRESHOLDS["r_hat"]:
+            worst = table["r_hat"].idxmax()
+            warnings.append(
+                f"R-hat {max_r_hat:.3f} > {THRESHOLDS['r_hat']} for {worst}: the chains disagree. Run longer "
+                "(more --draws and --tune) and look at the trace plot (--plots)"
+            )
+        if min_ess < THRESHOLDS["ess"]:
+            worst = table["ess_bulk"].idxmin()
+            warnings.append(
+                f"bulk ESS {min_ess:.0f} < {THRESHOLDS['ess']} for {worst}: too few effective draws for a stable "
+                "posterior mean. Run more draws (e.g. --draws 2000) or more chains"
+            )
+        if min_tail < THRESHOLDS["ess"]:
+            worst = table["ess_tail"].idxmin()
+            warnings.append(
+                f"tail ESS {min_tail:.0f} < {THRESHOLDS['ess']} for {worst}: too few effective draws at the ends of "
+                "the 90% interval. Run more draws (e.g. --draws 2000) or more chains"
+            )
+        if chains == 1:
+            warnings.append("one chain: R-hat cannot be computed; run 4 chains to check convergence")
+        return {
+            "divergences": divergences, "max_r_hat": max_r_hat, "min_ess_bulk": min_ess, "min_ess_tail": min_tail,
+            "warnings": warnings, "notes": notes, "eigenvalues": eigenvalues,
+        }  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """The content of ``summary.json``."""
+        model = self.model
+        table = self.summary()
+        parameters = {
+            name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k in _JSON_FIELDS}
+            for name, row in table.iterrows()
+        }
+        label, priors = model.priors
+        sp = model._spectral
+        return {
+            "model": model.name,
+            "form": model.form,
+            "trait": model.records.trait,
+            "n_records": int(model.n_records),
+            "n_individuals": int(model.n),
+            "n_unphenotyped": len(model.records.unphenotyped),
+            "weights": model.records.weights is not None,
+            "permanent_environment": model.pe_path if model.permanent_environment else None,
+            "n_markers": model.n_markers,
+            "scaling": model.scaling,
+            "g_denominator": model.denominator,
+            "equivalence_factor": model.factor if model.name == "mblup" else None,
+            "prior": label,
+            "prior_details": {k: v.to_dict() for k, v in priors.items()},
+            "method": self.method,
+            "sampler": self.sampler,
+            "settings": self.settings,
+            "kernel": sp.to_dict() if sp is not None else None,
+            "parameters": parameters,
+            "diagnostics": self.diagnostics(),
+            "timings": dict(self.timings),
+            "versions": {p: version(p) for p in ("bayesblup", "pymc", "pytensor", "arviz", "numpy")},
+        }
+
+    def save(
+        self,
+        out_dir: str | Path,
+        *,
+        force: bool = False,
+        extra_summary: dict | None = None,
+        predictions: pd.DataFrame | None = None,
+        cv=None,
+        plots: bool = False,
+        reference: dict[str, float] | None = None,
+        tables: dict[str, pd.DataFrame] | None = None,
+    ) -> Path:
+        """Write summary.json, genetic_values.csv, posterior.nc (and marker_effects.csv, predictions.csv).
+
+        ``tables`` maps further file names to tables written as CSV (e.g. ``prior_sensitivity.csv``).
+
+        With ``plots``, also the PNGs of :func:`bayesblup.plots.write_plots` (``reference``: point
+        estimates of h2 drawn on the h2 plot).
+
+        Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
+        succeeded. An existing ``out_dir`` is kept unless ``force``; with ``force`` it is replaced.
+        """
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not force:
+            raise InputError(f"output folder {out_dir} already exists; choose another or pass --force to replace it.")
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        try:
+            t0 = time.perf_counter()
+            summary = self.to_dict() | (extra_summary or {})
+            self.genetic_values.to_csv(tmp / "genetic_values.csv", index=False, float_format="%.10g")
+            if self.marker_effects is not None:
+                self.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
+            if predictions is not None:
+                predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.10g")
+            if cv is not None:  # per fold, and every held-out record's prediction
+                cv.folds.to_csv(tmp / "cv.csv", index=False, float_format="%.10g")
+                cv.predictions.to_csv(tmp / "cv_predictions.csv", index=False, float_format="%.10g")
+                summary["cross_validation"] = cv.to_dict()
+            for name, table in (tables or {}).items():
+                table.to_csv(tmp / name, index=False, float_format="%.10g")
+            _drop_unserialisable(self.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+            if plots:
+                from ..plots import write_plots
+
+                summary["plots"] = [path.name for path in write_plots(self, tmp, reference=reference)]
+            # summary.json goes last, so that it can say how long writing took.
+            timings = dict(summary["timings"])
+            timings["write_s"] = time.perf_counter() - t0
+            phases = sum(v for k, v in self.timings.items() if k != "draws_s")  # draws_s is part of sampling_s
+            timings["total_s"] = timings.get("total_s", phases) + timings["write_s"]
+            summary["timings"] = timings
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+            if out_dir.exists():  # force: move the old folder aside first, so a failure loses nothing
+                old = out_dir.with_name(f".{out_dir.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                out_dir.rename(old)
+                tmp.rename(out_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out_dir
+
+
+_JSON_FIELDS = ("mean", "sd", "q05", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _drop_unserialisable(datatree):
+    """A copy without groups netCDF cannot store (find_MAP's optimizer object)."""
+    tree = datatree.copy()
+    for name in ("optimizer_result",):
+        if name in tree.children:
+            del tree[name]
+    return tree

@@ -1,0 +1,569 @@
+"""A catalogue of bad inputs (issue 8): each refused through the API and the command line, never quietly fitted.
+
+Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
+``fold``, marker sets), breaks one thing, and checks that
+
+* the API raises :class:`bayesblup.InputError` whose message names where (file, column, row or ID), what
+  was expected, and what to do (the case's ``expect`` fragments);
+* ``bayesblup.cli.main`` returns exit code 2 with one line on stderr, ``bayesblup <command>: error: ...``
+  holding the same fragments and no traceback, and leaves neither the out folder nor a temporary
+  (``.<name>.*``) folder behind;
+* a few do the same in a real process (``python -m bayesblup``).
+
+Nothing here samples: a bad input must fail before the work. A case without ``api`` has no Python
+counterpart (the note says why); one without ``cli`` has no command-line route (a user's G is read by the
+API only: ``bayesblup fit`` builds G from the genotypes, and no command reads a G file).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesblup as bb
+from bayesblup.cli.main import main
+from bayesblup.cli.workflow import FitJob, run_fit
+
+PLINK = Path(__file__).parents[1] / "data" / "plink_sample"
+
+IDS = [f"i{k:02d}" for k in range(1, 11)]
+MARKERS = [f"m{j}" for j in range(1, 7)]
+CALLS = [
+    [2, 0, 0, 0, 0, 2],
+    [2, 1, 0, 0, 0, 1],
+    [1, 1, 0, 0, 2, 2],
+    [0, 0, 1, 1, 2, 1],
+    [1, 1, 1, 1, 0, 2],
+    [2, 2, 2, 0, 0, 1],
+    [1, 2, 2, 0, 2, 0],
+    [0, 2, 2, 0, 0, 0],
+    [0, 2, 1, 1, 0, 1],
+    [0, 2, 1, 0, 0, 2],
+]
+Y = [-0.89, -0.29, 0.88, 0.58, 0.09, 0.67, -2.83, 1.02, -0.96, -1.67]
+OUT = "runs/fit"  # the out folder of `fit`, relative to the case's folder; runs/ must stay empty
+
+
+def write_genotypes(path: Path, calls=CALLS, ids=IDS, markers=MARKERS) -> None:
+    rows = [",".join(["id", *markers])] + [",".join([i, *map(str, c)]) for i, c in zip(ids, calls, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def write_phenotypes(path: Path, **columns) -> None:
+    table = pd.DataFrame({"id": IDS, "y": Y, "w": 1.0, "fold": ["A", "B"] * 5})
+    for name, values in columns.items():
+        table[name] = values
+    table.to_csv(path, index=False)
+
+
+def make_inputs(d: Path) -> Path:
+    """The valid set every case breaks one thing of: geno.csv, pheno.csv, sets.csv, and runs/ for outputs."""
+    write_genotypes(d / "geno.csv")
+    write_phenotypes(d / "pheno.csv")
+    (d / "sets.csv").write_text("marker,set\nm1,a\nm2,a\n")
+    (d / "runs").mkdir()
+    return d
+
+
+def edit_pheno(**columns) -> Callable[[Path], None]:
+    return lambda d: write_phenotypes(d / "pheno.csv", **columns)
+
+
+def edit_calls(i: int, j: int, value) -> Callable[[Path], None]:
+    def setup(d):
+        calls = [list(map(str, row)) for row in CALLS]
+        calls[i][j] = str(value)
+        write_genotypes(d / "geno.csv", calls)
+
+    return setup
+
+
+def write(name: str, text: str | bytes) -> Callable[[Path], None]:
+    def setup(d):
+        (d / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    return setup
+
+
+def plink_copy(d: Path, *, drop_bim: int | None = None, drop_fam: int | None = None) -> Path:
+    """The PLINK sample (120 individuals x 20 SNPs) copied to d/plink/, optionally one .bim or .fam line short."""
+    (d / "plink").mkdir()
+    for suffix, drop in ((".bed", None), (".bim", drop_bim), (".fam", drop_fam)):
+        target = d / "plink" / f"sample{suffix}"
+        shutil.copy(PLINK / f"sample{suffix}", target)
+        if drop is not None:
+            lines = target.read_text().splitlines(keepends=True)
+            target.write_text("".join(lines[:drop] + lines[drop + 1 :]))
+    return d / "plink" / "sample.bed"
+
+
+# --- the API calls: what a Python user writes, or the job behind `bayesblup fit` ---------------------------
+
+
+def genotypes(d: Path, name="geno.csv"):
+    geno, _ = bb.quality_control(bb.read_genotypes(d / name))
+    return geno
+
+
+def gblup(d: Path, *, trait="y", weights=None):
+    """Read, QC, G, and the model, as in the README's "Your own data"."""
+    geno = genotypes(d)
+    pheno = bb.read_phenotypes(d / "pheno.csv")
+    return bb.GBLUP(pheno[trait], bb.genomic_relationship(geno), weights=None if weights is None else pheno[weights])
+
+
+def job(d: Path, **options):
+    """:func:`bayesblup.cli.workflow.run_fit`, the API behind ``bayesblup fit`` (MAP: nothing should get that far)."""
+    options = {"genotypes": d / "geno.csv", "phenotypes": d / "pheno.csv", "trait": "y", "method": "map"} | options
+    return run_fit(FitJob(**options), say=lambda line: None)
+
+
+def user_g(d: Path, G, ids=IDS[:4]):
+    """A G-BLUP on a user's relationship matrix (an array, not built from these genotypes)."""
+    y = pd.Series(Y[: len(ids)], index=ids, name="y")
+    return bb.GBLUP(y, bb.Relationship(np.asarray(G, dtype=float), ids, "user"))
+
+
+def tiny_fit():
+    geno = bb.Genotypes.from_array(np.array(CALLS), ids=IDS, markers=MARKERS)
+    return bb.GBLUP(pd.Series(Y, index=IDS, name="y"), bb.genomic_relationship(geno)).fit(method="map")
+
+
+G_NAN = np.eye(4) + 0.1
+G_NAN[1, 2] = G_NAN[2, 1] = np.nan
+NOT_PSD = [[1.0, 0.9, 0.0, 0.0], [0.9, 1.0, 0.9, 0.0], [0.0, 0.9, 1.0, 0.9], [0.0, 0.0, 0.9, 1.0]]  # eigenvalue -0.46
+
+FIT = ["fit", "--genotypes", "{d}/geno.csv", "--phenotypes", "{d}/pheno.csv", "--trait", "y", "--model", "gblup"]
+FIT += ["--method", "map", "--out", "{out}"]  # later options override these (argparse keeps the last)
+GRM = ["grm", "--genotypes", "{d}/geno.csv", "--out", "{d}/runs/G.npz"]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    expect: tuple[str, ...]  # in the API's message and on the CLI's line: where, what was expected, what to do
+    api: Callable[[Path], object] | None
+    cli: list[str] | None
+    setup: Callable[[Path], None] = lambda d: None
+    note: str = ""  # why a route is missing
+
+
+CASES = [
+    # --- files: missing, unreadable, empty, wrong delimiter, header only ---------------------------------
+    Case(
+        "genotype_file_missing",
+        ("genotype file not found: {d}/absent.csv", "check the path"),
+        lambda d: bb.read_genotypes(d / "absent.csv"),
+        [*FIT, "--genotypes", "{d}/absent.csv"],
+    ),
+    Case(
+        "phenotype_file_missing",
+        ("phenotype file not found: {d}/absent.csv", "check the path"),
+        lambda d: bb.read_phenotypes(d / "absent.csv"),
+        [*FIT, "--phenotypes", "{d}/absent.csv"],
+    ),
+    Case(
+        "phenotype_path_is_a_folder",
+        ("phenotype file {d}/runs is a folder", "give the file itself"),
+        lambda d: bb.read_phenotypes(d / "runs"),
+        [*FIT, "--phenotypes", "{d}/runs"],
+    ),
+    Case(
+        "genotype_gz_not_compressed",
+        ("{d}/geno.csv.gz cannot be read as a text CSV", "gzip", "save it"),
+        lambda d: bb.read_genotypes(d / "geno.csv.gz"),
+        [*FIT, "--genotypes", "{d}/geno.csv.gz"],
+        setup=write("geno.csv.gz", b"id,m1\ni01,0\n"),
+    ),
+    Case(
+        "phenotype_file_binary",
+        ("{d}/pheno.csv", "cannot be read as a CSV of phenotypes", "save it as UTF-8 comma-separated text"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write("pheno.csv", b"id,y\n\xff\xfe\x00\x81,\x92\n"),
+    ),
+    Case(
+        "genotype_file_empty",
+        ("{d}/geno.csv is empty", "expected a header line"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=write("geno.csv", ""),
+    ),
+    Case(
+        "phenotype_file_empty",
+        ("{d}/pheno.csv is empty", "expected a header line"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write("pheno.csv", ""),
+    ),
+    Case(
+        "genotype_file_semicolons",
+        ("{d}/geno.csv", "looks ';'-separated", "comma-separated"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=write("geno.csv", "id;m1;m2\ni01;0;1\ni02;1;2\n"),
+    ),
+    Case(
+        "phenotype_file_tabs",
+        ("{d}/pheno.csv", "looks tab-separated", "comma-separated"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write("pheno.csv", "id\ty\ni01\t1.5\ni02\t0.3\n"),
+    ),
+    Case(
+        "genotype_file_header_only",
+        ("{d}/geno.csv: no data rows under the header", "one row per individual"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=write("geno.csv", "id,m1,m2\n"),
+    ),
+    Case(
+        "phenotype_file_header_only",
+        ("{d}/pheno.csv: no data rows under the header", "one row per individual"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write("pheno.csv", "id,y\n"),
+    ),
+    # --- IDs ------------------------------------------------------------------------------------------------
+    Case(
+        "genotype_ids_duplicated",
+        ("{d}/geno.csv: ids: duplicated label(s) i01 (individual IDs)", "must be unique", "rename"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=lambda d: write_genotypes(d / "geno.csv", ids=["i01", *IDS[:9]]),
+    ),
+    Case(
+        "phenotype_ids_duplicated",
+        ("{d}/pheno.csv", "trait y: individual(s) i01 have several records", "--repeated-records"),
+        lambda d: gblup(d),
+        FIT,
+        setup=write("pheno.csv", "id,y\n" + "".join(f"{i},{v}\n" for i, v in zip(["i01", *IDS[:9]], Y, strict=True))),
+    ),
+    Case(
+        "ids_do_not_overlap",
+        ("{d}/pheno.csv", "none of the 10 phenotyped individuals has a genotype", "P01", "i01", "IDs match"),
+        lambda d: gblup(d),
+        FIT,
+        setup=write("pheno.csv", "id,y\n" + "".join(f"P{k:02d},{v}\n" for k, v in enumerate(Y, 1))),
+    ),
+    Case(
+        "phenotyped_without_genotype",
+        ("{d}/pheno.csv", "2 phenotyped individuals have no genotype: x1, x2", "IDs match", "drop those records"),
+        lambda d: gblup(d),
+        FIT,
+        setup=write(
+            "pheno.csv", "id,y\n" + "".join(f"{i},{v}\n" for i, v in zip([*IDS[:8], "x1", "x2"], Y, strict=True))
+        ),
+    ),
+    # --- the trait ------------------------------------------------------------------------------------------
+    Case(
+        "trait_not_numeric",
+        ("{d}/pheno.csv", "trait y has a non-numeric value 'tall' for individual i03", "must be numbers", "NA"),
+        lambda d: gblup(d),
+        FIT,
+        setup=edit_pheno(y=[*Y[:2], "tall", *Y[3:]]),
+    ),
+    Case(
+        "trait_constant",
+        ("{d}/pheno.csv", "trait y is constant", "1.5", "no variation"),
+        lambda d: gblup(d),
+        FIT,
+        setup=edit_pheno(y=1.5),
+    ),
+    Case(
+        "trait_column_absent",
+        ("{d}/pheno.csv", "no trait column 'yield'", "the columns are y, w, fold", "--trait"),
+        lambda d: job(d, trait="yield"),
+        [*FIT, "--trait", "yield"],
+    ),
+    Case(
+        "trait_all_missing",
+        ("{d}/pheno.csv", "trait y", "0 non-missing records", "at least 3"),
+        lambda d: gblup(d),
+        FIT,
+        setup=edit_pheno(y=np.nan),
+    ),
+    # --- genotype calls and QC ------------------------------------------------------------------------------
+    Case(
+        "genotype_code_3",
+        ("{d}/geno.csv", "found 3 at (individual i04, marker m2)", "0/1/2", "replace it with NaN"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=edit_calls(3, 1, 3),
+    ),
+    Case(
+        "genotype_code_text",
+        ("{d}/geno.csv", "found 'AB' at individual i02, marker m5 (data row 2)", "empty cell or NA"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=edit_calls(1, 4, "AB"),
+    ),
+    Case(
+        "every_marker_monomorphic",
+        ("{d}/geno.csv", "no marker passes quality control (monomorphic: 6)", "vary between individuals"),
+        lambda d: genotypes(d),
+        FIT,
+        setup=lambda d: write_genotypes(d / "geno.csv", calls=[[1] * 6] * 10),
+    ),
+    Case(
+        "fewer_than_3_individuals",
+        ("{d}/pheno.csv", "trait y", "2 non-missing records on 2 individuals", "at least 3"),
+        lambda d: gblup(d),
+        FIT,
+        setup=lambda d: (
+            write_genotypes(d / "geno.csv", calls=CALLS[:2], ids=IDS[:2]),
+            (d / "pheno.csv").write_text("id,y\ni01,1.0\ni02,2.0\n"),
+        ),
+    ),
+    # --- a user's G (API only: no command reads a G file) ---------------------------------------------------
+    Case(
+        "g_file_not_symmetric",
+        ("{d}/G.csv", "not symmetric: G[a, b] and G[b, a] differ by 0.1", "symmetric", "(G + G') / 2"),
+        lambda d: bb.read_relationship(d / "G.csv"),
+        None,
+        setup=write("G.csv", "id,a,b\na,1,0.5\nb,0.4,1\n"),
+        note="no command reads a G file",
+    ),
+    Case(
+        "g_file_with_nan",
+        ("{d}/G.csv", "non-finite value at (a, b)", "a number in every cell"),
+        lambda d: bb.read_relationship(d / "G.csv"),
+        None,
+        setup=write("G.csv", "id,a,b\na,1,NA\nb,0.5,1\n"),
+        note="no command reads a G file",
+    ),
+    Case(
+        "g_not_symmetric",
+        ("relationship matrix", "not symmetric", "G[i01, i02]", "(G + G') / 2"),
+        lambda d: user_g(d, np.eye(4) + np.triu(np.full((4, 4), 0.2), 1)),
+        None,
+        note="no command takes a G",
+    ),
+    Case(
+        "g_with_nan",
+        ("relationship matrix", "non-finite value at (i02, i03)", "a number in every cell"),
+        lambda d: user_g(d, G_NAN),
+        None,
+        note="no command takes a G",
+    ),
+    Case(
+        "g_not_positive_semi_definite",
+        ("G is not positive semi-definite", "smallest eigenvalue is -0.456", "beyond the tolerance", "bend"),
+        lambda d: user_g(d, NOT_PSD).fit(method="map"),
+        None,
+        note="no command takes a G",
+    ),
+    # --- weights ------------------------------------------------------------------------------------------
+    Case(
+        "weight_zero",
+        ("{d}/pheno.csv", "weights w", "1 records have a weight that is not a positive number: i03 (0)", "drop"),
+        lambda d: gblup(d, weights="w"),
+        [*FIT, "--weights", "w"],
+        setup=edit_pheno(w=[1, 1, 0, 1, 1, 1, 1, 1, 1, 1]),
+    ),
+    Case(
+        "weight_negative",
+        ("{d}/pheno.csv", "weights w", "1 records have a weight that is not a positive number: i05 (-2)"),
+        lambda d: gblup(d, weights="w"),
+        [*FIT, "--weights", "w"],
+        setup=edit_pheno(w=[1, 1, 1, 1, -2, 1, 1, 1, 1, 1]),
+    ),
+    Case(
+        "weight_missing",
+        ("{d}/pheno.csv", "weights w", "1 records have a weight that is not a positive number: i10 (nan)"),
+        lambda d: gblup(d, weights="w"),
+        [*FIT, "--weights", "w"],
+        setup=edit_pheno(w=[1] * 9 + [np.nan]),
+    ),
+    Case(
+        "weight_column_absent",
+        ("no column wt in the phenotypes {d}/pheno.csv", "the columns are y, w, fold"),
+        lambda d: job(d, weights="wt"),
+        [*FIT, "--weights", "wt"],
+    ),
+    # --- marker sets ----------------------------------------------------------------------------------------
+    Case(
+        "sets_unknown_marker",
+        ("{d}/sets.csv", "1 markers are not in the genotypes: m99", "match the genotype file's header"),
+        lambda d: bb.marker_sets(d / "sets.csv", genotypes(d).markers),
+        [*FIT, "--sets", "{d}/sets.csv"],
+        setup=write("sets.csv", "marker,set\nm1,a\nm99,a\n"),
+    ),
+    Case(
+        "sets_empty_set",
+        (
+            "{d}/sets.csv",
+            "set(s) a have no marker left",
+            "m6 were dropped by quality control",
+            "add markers to the set or drop it",
+        ),
+        lambda d: bb.marker_sets(d / "sets.csv", genotypes(d).markers, dropped=["m6"]),
+        [*FIT, "--sets", "{d}/sets.csv"],
+        setup=lambda d: (
+            write_genotypes(d / "geno.csv", calls=[[*row[:5], 1] for row in CALLS]),
+            (d / "sets.csv").write_text("marker,set\nm6,a\n"),
+        ),
+    ),
+    Case(
+        "sets_row_without_marker",
+        ("{d}/sets.csv", "1 rows have no marker (lines 3)", "fill or drop them"),
+        lambda d: bb.marker_sets(d / "sets.csv", genotypes(d).markers),
+        [*FIT, "--sets", "{d}/sets.csv"],
+        setup=write("sets.csv", "marker,set\nm1,a\n,a\n"),
+    ),
+    # --- options and outputs --------------------------------------------------------------------------------
+    Case(
+        "chains_zero",
+        ("--chains", "chains must be at least 1, got 0"),
+        lambda d: job(d, method="nuts", chains=0),
+        [*FIT, "--method", "nuts", "--chains", "0"],
+    ),
+    Case(
+        "draws_negative",
+        ("--draws", "draws must be at least 1, got -5"),
+        lambda d: job(d, method="nuts", draws=-5),
+        [*FIT, "--method", "nuts", "--draws", "-5"],
+    ),
+    Case(
+        "out_folder_exists",
+        ("output folder {d}/runs/fit already exists", "--force"),
+        lambda d: tiny_fit().save(d / OUT),
+        FIT,
+        setup=lambda d: (d / OUT).mkdir() or (d / OUT / "keep.txt").write_text("precious"),
+    ),
+    Case(
+        "predict_file_missing",
+        ("genotype file not found: {d}/new.csv", "check the path"),
+        lambda d: job(d, predict=d / "new.csv"),
+        [*FIT, "--predict", "{d}/new.csv"],
+    ),
+    Case(
+        "folds_missing_for_some_records",
+        ("fold column fold", "2 records have no fold: i03, i04", "give every record"),
+        lambda d: job(d, folds="fold"),
+        [*FIT, "--folds", "fold"],
+        setup=edit_pheno(fold=["A", "B", None, None, "A", "B", "A", "B", "A", "B"]),
+    ),
+    # --- PLINK ----------------------------------------------------------------------------------------------
+    Case(
+        "plink_bim_one_line_short",
+        ("sample.bim lists 19 markers", "sample.fam 120 individuals", "sample.bed", "same set"),
+        lambda d: bb.read_plink(d / "plink" / "sample.bed"),
+        [*FIT, "--genotypes", "{d}/plink/sample.bed"],
+        setup=lambda d: plink_copy(d, drop_bim=5),
+    ),
+    Case(
+        "plink_fam_one_line_short",
+        ("sample.fam lists 119 individuals", "sample.bed holds calls for more", "same set"),
+        lambda d: bb.read_plink(d / "plink" / "sample.bed"),
+        [*GRM, "--genotypes", "{d}/plink/sample.bed"],
+        setup=lambda d: plink_copy(d, drop_fam=40),
+    ),
+    Case(
+        "plink_fam_missing",
+        ("sample.fam", "a set needs .bed, .bim and .fam"),
+        lambda d: bb.read_plink(d / "plink" / "sample.bed"),
+        [*GRM, "--genotypes", "{d}/plink/sample"],
+        setup=lambda d: plink_copy(d).with_suffix(".fam").unlink(),
+    ),
+]
+
+
+def _format(text: str, d: Path) -> str:
+    return text.format(d=d, out=d / OUT)
+
+
+def _inputs(tmp_path: Path, case: Case) -> Path:
+    d = make_inputs(tmp_path)
+    case.setup(d)
+    return d
+
+
+def _check_leftovers(d: Path, case: Case) -> None:
+    """Neither the out folder nor a temporary folder or file of a write: runs/ is as the case left it."""
+    left = sorted(p.name for p in (d / "runs").iterdir())
+    if case.id == "out_folder_exists":
+        assert left == ["fit"] and [p.name for p in (d / OUT).iterdir()] == ["keep.txt"]
+        assert (d / OUT / "keep.txt").read_text() == "precious"
+    else:
+        assert left == [], left
+
+
+def test_the_catalogue_is_complete():
+    assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+    assert sum(c.api is not None for c in CASES) >= 30 and sum(c.cli is not None for c in CASES) >= 30
+    assert all(c.note for c in CASES if c.api is None or c.cli is None)
+
+
+def test_the_valid_set_passes_every_check(tmp_path):
+    """The starting point is good: each case fails for its own reason, not the valid set's."""
+    d = make_inputs(tmp_path)
+    model = gblup(d, weights="w")
+    assert model.n == 10 and model.records.weights is not None
+    sets = bb.marker_sets(d / "sets.csv", genotypes(d).markers)
+    assert sets.sizes == {"a": 2, "rest": 4}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.api], ids=lambda c: c.id)
+def test_api_refuses(tmp_path, case):
+    d = _inputs(tmp_path, case)
+    with pytest.raises(bb.InputError) as info:
+        case.api(d)
+    message = " ".join(str(info.value).split())
+    for fragment in case.expect:
+        assert _format(fragment, d) in message, message
+    _check_leftovers(d, case)
+
+
+def _run_cli(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's usage errors exit from inside main
+        return exc.code
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.cli], ids=lambda c: c.id)
+def test_cli_exits_2_with_one_line(tmp_path, capsys, case):
+    d = _inputs(tmp_path, case)
+    argv = [_format(a, d) for a in case.cli]
+    assert _run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bayesblup {argv[0]}: error: "), err
+    for fragment in case.expect:
+        assert _format(fragment, d) in lines[0], lines[0]
+    _check_leftovers(d, case)
+
+
+@pytest.mark.parametrize(
+    "case_id", ["genotype_file_semicolons", "ids_do_not_overlap", "chains_zero", "out_folder_exists"]
+)
+def test_real_process_exits_2_without_traceback(tmp_path, case_id):
+    case = next(c for c in CASES if c.id == case_id)
+    d = _inputs(tmp_path, case)
+    argv = [_format(a, d) for a in case.cli]
+    run = subprocess.run([sys.executable, "-m", "bayesblup", *argv], capture_output=True, text=True, check=False)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"bayesblup {argv[0]}: error: ")
+    for fragment in case.expect:
+        assert _format(fragment, d) in run.stderr
+    _check_leftovers(d, case)
+
+
+def test_g_within_the_tolerance_is_accepted():
+    """Not PSD only beyond rounding: an eigenvalue of -1e-13 x the largest is clipped, not refused."""
+    values = np.array([-1e-13, 1.0, 2.0, 3.0])
+    vectors = np.linalg.qr(np.random.default_rng(1).normal(size=(4, 4)))[0]
+    K = vectors @ np.diag(values) @ vectors.T
+    sp = bb.eigendecompose((K + K.T) / 2)
+    assert sp.n_clipped == 1 and sp.rank == 3
