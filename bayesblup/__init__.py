@@ -11,6 +11,7 @@ The layers, bottom up; each imports only those below it (``make test`` checks th
 * :mod:`bayesblup.models`: one model over a list of kernels, as a ``pm.Model``; priors;
 * :mod:`bayesblup.inference`: NUTS back ends and MAP, the compiled-model cache, ``g | y, theta``;
 * :mod:`bayesblup.results`: the fit, its tables and diagnostics, saving and loading;
+* :mod:`bayesblup.fitting`: ``GBLUP``, ``MBLUP``, ``MultiGBLUP``, ``MultiMBLUP``: models that fit themselves;
 * :mod:`bayesblup.analyses`: REML, cross-validation, prior sensitivity, the equivalence, calibration;
 * :mod:`bayesblup.plots` and :mod:`bayesblup.cli`.
 
@@ -34,6 +35,7 @@ from .analyses.equivalence import EquivalenceReport, check_equivalence
 from .analyses.reml import REMLResult, reml
 from .analyses.sensitivity import prior_sensitivity
 from .errors import InputError
+from .fitting import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
 from .genotypes.calls import MISSING, Genotypes
 from .genotypes.dask import genomic_relationship_bed
 from .genotypes.marker_sets import (
@@ -55,11 +57,9 @@ from .genotypes.readers import (
 from .genotypes.relationship import Relationship, genomic_relationship, relationship_matrix
 from .genotypes.scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
 from .linalg.spectral import RankDeficiencyWarning, Spectral, eigendecompose
-from .models import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
 from .models.priors import Prior
 from .phenotypes import Records, match_records, read_phenotypes
-from .results.fit import BLUPFit
-from .results.sets import SetsFit
+from .results import BLUPFit, SetsFit
 
 __all__ = [
     "GBLUP",

@@ -26,3 +26,8 @@ CODINGS = (ADDITIVE, PRESENCE_ABSENCE)
 # Largest allele count per coding; also the number of allele draws behind a call, so that
 # E[x] = k p and Var[x] = k p (1 - p) under Hardy-Weinberg (k = 2) or Bernoulli (k = 1) sampling.
 MAX_COUNT = {ADDITIVE: 2, PRESENCE_ABSENCE: 1}
+
+# What the command line calls the two models (--model): the kernel of each (bayesblup.kernels) carries the rest.
+GBLUP_NAME = "gblup"  # a relationship kernel G
+MBLUP_NAME = "mblup"  # marker effects on W
+MODELS = (GBLUP_NAME, MBLUP_NAME)

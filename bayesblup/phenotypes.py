@@ -394,3 +394,8 @@ def match_records(
         individual=individual,
         weights=w,
     )
+
+
+def as_records(y, genotyped_ids, **options) -> Records:
+    """``y`` itself if already matched (:class:`Records`), else :func:`match_records` with ``options``."""
+    return y if isinstance(y, Records) else match_records(y, genotyped_ids, **options)

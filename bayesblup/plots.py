@@ -236,7 +236,7 @@ def plot_partitioned_h2(fit, *, prob: float = 0.9):
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    sets = getattr(fit.model, "set_names", None)
+    sets = None if fit.model.single else fit.model.set_names
     if sets is None:
         raise InputError("plot_partitioned_h2 needs a fit with several marker sets (MultiGBLUP or MultiMBLUP).")
     rows = [("total h2", "h2")] + [(f"h2_{k}", f"h2_{k}") for k in sets]

@@ -126,5 +126,5 @@ def test_genetic_values_at_reml_variances_match_rrblup(wheat, wheat_G, wheat_W, 
         mu = _rrblup(reference_dir, method, "beta(mu)")
         sigma2_k = _rrblup(reference_dir, method, vu)
         sigma2_e = _rrblup(reference_dir, method, "Ve")
-        mean, _ = conditional_genetic_values(model, mu, sigma2_k, sigma2_e)
+        mean, _ = conditional_genetic_values(model.posterior_data, mu, sigma2_k, sigma2_e)
         np.testing.assert_allclose(mean, expected, rtol=0, atol=1e-9, err_msg=model.name)

@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..genotypes.relationship import Relationship
 from ..models.priors import Prior
 
 if TYPE_CHECKING:
-    from ..genotypes.relationship import Relationship
     from ..genotypes.scaling import GenotypeMatrix
 
 __all__ = ["SBCResult", "interval_coverage", "rank_uniformity", "simulation_based_calibration", "thinned_rank"]
@@ -226,9 +226,9 @@ class SBCResult:
 
 def _as_model(kernel):
     """The model class: G-BLUP for a Relationship, M-BLUP for a GenotypeMatrix."""
+    from ..fitting import GBLUP, MBLUP
     from ..genotypes.relationship import Relationship
     from ..genotypes.scaling import GenotypeMatrix
-    from ..models import GBLUP, MBLUP
 
     if isinstance(kernel, Relationship):
         return GBLUP
@@ -317,7 +317,7 @@ def _run(
         thin = total // int(draws_per_rank)
     ids = pd.Index(np.asarray(kernel.ids).astype(str))
     n = len(ids)
-    if Model.name == "gblup":
+    if isinstance(kernel, Relationship):
         G = np.asarray(kernel.matrix, dtype=np.float64)
         values, vectors = np.linalg.eigh((G + G.T) / 2)
         factor = vectors * np.sqrt(np.clip(values, 0.0, None))  # L L' = G
@@ -379,7 +379,7 @@ def _run(
             if say and ((r + 1) % max(1, int(replications) // 10) == 0 or r + 1 == replications):
                 say(f"replication {r + 1} of {replications} ({time.perf_counter() - t0:.0f} s)")
     settings = {
-        "model": Model.name,
+        "model": "gblup" if isinstance(kernel, Relationship) else "mblup",
         "n": n,
         "prior": {name: p.to_dict() for name, p in prior.items()},
         "chains": int(chains),

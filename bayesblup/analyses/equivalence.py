@@ -133,25 +133,32 @@ def _premise(G: np.ndarray, W: np.ndarray, c: float, scalings: tuple[str, str], 
 
 
 def _premises(gb, mb, order: np.ndarray) -> tuple[float, list[str], list[tuple[str, str]], dict | None]:
-    """(worst premise error, reasons, [(G-BLUP name, M-BLUP name)] to compare, per-set factors or None)."""
+    """(worst premise error, reasons, [(G-BLUP name, M-BLUP name)] to compare, per-set factors or None).
+
+    Kernel by kernel: G-BLUP's G_k against M-BLUP's W_k, with ``G_k = W_k W_k' / c_k`` as the premise.
+    """
     scalings = (gb.scaling, mb.scaling)
-    multi = hasattr(gb, "set_names"), hasattr(mb, "set_names")
-    if multi[0] != multi[1]:
+    if gb.single != mb.single:
         raise InputError("compare two fits with several marker sets (MultiMBLUP, MultiGBLUP), or two without.")
-    if not multi[0]:
-        error, why = _premise(gb.relationship_matrix, mb.W[order], mb.factor, scalings)
-        return error, [why] if why else [], [("sigma2_g", "sigma2_g_equiv"), ("h2", "h2")], None
     if gb.set_names != mb.set_names:
         raise InputError(f"the fits have different marker sets: {gb.set_names} and {mb.set_names}.")
     errors, reasons, pairs = [], [], []
-    for name in gb.set_names:
-        G = gb.relationships[name].matrix[np.ix_(gb._p, gb._p)]
-        error, why = _premise(G, mb.W[name][: mb.n][order], mb.set_factor(name), scalings, f"G of set {name!r}")
+    for kg, km in zip(gb.kernels, mb.kernels, strict=True):
+        label = "G" if gb.single else f"G of set {kg.name!r}"
+        error, why = _premise(kg.relationship_matrix(), km.W[order], km.c, scalings, label)
         errors.append(error)
         reasons += [why] if why else []
-        pairs += [(f"sigma2_g_{name}", f"sigma2_g_equiv_{name}"), (f"h2_{name}", f"h2_{name}")]
-    factors = {name: mb.set_factor(name) for name in gb.set_names}
+        if gb.single:
+            pairs.append((kg.variance_name, "sigma2_g_equiv"))
+        else:
+            pairs += [(kg.variance_name, f"sigma2_g_equiv_{km.name}"), (f"h2_{kg.name}", f"h2_{km.name}")]
+    factors = None if gb.single else {k.name: k.c for k in mb.kernels}
     return max(errors), reasons, [*pairs, ("h2", "h2")], factors
+
+
+def _all_markers(model, markers: bool) -> bool:
+    """Whether every kernel of ``model`` is a marker kernel (M-BLUP, ``markers``) or none is (G-BLUP)."""
+    return all((k.markers is not None) == markers for k in model.kernels)
 
 
 def _same_records(a, b) -> bool:
@@ -179,7 +186,7 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
     EquivalenceReport
         Print it for the side-by-side table and the verdict.
     """
-    if mblup_fit.model.name != "mblup" or gblup_fit.model.name != "gblup":
+    if not (_all_markers(mblup_fit.model, True) and _all_markers(gblup_fit.model, False)):
         raise InputError("check_equivalence(mblup_fit, gblup_fit): give an M-BLUP fit first, then a G-BLUP fit.")
     mb, gb = mblup_fit.model, gblup_fit.model
     if set(mb.ids) != set(gb.ids):

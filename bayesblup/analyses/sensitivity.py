@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..models.priors import PRESETS, Prior
 
 if TYPE_CHECKING:
-    from ..models.base import BLUPModel
+    from ..models.model import BLUPModel
     from ..results.fit import BLUPFit
 
 __all__ = ["default_priors", "format_sensitivity_table", "prior_sensitivity"]
@@ -53,9 +53,7 @@ def default_priors(model: BLUPModel) -> dict[str, object]:
     dict
         ``{label: prior}``, each a preset name or a dict of :class:`~bayesblup.Prior`.
     """
-    from ..models.sets import SetsModel
-
-    if isinstance(model, SetsModel):
+    if not model.single:
         return {name: name for name in PRESETS}
     vy = float(np.var(model.y, ddof=1))
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import InputError
+from ..names import GBLUP_NAME, MODELS
 
 __all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
 
@@ -74,7 +75,7 @@ def run_fit(job: FitJob, say=print):
     from ..genotypes.scaling import genotype_matrix
     from ..phenotypes import match_records, read_phenotypes, trait_values
 
-    if job.model not in ("gblup", "mblup"):
+    if job.model not in MODELS:
         raise InputError(f"model must be gblup or mblup; got {job.model!r}.")
     if job.sets is not None and job.predict is not None:
         raise InputError(
@@ -129,13 +130,14 @@ def run_fit(job: FitJob, say=print):
         sizes = ", ".join(f"{name} {m}" for name, m in sets.sizes.items())
         qc_note = f"; {sets.dropped.size} markers named in the sets were dropped by QC" if sets.dropped.size else ""
         say(f"marker sets: {sizes} markers{qc_note}")
-        build_sets = relationships_by_set if job.model == "gblup" else genotype_matrices_by_set
+        relationship = job.model == GBLUP_NAME  # G_k (relationships) or W_k (marker effects) per set
+        build_sets = relationships_by_set if relationship else genotype_matrices_by_set
         kernel = build_sets(geno, sets, scaling=job.scaling)
-        timings["relationship_s" if job.model == "gblup" else "genotype_matrix_s"] = time.perf_counter() - t
-        what = "G_k" if job.model == "gblup" else "W_k"
+        timings["relationship_s" if relationship else "genotype_matrix_s"] = time.perf_counter() - t
+        what = "G_k" if relationship else "W_k"
         say(f"{what} per set ({job.scaling}): {len(kernel)} sets ({time.perf_counter() - t:.2f} s)")
-        Model = MultiGBLUP if job.model == "gblup" else MultiMBLUP
-    elif job.model == "gblup":
+        Model = MultiGBLUP if relationship else MultiMBLUP
+    elif job.model == GBLUP_NAME:
         kernel = genomic_relationship(geno, scaling=job.scaling)
         timings["relationship_s"] = time.perf_counter() - t
         n = kernel.n_individuals
@@ -160,7 +162,7 @@ def run_fit(job: FitJob, say=print):
     elif job.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
-    if model._samples_excess:
+    if model.samples_excess:
         say(
             "permanent environment with unequal total record weights: g and p are integrated out, and each "
             "individual's residual excess over the best-recorded one is sampled explicitly"

@@ -2,7 +2,7 @@
 
 ``pm.sample`` compiles the log-density and its gradient at every call: about a second on wheat,
 as long as drawing 4 x 2000 iterations of the spectral form. A reusable model
-(:attr:`~bayesblup.models.base.BLUPModel.reusable`) keeps every number of its graph in ``pm.Data``
+(:attr:`~bayesblup.models.model.BLUPModel.reusable`) keeps every number of its graph in ``pm.Data``
 containers, so a second fit of the same structure (another trait, another cross-validation fold,
 another data set with the same priors and covariates) only swaps the data of a cached model
 (``pm.set_data``) and samples with the cached NUTS step.
@@ -11,14 +11,17 @@ Each chain starts as PyMC's ``init="jitter+adapt_diag"`` starts it: the initial 
 U(-1, 1) in the unconstrained space, and a diagonal mass matrix adapted from the mean of those
 points (PyMC resets the adaptation and the step size at the start of every chain).
 
-The cache holds a private copy of each model (never the ``pm.Model`` a user holds), keyed by what
-fixes the compiled graph: model class, form, prior families and parameter names, data names and
-ranks, variable names and NUTS's target acceptance. It keeps the :data:`CACHE_SIZE` most recently
-used structures; :func:`clear_cache` empties it.
+The cache is keyed on the model actually sampled: the ``pm.Model`` a user holds, with whatever was
+added to it, printed as a graph whose data containers are named, not valued (so two models of the
+same structure share a key whatever their data), and NUTS's target acceptance. On a miss it compiles
+a clone of that model (:func:`pymc.model.fgraph.clone_model`: the user's extensions included, its
+data containers its own, so swapping data never touches the user's model). It keeps the
+:data:`CACHE_SIZE` most recently used structures; :func:`clear_cache` empties it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -44,27 +47,34 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _key(blup_model, model, target_accept: float) -> tuple:
-    """What fixes the compiled graph; everything else is data."""
-    label, priors = blup_model.priors
-    return (
-        type(blup_model).__name__,
-        blup_model.form,
-        blup_model.pe_path,
-        label,
-        tuple(sorted((name, p.distribution, tuple(sorted(p.parameters))) for name, p in priors.items())),
-        tuple(sorted((v.name, v.ndim) for v in model.data_vars)),
-        tuple(v.name for v in model.free_RVs),
-        tuple(sorted(model.named_vars)),
-        float(target_accept),
+def _key(model, target_accept: float) -> tuple:
+    """What fixes the compiled graph: the model's graph printed without its data's values, and target_accept."""
+    import pytensor
+    from pymc.model.fgraph import fgraph_from_model
+    from pytensor.graph.basic import Constant
+
+    fgraph, _ = fgraph_from_model(model)
+    graph = pytensor.printing.debugprint(fgraph, file="str", print_type=True)
+    # The print abbreviates long constant arrays (a user's extension may hold some): hash their values.
+    constants = sorted(
+        hashlib.sha256(np.ascontiguousarray(v.data).tobytes()).hexdigest()
+        for v in fgraph.variables
+        if isinstance(v, Constant)
     )
+    coords = tuple(sorted((dim, len(values)) for dim, values in model.coords.items() if dim not in _DATA_DIMS))
+    return (graph, tuple(constants), coords, float(target_accept))
 
 
-def _compile(blup_model, target_accept: float) -> _Compiled:
+#: Dims whose length follows the data (the number of individuals, of covariates): swapped with it.
+_DATA_DIMS = ("component", "covariate")
+
+
+def _compile(model, target_accept: float) -> _Compiled:
     import pymc as pm
     from pymc.initial_point import make_initial_point_fn
+    from pymc.model.fgraph import clone_model
 
-    private = blup_model.build()
+    private = clone_model(model)
     with private:
         step = pm.NUTS(target_accept=target_accept)
     initial_point = make_initial_point_fn(model=private, jitter_rvs=set(private.free_RVs), return_transformed=True)
@@ -90,22 +100,24 @@ def _start(entry: _Compiled, chains: int, seed: int | None) -> list[dict]:
     return points
 
 
-def sample(blup_model, *, draws: int, tune: int, chains: int, cores, seed, progressbar: bool, target_accept: float):
-    """``pm.sample`` of ``blup_model`` through the cache; returns ``(datatree, reused)``."""
+def sample(user_model, *, draws: int, tune: int, chains: int, cores, seed, progressbar: bool, target_accept: float):
+    """``pm.sample`` of ``user_model`` (a ``pm.Model`` with its data in ``pm.Data``) through the cache.
+
+    Returns ``(datatree, reused)``.
+    """
     import pymc as pm
 
-    user_model = blup_model.model
-    key = _key(blup_model, user_model, target_accept)
+    key = _key(user_model, target_accept)
     entry = _CACHE.get(key)
     reused = entry is not None
     if entry is None:
-        entry = _CACHE[key] = _compile(blup_model, target_accept)
+        entry = _CACHE[key] = _compile(user_model, target_accept)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
         values = {v.name: v.get_value() for v in user_model.data_vars}
-        coords = {dim: user_model.coords[dim] for dim in ("component", "covariate") if dim in user_model.coords}
+        coords = {dim: user_model.coords[dim] for dim in _DATA_DIMS if dim in user_model.coords}
         pm.set_data(values, model=entry.model, coords=coords)
     datatree = pm.sample(
         draws=draws,

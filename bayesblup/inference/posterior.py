@@ -21,10 +21,31 @@ draws of theta: ``E[g] = mean_d E[g | theta_d]`` and ``Var[g] = mean_d Var[g | t
 var_d E[g | theta_d]`` (the seed's Stat 1).
 
 With repeated or weighted records the same holds on the individuals' weighted mean records, in the
-eigenbasis of ``S K S`` with ``S = diag(sqrt(W_i))`` (:mod:`bayesblup.models.base`): with ``d_k =
+eigenbasis of ``S K S`` with ``S = diag(sqrt(W_i))`` (:mod:`bayesblup.models.model`): with ``d_k =
 sigma2_k lam_k + nu`` and ``nu = sigma2_e (+ W sigma2_pe)``, ``E[g | y, theta] = S^-1 U diag(w) r*``
 and ``Var[g | y, theta] = S^-1 U diag(w nu) U' S^-1``. Draws are processed in chunks, so memory stays at a few
 n x chunk arrays whatever the number of draws.
+
+Several kernels (:func:`set_moments`): genetic values per kernel, in total, and marker effects.
+
+Given ``theta`` (mu, beta, the sets' variances, sigma2_e, sigma2_pe), each set's effect ``u_k`` (with
+``g_k = L_k u_k``, ``L_k L_k' = K_k`` over every individual; ``u_k = b_k`` for M-BLUP) is Gaussian given
+the data. Matheron's rule draws from it exactly with one linear solve, without the n x n
+conditional covariance: draw from the prior, ``u~_k ~ N(0, sigma2_k I)``, simulate the data it
+implies, ``y~ = S sum_k L_k u~_k + e~``, and correct,
+
+    u_k | y, theta  =d  u~_k + sigma2_k F_k' V^-1 (r - y~),     F_k = S L_k (records' rows),
+
+where ``r = S (ybar - mu 1 - Xbar beta)`` and ``V = sum_k sigma2_k F_k F_k' + diag(noise)``; the
+conditional mean is ``sigma2_k F_k' V^-1 r``. V^-1 comes from the model's path (Woodbury or dense),
+once per draw of theta.
+
+Posterior mean and sd follow by the laws of total expectation and variance over the draws of
+theta (as above): the mean from the exact conditional means, the within-draw
+variance from the squared deviation of each exact draw from its conditional mean (an unbiased
+estimate; with D draws its relative Monte Carlo error is about ``sqrt(2 / D)``, 3% for 2000
+draws, 1.6% on the sd). At most ``max_draws`` draws of theta are used (evenly thinned), and each
+gets several Matheron draws when there are fewer than ``min_samples`` (MAP: one theta).
 """
 
 from __future__ import annotations
@@ -33,7 +54,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Moments", "conditional_fixed_effects", "conditional_genetic_values", "posterior_moments"]
+from ..models.data import KernelsData, SpectralData
+
+__all__ = ["Moments", "conditional_fixed_effects", "conditional_genetic_values", "posterior_moments", "set_moments"]
 
 _CHUNK = 256
 
@@ -94,7 +117,7 @@ def _inverse_scale(data) -> np.ndarray:
 
 
 def conditional_genetic_values(
-    model,
+    data: SpectralData,
     mu: float,
     sigma2_k: float,
     sigma2_e: float,
@@ -106,11 +129,10 @@ def conditional_genetic_values(
     """``E[g | y, theta]`` and ``Var[g_i | y, theta]`` at one parameter value (the Henderson BLUP).
 
     With a permanent environment give ``sigma2_pe``; where the residual excess is explicit
-    (``model.pe_path == "augmented"``) give its value ``excess`` too, and the moments are
+    (``pe_path == "augmented"``) give its value ``excess`` too, and the moments are
     conditional on it.
     """
-    data = model.rotated
-    _check_pe(model, sigma2_pe, excess)
+    _check_pe(data, sigma2_pe, excess)
     nu = _noise(data, sigma2_e, sigma2_pe)
     d = sigma2_k * data.lam + nu
     w = sigma2_k * data.lam / d
@@ -120,7 +142,12 @@ def conditional_genetic_values(
 
 
 def conditional_fixed_effects(
-    model, sigma2_k: float, sigma2_e: float, *, sigma2_pe: float | None = None, excess: np.ndarray | None = None
+    data: SpectralData,
+    sigma2_k: float,
+    sigma2_e: float,
+    *,
+    sigma2_pe: float | None = None,
+    excess: np.ndarray | None = None,
 ) -> np.ndarray:
     """``E[(mu, beta) | y, theta]`` under a flat prior: generalised least squares, ``(mu, beta_1, ...)``.
 
@@ -128,8 +155,7 @@ def conditional_fixed_effects(
     ``C / sigma2_e`` (covariates that vary within an individual are also estimated from the
     differences between its records). Henderson's equations give the same beta.
     """
-    data = model.rotated
-    _check_pe(model, sigma2_pe, excess)
+    _check_pe(data, sigma2_pe, excess)
     d = sigma2_k * data.lam + _noise(data, sigma2_e, sigma2_pe)
     X1 = data.one[:, None] if data.X is None else np.hstack([data.one[:, None], data.X])
     y = data.y if excess is None else data.y - data.rotate_scaled(np.asarray(excess, dtype=np.float64))
@@ -142,16 +168,16 @@ def conditional_fixed_effects(
     return np.linalg.solve(lhs, rhs)
 
 
-def _check_pe(model, sigma2_pe, excess) -> None:
+def _check_pe(data: SpectralData, sigma2_pe, excess) -> None:
     """Refuse a missing ``sigma2_pe`` or ``excess`` (values or draws) where the model needs them."""
-    if model.permanent_environment and sigma2_pe is None:
+    if data.permanent_environment and sigma2_pe is None:
         raise ValueError("this model has a permanent-environment effect: give sigma2_pe.")
-    if model.pe_path == "augmented" and excess is None:
+    if data.excess is not None and excess is None:
         raise ValueError("this model samples a residual excess (unequal total weights with p): give excess.")
 
 
 def posterior_moments(
-    model,
+    data: SpectralData,
     mu: np.ndarray,
     sigma2_k: np.ndarray,
     sigma2_e: np.ndarray,
@@ -167,8 +193,8 @@ def posterior_moments(
 
     Parameters
     ----------
-    model : BLUPModel
-        A marginal-form model (its spectral decomposition is reused).
+    data : SpectralData
+        The single-kernel marginal form's data (``model.spectral_data``; its decomposition is reused).
     mu, sigma2_k, sigma2_e : ndarray, shape (D,)
         Draws of the parameters, flattened over chains.
     beta : ndarray, shape (D, q), optional
@@ -191,8 +217,7 @@ def posterior_moments(
     seed : int, optional
         Seed of those draws.
     """
-    data = model.rotated
-    _check_pe(model, sigma2_pe, excess)
+    _check_pe(data, sigma2_pe, excess)
     U, lam = data.vectors, data.lam
     n, n_draws = lam.size, mu.size
     inv = _inverse_scale(data)
@@ -306,3 +331,121 @@ def _moments(M, x, within, *, right=None, basis=None) -> Moments:
     AQ = M @ R(Q)
     between = ((AQ @ C) * AQ).sum(axis=1)
     return Moments(mean=M @ R(mean), sd=np.sqrt(np.maximum(within + between, 0.0)))
+
+
+_CHUNK_COLUMNS = 128  # right-hand sides per batch of thetas
+
+
+def _solve(data: KernelsData, sigma2: dict, noise: np.ndarray, Z: np.ndarray, *, rotated: bool) -> np.ndarray:
+    """``V^-1 v`` for the columns of one theta: on the Woodbury path ``Z = U'v`` and the result is ``U'V^-1 v``."""
+    if rotated:
+        lam, A = data.lam, data.A
+        nu = float(noise[0])
+        d = sigma2[data.background] * lam + nu
+        root = np.concatenate([np.full(w, np.sqrt(sigma2[k])) for k, w in zip(data.low, data.blocks, strict=True)])
+        M, _ = data.resolvent(np.log(sigma2[data.background] / nu))  # A'(I + rho Lambda)^-1 A
+        C = root[:, None] * M * root[None, :] / nu + np.eye(root.size)
+        t = Z / d[:, None]
+        return t - (A @ (root[:, None] * np.linalg.solve(C, root[:, None] * (A.T @ t)))) / d[:, None]
+    V = sum(sigma2[name] * data.kernels[name] for name in data.names)
+    V[np.diag_indices_from(V)] += noise
+    return np.linalg.solve(V, Z)
+
+
+def set_moments(
+    data: KernelsData,
+    mu: np.ndarray,
+    sigma2: dict[str, np.ndarray],
+    sigma2_e: np.ndarray,
+    *,
+    beta: np.ndarray | None = None,
+    sigma2_pe: np.ndarray | None = None,
+    seed: int | None = None,
+    max_draws: int = 1000,
+    min_samples: int = 200,
+) -> tuple[dict[str, Moments], Moments, dict[str, Moments]]:
+    """Posterior mean and sd of each set's genetic values, of their total, and of M-BLUP's marker effects.
+
+    Parameters
+    ----------
+    data : KernelsData
+        The marginal form of several kernels (``model.kernels_data``).
+    mu, sigma2_e : ndarray, shape (D,)
+        Draws, flattened over chains; ``sigma2`` maps each set to its draws of ``sigma2_k``.
+    beta, sigma2_pe : ndarray, optional
+        Draws of the fixed effects (D, q) and of the permanent-environment variance.
+    seed : int, optional
+        Seed of the Matheron draws.
+    max_draws, min_samples : int
+        Draws of theta used at most, and Matheron draws in all at least (module docstring).
+
+    Returns
+    -------
+    (dict, Moments, dict)
+        ``{set: g_k}`` and the total g over every individual (records first), and ``{set: b_k}``
+        for M-BLUP (empty for G-BLUP).
+    """
+    y, one, X, s, n = data.y, data.one, data.X, data.scale, data.n
+    a, b = data.noise
+    a = np.full(n, float(a)) if np.ndim(a) == 0 else np.asarray(a, dtype=np.float64)
+    rotated = data.path == "woodbury"
+    U = data.U if rotated else None
+    names = data.names
+    factors = data.effects
+    scaled_factors = {name: s[:, None] * factors[name][:n] for name in names}
+    D = mu.size
+    used = np.unique(np.linspace(0, D - 1, min(D, max_draws)).round().astype(int))
+    repeats = max(1, -(-min_samples // used.size))
+    rng = np.random.default_rng(seed)
+    g_acc = {name: _Accumulator() for name in names}
+    total_acc = _Accumulator()
+    b_acc = {name: _Accumulator() for name in data.marker_effects}
+    # Thetas are taken a chunk at a time, so that the n x n products (rotations, the background's
+    # factor) are matrix-matrix products over many columns rather than one vector per draw.
+    chunk = max(1, _CHUNK_COLUMNS // (1 + repeats))
+    for start in range(0, used.size, chunk):
+        idx = used[start : start + chunk]
+        k = idx.size
+        s2 = {name: np.asarray(sigma2[name], dtype=np.float64)[idx] for name in names}  # (k,)
+        noise = a[:, None] * sigma2_e[idx][None, :] + (0.0 if sigma2_pe is None else b * sigma2_pe[idx][None, :])
+        r = y[:, None] - one[:, None] * mu[idx][None, :] - (0.0 if X is None else X @ beta[idx].T)  # (n, k)
+        # Prior draws of every set's effect, and the data they imply: (.., k, repeats).
+        prior_u = {
+            name: np.sqrt(s2[name])[None, :, None] * rng.standard_normal((factors[name].shape[1], k, repeats))
+            for name in names
+        }
+        implied = sum(scaled_factors[name] @ prior_u[name].reshape(-1, k * repeats) for name in names)
+        implied = implied.reshape(n, k, repeats)
+        implied += np.sqrt(noise)[:, :, None] * rng.standard_normal((n, k, repeats))
+        rhs = np.concatenate([r[:, :, None], r[:, :, None] - implied], axis=2)  # (n, k, 1 + repeats)
+        Z = (U.T @ rhs.reshape(n, -1)).reshape(rhs.shape) if rotated else rhs
+        alpha = np.empty_like(Z)
+        for j in range(k):
+            alpha[:, j] = _solve(data, {name: s2[name][j] for name in names}, noise[:, j], Z[:, j], rotated=rotated)
+        if rotated:
+            alpha = (U @ alpha.reshape(n, -1)).reshape(alpha.shape)
+        total_mean = total_draw = 0.0
+        for name in names:
+            F_alpha = (scaled_factors[name].T @ alpha.reshape(n, -1)).reshape(-1, k, 1 + repeats)
+            u_mean = s2[name][None, :] * F_alpha[:, :, 0]
+            u_draw = prior_u[name] + s2[name][None, :, None] * F_alpha[:, :, 1:]
+            L = factors[name]
+            g_mean = L @ u_mean
+            g_draw = (L @ u_draw.reshape(L.shape[1], -1)).reshape(-1, k, repeats)
+            _add(g_acc[name], g_mean, g_draw)
+            if name in b_acc:
+                _add(b_acc[name], u_mean, u_draw)
+            total_mean = total_mean + g_mean
+            total_draw = total_draw + g_draw
+        _add(total_acc, total_mean, total_draw)
+    return (
+        {name: acc.result() for name, acc in g_acc.items()},
+        total_acc.result(),
+        {name: acc.result() for name, acc in b_acc.items()},
+    )
+
+
+def _add(acc: _Accumulator, mean: np.ndarray, draws: np.ndarray) -> None:
+    """Add a chunk of thetas: conditional means (len, k) and exact draws (len, k, repeats) of each conditional."""
+    within = ((draws - mean[:, :, None]) ** 2).mean(2)
+    acc.add(mean, within)

@@ -90,9 +90,7 @@ def check_nuts_sampler(model, nuts_sampler: str | None, method: str) -> None:
             raise InputError(
                 f"nuts_sampler={nuts_sampler!r} needs {' and '.join(missing)}, not installed: {_INSTALL_JAX}."
             )
-        from ..models.sets import SetsModel
-
-        if isinstance(model, SetsModel) and model.form == "marginal":
+        if not model.single and model.form == "marginal":
             raise InputError(
                 f"nuts_sampler={nuts_sampler!r} cannot sample {_form_label(model)}: the marginal likelihood of "
                 "several marker sets (Woodbury or dense path) is NumPy code inside PyTensor (bayesblup.models."

@@ -1,8 +1,10 @@
-"""Model builders: one small class per model, each exposing its ``pm.Model``."""
+"""Model builders: one model over a list of kernels, as a ``pm.Model`` (:mod:`bayesblup.models.model`).
 
-from .base import FORMS, METHODS, BLUPModel
-from .gblup import GBLUP
-from .mblup import MBLUP
-from .sets import PATHS, MultiGBLUP, MultiMBLUP, SetsModel
+The public classes that also fit themselves (``GBLUP``, ``MBLUP``, ``MultiGBLUP``, ``MultiMBLUP``) are
+in :mod:`bayesblup.fitting`, a layer above inference and results.
+"""
 
-__all__ = ["FORMS", "GBLUP", "MBLUP", "METHODS", "PATHS", "BLUPModel", "MultiGBLUP", "MultiMBLUP", "SetsModel"]
+from .model import FAMILIES, FORMS, METHODS, PATHS, BLUPModel
+from .priors import Prior
+
+__all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel", "Prior"]

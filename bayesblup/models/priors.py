@@ -35,7 +35,7 @@ sigma2_e)`` and:
   (MSx = ``1 - sum(n_i^2) / N^2`` for n_i records of individual i, N in all);
 - a dict of variance priors needs ``"sigma2_pe"`` too.
 
-With several marker sets (:mod:`bayesblup.models.sets`), one variance per set (``sigma2_g_<set>`` or
+With several marker sets (:mod:`bayesblup.models.model`), one variance per set (``sigma2_g_<set>`` or
 ``sigma2_b_<set>``) and:
 
 - ``"default"`` adds ``set_share ~ Dirichlet(1, ..., 1)``, the shares of the genetic variance
@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_prior", "resolve_set_priors"]
+__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_priors"]
 
 BGLR_DF0 = 5.0
 BGLR_R2 = 0.5
@@ -119,17 +119,6 @@ class Prior:
         return cls(data["distribution"], **data.get("parameters", {}))
 
 
-def _bglr(y: np.ndarray, *, kernel_name: str, msx: float, pe_msx: float | None = None) -> dict[str, Prior]:
-    vy = float(np.var(y, ddof=1))  # R's var(), as BGLR
-    r2_term = BGLR_R2 / (1 if pe_msx is None else 2)  # BGLR splits R2 equally over the random terms
-    s0_e = vy * (1 - BGLR_R2) * (BGLR_DF0 + 2)
-    s0_k = vy * r2_term * (BGLR_DF0 + 2) / msx
-    out = {kernel_name: Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_k / 2)}
-    if pe_msx is not None:
-        out["sigma2_pe"] = Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2_term * (BGLR_DF0 + 2) / pe_msx / 2)
-    return out | {"sigma2_e": Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=s0_e / 2)}
-
-
 def _custom(prior: dict, y: np.ndarray, required: set[str]) -> dict[str, Prior]:
     """Check a user's dict of priors: every required variance, nothing unknown, Prior objects only."""
     allowed = required | {"mu"}
@@ -174,57 +163,24 @@ def mu_prior(y: np.ndarray) -> Prior:
     return Prior("Normal", mu=float(np.mean(y)), sigma=10 * float(np.std(y, ddof=1)))
 
 
-def resolve_prior(
-    prior, y: np.ndarray, *, kernel_name: str, msx: float, pe_msx: float | None = None
+def resolve_priors(
+    prior, y: np.ndarray, *, msx: dict[str, float], pe_msx: float | None = None
 ) -> tuple[str, dict[str, Prior]]:
     """Turn a preset name or a user dict into ``(label, {variable: Prior})``.
 
-    For ``"default"`` and a user's dict with ``"h2"`` the dict holds the priors of ``h2`` and
-    ``sigma2_p`` (and ``pe_share``) instead. ``pe_msx`` (BGLR's MSx of Z) is given when the model has a
-    permanent-environment effect.
-    """
-    pe = pe_msx is not None
-    if isinstance(prior, str):
-        if prior == "bglr":
-            return "bglr", {"mu": mu_prior(y), **_bglr(y, kernel_name=kernel_name, msx=msx, pe_msx=pe_msx)}
-        if prior == "default":
-            vy = float(np.var(y, ddof=1))
-            out = {
-                "mu": mu_prior(y),
-                "h2": Prior("Beta", alpha=1.0, beta=1.0),
-                "sigma2_p": Prior("LogNormal", mu=float(np.log(vy)), sigma=1.0),
-            }
-            return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
-        raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
-    if isinstance(prior, dict):
-        if set(prior) & set(H2_VARIABLES):
-            return "custom", _custom_h2(prior, y, pe=pe)
-        return "custom", _custom(prior, y, {kernel_name, "sigma2_e"} | ({"sigma2_pe"} if pe else set()))
-    raise InputError(
-        f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {type(prior).__name__}."
-    )
-
-
-def _inverse_gamma(vy: float, r2: float, msx: float) -> Prior:
-    """BGLR's scaled-inverse-chi-square prior of a term with R2 share ``r2`` and kernel scale ``msx``."""
-    return Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2 * (BGLR_DF0 + 2) / msx / 2)
-
-
-def resolve_set_priors(
-    prior, y: np.ndarray, *, msx: dict[str, float], pe_msx: float | None = None
-) -> tuple[str, dict[str, Prior]]:
-    """Priors of a model with several marker sets: ``msx`` maps each set's variance name to its MSx.
-
-    ``"default"`` gives ``h2``, ``sigma2_p``, ``set_share`` (Dirichlet with ``a`` per set) and, with a
-    permanent environment, ``pe_share``; ``"bglr"`` an InverseGamma per variance with R2 split
-    equally over the random terms.
+    ``msx`` maps each kernel's variance name (``sigma2_g``, ``sigma2_b``, or ``sigma2_g_<set>``...) to
+    BGLR's MSx of that kernel; ``pe_msx`` (BGLR's MSx of Z) is given when the model has a
+    permanent-environment effect. For ``"default"`` and a user's dict with ``"h2"`` the dict holds
+    the priors of ``h2`` and ``sigma2_p`` (and ``set_share`` with several kernels, ``pe_share`` with a
+    permanent environment) instead of the variances'.
     """
     pe = pe_msx is not None
     names = list(msx)
+    several = len(names) > 1
     if isinstance(prior, str):
-        vy = float(np.var(y, ddof=1))
+        vy = float(np.var(y, ddof=1))  # R's var(), as BGLR
         if prior == "bglr":
-            r2 = BGLR_R2 / (len(names) + pe)
+            r2 = BGLR_R2 / (len(names) + pe)  # BGLR splits R2 equally over the random terms
             out = {name: _inverse_gamma(vy, r2, value) for name, value in msx.items()}
             if pe:
                 out["sigma2_pe"] = _inverse_gamma(vy, r2, pe_msx)
@@ -234,9 +190,20 @@ def resolve_set_priors(
                 "mu": mu_prior(y),
                 "h2": Prior("Beta", alpha=1.0, beta=1.0),
                 "sigma2_p": Prior("LogNormal", mu=float(np.log(vy)), sigma=1.0),
-                "set_share": Prior("Dirichlet", a=1.0),  # a = 1 for every set
             }
+            if several:
+                out["set_share"] = Prior("Dirichlet", a=1.0)  # a = 1 for every kernel
             return "default", out | ({"pe_share": Prior("Beta", alpha=1.0, beta=1.0)} if pe else {})
+        raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
     if isinstance(prior, dict):
+        if set(prior) & set(H2_VARIABLES) and not several:
+            return "custom", _custom_h2(prior, y, pe=pe)
         return "custom", _custom(prior, y, {*names, "sigma2_e"} | ({"sigma2_pe"} if pe else set()))
-    raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")
+    raise InputError(
+        f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {type(prior).__name__}."
+    )
+
+
+def _inverse_gamma(vy: float, r2: float, msx: float) -> Prior:
+    """BGLR's scaled-inverse-chi-square prior of a term with R2 share ``r2`` and kernel scale ``msx``."""
+    return Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2 * (BGLR_DF0 + 2) / msx / 2)

@@ -1,6 +1,8 @@
 """Results: the fitted model, its tables and diagnostics, saving and loading."""
 
 from .fit import THRESHOLDS, BLUPFit
-from .sets import SetsFit
+
+#: The fit of a model with several marker sets is a :class:`BLUPFit` like any other (kept as a name for old code).
+SetsFit = BLUPFit
 
 __all__ = ["THRESHOLDS", "BLUPFit", "SetsFit"]

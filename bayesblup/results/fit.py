@@ -1,8 +1,13 @@
 """A fitted model: PyMC's DataTree plus genetic values, a parameter table, diagnostics and outputs.
 
-The DataTree gains two groups: ``genetic_values`` (mean, sd; dim ``individual``) and, for M-BLUP,
-``marker_effects`` (mean, sd; dim ``marker``); with ``genetic_value_draws=True`` also
-``genetic_value_draws`` (g per kept draw). Intervals are the central 90% (q05, q95).
+One class for every model: one kernel or several, G-BLUP or M-BLUP. The DataTree gains two groups:
+``genetic_values`` (mean, sd, pev, reliability, phenotyped; dim ``individual``; with several kernels
+also ``mean_<set>`` and ``sd_<set>``) and, for marker kernels, ``marker_effects`` (mean, sd; dim
+``marker``; with several kernels also ``set``); with ``genetic_value_draws=True`` also
+``genetic_value_draws`` (g per kept draw). Intervals are the central 90% (q05, q95). With several
+kernels the summary holds ``h2``, ``h2_<set>``, the sets' variances and ``enrichment_<set>``, the
+genetic variance per marker of a set over that of the other sets pooled; :meth:`BLUPFit.enrichment`
+gives the posterior probability that a set explains more variance per marker than the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, preview
-from ..inference.posterior import posterior_moments
+from ..inference.posterior import Moments, posterior_moments, set_moments
 from ..names import INDIVIDUAL, MARKER
 
 __all__ = ["THRESHOLDS", "BLUPFit"]
@@ -43,39 +48,96 @@ def _beta(post, model) -> np.ndarray | None:
 
 
 def _theta(post, model) -> dict:
-    """Flattened draws of everything :func:`posterior_moments` conditions on."""
+    """Flattened draws of everything :func:`posterior_moments` conditions on (one kernel)."""
     out = {
         "mu": _flat(post, "mu"),
-        "sigma2_k": _flat(post, model.kernel_variance),
+        "sigma2_k": _flat(post, model.kernels[0].variance_name),
         "sigma2_e": _flat(post, "sigma2_e"),
         "beta": _beta(post, model),
     }
     if model.permanent_environment:
         out["sigma2_pe"] = _flat(post, "sigma2_pe")
-    if model.pe_path == "augmented":  # eps = sqrt(sigma2_e Delta) z, per draw
+    if model.samples_excess:  # eps = sqrt(sigma2_e Delta) z, per draw
         z = np.asarray(post["z_excess"].values, dtype=np.float64).reshape(-1, model.n)
-        out["excess"] = np.sqrt(out["sigma2_e"][:, None] * model.rotated.excess[None, :]) * z
+        out["excess"] = np.sqrt(out["sigma2_e"][:, None] * model.spectral_data.excess[None, :]) * z
     return out
+
+
+def _latent_moments(post, name: str, columns: slice = slice(None)) -> Moments:
+    x = np.asarray(post[name].values, dtype=np.float64)
+    x = x.reshape(-1, x.shape[-1])[:, columns]
+    return Moments(*_mean_sd(x))
+
+
+def _genetic_moments(model, post, *, seed, keep):
+    """``(total, {kernel: g_k} (several kernels), {kernel: b_k} (marker kernels))`` of the fitted model."""
+    names = model.set_names
+    markers = {}
+    if model.form == "latent":
+        total = _latent_moments(post, "g")
+        per_kernel = {} if model.single else {name: _latent_moments(post, f"g_{name}") for name in names}
+        start = 0
+        for k in model.kernels:
+            if k.markers is not None:  # one vector b over every marker kernel, in kernel order
+                markers[k.name] = _latent_moments(post, "b", slice(start, start + k.n_markers))
+                start += k.n_markers
+        return total, per_kernel, markers
+    if model.single:
+        theta = _theta(post, model)
+        g, extra = posterior_moments(
+            model.spectral_data,
+            theta.pop("mu"),
+            theta.pop("sigma2_k"),
+            theta.pop("sigma2_e"),
+            **theta,
+            targets=model.targets,
+            keep_draws=keep,
+            seed=seed,
+        )
+        others = extra.get("unphenotyped")
+        total = Moments(
+            np.concatenate([g.mean, others.mean if others else []]),
+            np.concatenate([g.sd, others.sd if others else []]),
+            g.draws,
+        )
+        if "markers" in extra:
+            markers[names[0]] = extra["markers"]
+        return total, {}, markers
+    per_kernel, total, markers = set_moments(
+        model.kernels_data,
+        _flat(post, "mu"),
+        {k.name: _flat(post, k.variance_name) for k in model.kernels},
+        _flat(post, "sigma2_e"),
+        beta=_beta(post, model),
+        sigma2_pe=_flat(post, "sigma2_pe") if model.permanent_environment else None,
+        seed=seed,
+    )
+    return total, per_kernel, markers
 
 
 @dataclass
 class BLUPFit:
-    """Result of :meth:`GBLUP.fit` / :meth:`MBLUP.fit`.
+    """Result of :meth:`GBLUP.fit` (and of every model's ``fit``), or of :func:`bayesblup.load_fit`.
 
     Attributes
     ----------
-    model : BLUPModel
-        The model that was fitted.
+    model : BLUPModel or None
+        The model that was fitted (None for a fit loaded without its model).
     datatree : xarray.DataTree
         PyMC's result with the added groups.
     method, sampler : str
         ``"nuts"`` or ``"map"``, and what ran it (``"pymc"``, ``"nutpie"``, ``"find_MAP"``).
     genetic_values : pandas.DataFrame
-        Columns ``id, mean, sd``: the posterior of each individual's genetic value.
+        Columns ``id, mean, sd, pev, reliability, phenotyped``: the posterior of each individual's
+        genetic value; with several kernels also ``mean_<set>`` and ``sd_<set>``.
     marker_effects : pandas.DataFrame or None
-        Columns ``marker, mean, sd`` (M-BLUP).
+        Columns ``marker, mean, sd`` (M-BLUP; with several kernels also ``set``).
     timings : dict
         Seconds per phase.
+    settings : dict
+        How the fit ran (form, seed, chains, ...); ``extensions`` names what a user added to the model.
+    stored : dict or None
+        The summary.json a loaded fit was read from.
     """
 
     model: object
@@ -87,13 +149,14 @@ class BLUPFit:
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)  # summary and diagnostics: the draws never change
+    stored: dict | None = None
 
     @classmethod
     def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
-        """Add genetic values (and marker effects) to PyMC's result.
+        """Add genetic values (per kernel and in total) and marker effects to PyMC's result.
 
         ``settings`` are recorded in the fit (and summary.json); ``settings["seed"]`` also seeds
-        the optional draws of g.
+        the optional draws of g and the Matheron draws of several kernels.
         """
         import xarray as xr
 
@@ -101,64 +164,78 @@ class BLUPFit:
         post = datatree["posterior"]
         ids = model.individuals.astype(str)
         n_p = model.n
-        mblup = model.name == "mblup"
-        if model.form == "marginal":
-            keep = None
-            if genetic_value_draws:
-                keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
-                keep[:, ::thin] = True
-                keep = keep.reshape(-1)
-            theta = _theta(post, model)
-            g_moments, extra = posterior_moments(
-                model,
-                theta.pop("mu"),
-                theta.pop("sigma2_k"),
-                theta.pop("sigma2_e"),
-                **theta,
-                targets=model.targets,
-                keep_draws=keep,
-                seed=settings.get("seed"),
-            )
-            others = extra.get("unphenotyped")
-            g_mean = np.concatenate([g_moments.mean, others.mean if others else []])
-            g_sd = np.concatenate([g_moments.sd, others.sd if others else []])
-            if g_moments.draws is not None:  # exact joint draws, for the individuals with a record
-                draws = g_moments.draws.reshape(post.sizes["chain"], -1, n_p)
-                datatree["genetic_value_draws"] = xr.DataTree(
-                    xr.Dataset(
-                        {"g": (("chain", "draw", INDIVIDUAL), draws)},
-                        coords={
-                            "chain": post["chain"].values,
-                            "draw": post["draw"].values[::thin],
-                            INDIVIDUAL: ids[:n_p],
-                        },
-                    )
+        keep = None
+        if genetic_value_draws and model.form == "marginal":
+            keep = np.zeros((post.sizes["chain"], post.sizes["draw"]), dtype=bool)
+            keep[:, ::thin] = True
+            keep = keep.reshape(-1)
+        total, per_kernel, markers = _genetic_moments(model, post, seed=settings.get("seed"), keep=keep)
+        if total.draws is not None:  # exact joint draws, for the individuals with a record
+            draws = total.draws.reshape(post.sizes["chain"], -1, n_p)
+            datatree["genetic_value_draws"] = xr.DataTree(
+                xr.Dataset(
+                    {"g": (("chain", "draw", INDIVIDUAL), draws)},
+                    coords={"chain": post["chain"].values, "draw": post["draw"].values[::thin], INDIVIDUAL: ids[:n_p]},
                 )
-            b_mean, b_sd = (extra["markers"].mean, extra["markers"].sd) if mblup else (None, None)
-        else:
-            g_mean, g_sd = _mean_sd(post["g"].values.reshape(-1, len(ids)))
-            b_mean, b_sd = _mean_sd(post["b"].values.reshape(-1, model.n_markers)) if mblup else (None, None)
-        # PEV = posterior variance of g_i; reliability = 1 - PEV / (sigma2_g G_ii) at the posterior
-        # mean of sigma2_g (c sigma2_b for M-BLUP): the share of the prior variance the data removed.
-        sigma2_g = float(_flat(post, "sigma2_g_equiv" if mblup else "sigma2_g").mean())
-        pev = g_sd**2
-        reliability = 1.0 - pev / (sigma2_g * model.relationship_diagonal)
-        phenotyped = np.arange(len(ids)) < n_p
-        columns = {"mean": g_mean, "sd": g_sd, "pev": pev, "reliability": reliability, "phenotyped": phenotyped}
+            )
+        # PEV = posterior variance of g_i; reliability = 1 - PEV / prior variance, the prior variance
+        # sum_k sigma2_k K_k,ii at the posterior means: the share of the prior variance the data removed.
+        prior_var = sum(float(_flat(post, k.variance_name).mean()) * k.diagonal() for k in model.kernels)
+        pev = total.sd**2
+        columns = {
+            "mean": total.mean,
+            "sd": total.sd,
+            "pev": pev,
+            "reliability": 1.0 - pev / prior_var,
+            "phenotyped": np.arange(len(ids)) < n_p,
+        }
+        for name, moments in per_kernel.items():
+            columns[f"mean_{name}"] = moments.mean
+            columns[f"sd_{name}"] = moments.sd
         datatree["genetic_values"] = xr.DataTree(
             xr.Dataset({k: (INDIVIDUAL, v) for k, v in columns.items()}, coords={INDIVIDUAL: ids})
         )
         genetic_values = pd.DataFrame({"id": ids} | columns)
         marker_effects = None
-        if mblup:
-            markers = model.genotypes.markers.astype(str)
+        if markers:
+            kernels = [k for k in model.kernels if k.name in markers]
+            labels = np.concatenate([k.markers.astype(str) for k in kernels])
+            data = {
+                "mean": np.concatenate([markers[k.name].mean for k in kernels]),
+                "sd": np.concatenate([markers[k.name].sd for k in kernels]),
+            }
+            if not model.single:
+                data = {"set": np.concatenate([np.full(k.n_markers, k.name, dtype=object) for k in kernels])} | data
             datatree["marker_effects"] = xr.DataTree(
-                xr.Dataset({"mean": (MARKER, b_mean), "sd": (MARKER, b_sd)}, coords={MARKER: markers})
+                xr.Dataset(
+                    {key: (MARKER, value.astype(str) if key == "set" else value) for key, value in data.items()},
+                    coords={MARKER: labels},
+                )
             )
-            marker_effects = pd.DataFrame({"marker": markers, "mean": b_mean, "sd": b_sd})
-        timings = {k: v for k, v in model.timings.items()} | {"genetic_values_s": time.perf_counter() - t0}
+            marker_effects = pd.DataFrame({"marker": labels} | data)
+        timings = dict(model.timings) | {"genetic_values_s": time.perf_counter() - t0}
         settings = settings | {"genetic_value_draws": genetic_value_draws, "thin": thin}
         return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+
+    def _require_model(self, what: str):
+        if self.model is None:
+            raise InputError(
+                f"{what} needs the model: this fit was loaded from files; pass the model built on the same inputs, "
+                "bayesblup.load_fit(path, model=bb.GBLUP(...))."
+            )
+        return self.model
+
+    def _one_kernel(self, what: str):
+        """The fit's one kernel, or a refusal that says why several kernels cannot do ``what``."""
+        model = self._require_model(what)
+        if not model.single:
+            raise InputError(
+                f"{what} is not available for several marker sets: it needs one cross-relationship per set and a "
+                "joint draw of every set's effects for the new rows, which bayesblup does not compute yet. Include "
+                "the new individuals in the genotypes without a record: their genetic values (per set and in total) "
+                "are then in fit.genetic_values (phenotyped = False)."
+            )
+        return model.kernels[0]
 
     def predict(self, genotypes, *, training=None) -> pd.DataFrame:
         """Genetic values of individuals genotyped after the fit: posterior mean and sd.
@@ -180,16 +257,16 @@ class BLUPFit:
         pandas.DataFrame
             Columns ``id, mean, sd``.
         """
-        model = self.model
-        scaling, W_fit, c = self._training_scale(training)
-        again = sorted(set(genotypes.ids) & set(model.individuals.astype(str)))
+        kernel = self._one_kernel("predict")
+        scaling, W_fit, divisor = kernel.training_scale(training)
+        again = sorted(set(genotypes.ids) & set(self.model.individuals.astype(str)))
         if again:
             raise InputError(
                 f"{len(again)} individuals to predict are already in the fit: {preview(again, 10)}; their genetic "
                 "values are in fit.genetic_values."
             )
         W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
-        moments = self._target_moments(W_new @ W_fit.T / c, (W_new**2).sum(1) / c)
+        moments = self._target_moments(W_new @ W_fit.T / divisor, (W_new**2).sum(1) / divisor)
         return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": moments.mean, "sd": moments.sd})
 
     def back_solve_markers(self, training) -> pd.DataFrame:
@@ -197,8 +274,8 @@ class BLUPFit:
 
         With ``G = WW'/c`` (c = m for the standardised scalings, nu_p for ``centered``), G-BLUP is M-BLUP
         with ``b ~ N(0, I sigma2_g / c)``, so ``Cov(b, y) = sigma2_g W'/c`` and b follows exactly, draw
-        by draw, as any other target (:mod:`bayesblup.inference.posterior`): the seed's relation ``sigma2_b =
-        sigma2_g / m``, put to work.
+        by draw, as any other target (:mod:`bayesblup.inference.posterior`): the lecture notes' relation
+        ``sigma2_b = sigma2_g / m``, put to work.
 
         Parameters
         ----------
@@ -210,38 +287,18 @@ class BLUPFit:
         pandas.DataFrame
             Columns ``marker, mean, sd``, as M-BLUP's ``marker_effects``.
         """
-        if self.model.name != "gblup":
+        kernel = self._one_kernel("back_solve_markers")
+        if kernel.markers is not None:
             raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
-        scaling, W_fit, c = self._training_scale(training)
+        scaling, W_fit, c = kernel.training_scale(training)
         moments = self._target_moments(W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c))
         return pd.DataFrame({"marker": scaling.markers.astype(str), "mean": moments.mean, "sd": moments.sd})
-
-    def _training_scale(self, training):
-        """(MarkerScaling, W of the fitted individuals, c with G = WW'/c) of the training data."""
-        model = self.model
-        if model.name == "mblup":
-            return model.genotypes.scaling, model.W, 1.0
-        scaling = model.relationship.marker_scaling
-        if scaling is None:
-            raise InputError(
-                "this G carries no marker scaling (it was read from a file), so genotypes cannot be put on its "
-                "scale: build G with bayesblup.genomic_relationship, or include the new individuals in G and fit "
-                "them without records."
-            )
-        if training is None:
-            raise InputError("G-BLUP needs the training genotypes here: pass training=genotypes (after QC).")
-        position = {name: i for i, name in enumerate(training.ids)}
-        absent = [i for i in model.ids if i not in position]
-        if absent:
-            raise InputError(f"training genotypes lack {len(absent)} fitted individuals: {preview(absent, 10)}.")
-        rows = [position[i] for i in model.ids]
-        return scaling, scaling.transform_block(scaling.align(training)[rows], slice(None)), scaling.denominator
 
     def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]
         theta = _theta(post, self.model)
         _, extra = posterior_moments(
-            self.model,
+            self.model.spectral_data,
             theta.pop("mu"),
             theta.pop("sigma2_k"),
             theta.pop("sigma2_e"),
@@ -249,6 +306,30 @@ class BLUPFit:
             targets={"target": (M, v)},
         )
         return extra["target"]
+
+    def enrichment(self) -> pd.DataFrame:
+        """Per set: markers, h2_<set>, its genetic variance per marker over the rest's, and P(more per marker).
+
+        ``prob_more_per_marker`` is the share of posterior draws in which the set's genetic variance per
+        marker exceeds that of the other sets pooled.
+        """
+        model = self._require_model("enrichment")
+        if model.single:
+            raise InputError("enrichment compares marker sets: fit several (MultiGBLUP, MultiMBLUP, --sets).")
+        post = self.datatree["posterior"]
+        rows = {}
+        for k in model.kernels:
+            h2 = _flat(post, f"h2_{k.name}")
+            row = {"n_markers": k.n_markers, "h2_mean": float(h2.mean())}
+            if model.has_enrichment:
+                ratio = _flat(post, f"enrichment_{k.name}")
+                row |= {
+                    "enrichment_mean": float(ratio.mean()),
+                    "enrichment_median": float(np.median(ratio)),
+                    "prob_more_per_marker": float((ratio > 1).mean()),
+                }
+            rows[k.name] = row
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     # --- tables --------------------------------------------------------------------------
     @property
@@ -311,6 +392,16 @@ class BLUPFit:
         notes: list[str] = []
         sp = self.model._spectral  # computed whenever the fitted form needed it
         eigenvalues = None if sp is None else sp.to_dict()
+        if self.settings.get("extensions"):
+            how = (
+                "the genetic values are the sampler's draws of g"
+                if self.model.form == "latent"
+                else "g is integrated out and your additions cannot involve it, so the genetic values are exact "
+                "given each draw of the parameters"
+            )
+            notes.append(
+                f"the model was extended with {', '.join(self.settings['extensions'])}: sampled with it; {how}"
+            )
         if sp is not None and sp.n_clipped:
             why = " (one rank is what centring W removes)" if sp.n_clipped == 1 else ""
             notes.append(
@@ -319,7 +410,7 @@ class BLUPFit:
             )
         if self.method == "map":
             notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
-            if self.model._samples_excess:
+            if self.model.samples_excess:
                 warnings.append(
                     "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
                     "environment), so its variance components are approximate: use NUTS for this model"
@@ -378,7 +469,7 @@ class BLUPFit:
         }
         label, priors = model.priors
         sp = model._spectral
-        return {
+        out = {
             "model": model.name,
             "form": model.form,
             "trait": model.records.trait,
@@ -390,7 +481,7 @@ class BLUPFit:
             "n_markers": model.n_markers,
             "scaling": model.scaling,
             "g_denominator": model.denominator,
-            "equivalence_factor": model.factor if model.name == "mblup" else None,
+            "equivalence_factor": model.factor if model.single and model.kernels[0].reports_equivalent else None,
             "prior": label,
             "prior_details": {k: v.to_dict() for k, v in priors.items()},
             "method": self.method,
@@ -401,7 +492,23 @@ class BLUPFit:
             "diagnostics": self.diagnostics(),
             "timings": dict(self.timings),
             "versions": {p: version(p) for p in ("bayesblup", "pymc", "pytensor", "arviz", "numpy")},
+            "specification": model.describe(),
         }
+        if not model.single:
+            widths = model.widths
+            woodbury = model.path == "woodbury"
+            out["path"] = model.path
+            out["sets"] = {
+                k.name: {
+                    "n_markers": k.n_markers,
+                    "rank": int(widths[k.name]),
+                    "equivalence_factor": k.c if k.reports_equivalent else None,
+                    "role": ("background" if k.name == model.background else "low-rank") if woodbury else None,
+                }
+                for k in model.kernels
+            }
+            out["enrichment"] = self.enrichment().to_dict(orient="index")
+        return out
 
     def save(self, out_dir, **options):
         """Write the fit to ``out_dir``: see :func:`bayesblup.results.store.save`."""

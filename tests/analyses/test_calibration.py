@@ -143,7 +143,7 @@ def test_sbc__the_h2_parameterisation_and_interval_coverage(kernels):
 
 def test_sbc__intervals_are_the_summary_quantiles(kernels, monkeypatch):
     """The 90% interval recorded per replication is the fit's own q05, q95 (summary())."""
-    from bayesblup.models.base import BLUPModel
+    from bayesblup.fitting import BLUPModel
 
     seen = []
     fit = BLUPModel.fit

@@ -179,16 +179,16 @@ def test_fit__progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path, capsy
     """PyMC's progress bar is shown on a terminal; a pipe or log file, or --quiet, gets none."""
     import sys
 
-    import bayesblup.models.base
+    import bayesblup.fitting
 
     seen = []
-    original = bayesblup.models.base.BLUPModel.fit
+    original = bayesblup.fitting.BLUPModel.fit
 
     def spy(self, *args, **kwargs):
         seen.append(kwargs.get("progressbar"))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(bayesblup.models.base.BLUPModel, "fit", spy)
+    monkeypatch.setattr(bayesblup.fitting.BLUPModel, "fit", spy)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
     extra = ["--quiet"] if quiet else []
     assert main([*fit_args(tmp_path / "fit"), "--chains", "1", "--draws", "50", "--tune", "50", *extra]) == 0

@@ -88,7 +88,7 @@ def test_conditional_genetic_values_with_fixed_effects_solve_henderson_mme():
     lhs = np.block([[X1.T @ X1, X1.T], [X1, np.eye(model.n) + Ginv * se2 / sg2]])
     sol = np.linalg.solve(lhs, np.concatenate([X1.T @ model.y, model.y]))
     beta_hat, g_hat = sol[:q], sol[q:]
-    mean, _ = conditional_genetic_values(model, beta_hat[0], sg2, se2, beta=beta_hat[1:])
+    mean, _ = conditional_genetic_values(model.posterior_data, beta_hat[0], sg2, se2, beta=beta_hat[1:])
     np.testing.assert_allclose(mean, g_hat, rtol=1e-8, atol=1e-10)
 
 

@@ -157,7 +157,7 @@ def test_conditional_genetic_values__solve_henderson_mme(rng, name):
         rhs = np.concatenate([[kept.sum()], kept.to_numpy()])
         solution = np.linalg.solve(lhs, rhs)
         mu_hat, g_hat = solution[0], solution[1:]
-        mean, var = conditional_genetic_values(model, mu_hat, sigma2_k, sigma2_e)
+        mean, var = conditional_genetic_values(model.posterior_data, mu_hat, sigma2_k, sigma2_e)
         np.testing.assert_allclose(mean, g_hat, rtol=1e-8, atol=1e-10)
         expected_var = np.diag(np.linalg.inv(G_inv / sg2 + np.eye(n) / sigma2_e))
         np.testing.assert_allclose(var, expected_var, rtol=1e-8, atol=1e-10)
@@ -178,7 +178,7 @@ def test_conditional_genetic_values__singular_G_matches_covariance_form(rng, nam
         mu, sigma2_k, sigma2_e = _random_theta(rng, model.factor)
         V = sigma2_k * K + sigma2_e * np.eye(model.n)
         gain = sigma2_k * K @ np.linalg.inv(V)
-        mean, var = conditional_genetic_values(model, mu, sigma2_k, sigma2_e)
+        mean, var = conditional_genetic_values(model.posterior_data, mu, sigma2_k, sigma2_e)
         np.testing.assert_allclose(mean, gain @ (model.y - mu), rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(var, np.diag(sigma2_k * K - gain @ K * sigma2_k), rtol=1e-8, atol=1e-10)
 
@@ -199,12 +199,14 @@ def test_marker_effects__dense_ridge_solution(rng, kernel):
     V_inv = np.linalg.inv(V)
     b_dense = sb2 * Wv.T @ V_inv @ (model.y - mu)
     var_dense = sb2 - sb2**2 * np.einsum("ij,ik,kj->j", Wv, V_inv, Wv)
-    g_moments, extra = posterior_moments(model, np.array([mu]), np.array([sb2]), np.array([se2]), targets=model.targets)
+    g_moments, extra = posterior_moments(
+        model.posterior_data, np.array([mu]), np.array([sb2]), np.array([se2]), targets=model.targets
+    )
     b_moments = extra["markers"]
     np.testing.assert_allclose(b_moments.mean, b_dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(b_moments.sd**2, var_dense, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(Wv @ b_moments.mean, g_moments.mean, rtol=1e-8, atol=1e-10)
-    g_mean, g_var = conditional_genetic_values(model, mu, sb2, se2)
+    g_mean, g_var = conditional_genetic_values(model.posterior_data, mu, sb2, se2)
     np.testing.assert_allclose(g_moments.mean, g_mean, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g_moments.sd**2, g_var, rtol=1e-10, atol=1e-12)
 
@@ -229,7 +231,7 @@ def test_posterior_moments__law_of_total_variance_over_draws(rng, name):
         means.append(gain @ (model.y - mu[d]))
         variances.append(np.diag(sk[d] * K - sk[d] * gain @ K))
     means, variances = np.array(means), np.array(variances)
-    g, _ = posterior_moments(model, mu, sk, se)
+    g, _ = posterior_moments(model.posterior_data, mu, sk, se)
     np.testing.assert_allclose(g.mean, means.mean(0), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(g.sd**2, variances.mean(0) + means.var(0), rtol=1e-8, atol=1e-10)
 
@@ -253,7 +255,7 @@ def test_posterior_moments__marker_effects_over_draws_equal_the_draw_by_draw_ora
         means.append(sk[d] * Vi_W.T @ (model.y - mu[d]))
         variances.append(sk[d] - sk[d] ** 2 * np.einsum("ij,ij->j", Wv, Vi_W))
     means, variances = np.array(means), np.array(variances)
-    _, extra = posterior_moments(model, mu, sk, se, targets=model.targets)
+    _, extra = posterior_moments(model.posterior_data, mu, sk, se, targets=model.targets)
     b = extra["markers"]
     np.testing.assert_allclose(b.mean, means.mean(0), rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(b.sd**2, variances.mean(0) + means.var(0), rtol=1e-8, atol=1e-14)
@@ -269,9 +271,9 @@ def test_posterior_moments__float32_marker_variances_within_1e_6(rng, monkeypatc
     model = _model("mblup", _trait(G.ids, rng), G, W)
     D = 400
     draws = (rng.normal(3.0, 0.3, D), np.exp(rng.normal(np.log(0.5), 0.5, D)) / model.factor, np.full(D, 0.5))
-    _, exact = posterior_moments(model, *draws, targets=model.targets)
+    _, exact = posterior_moments(model.posterior_data, *draws, targets=model.targets)
     monkeypatch.setattr(posterior, "FLOAT32_ABOVE", 0)
-    _, single = posterior_moments(model, *draws, targets=model.targets)
+    _, single = posterior_moments(model.posterior_data, *draws, targets=model.targets)
     np.testing.assert_array_equal(single["markers"].mean, exact["markers"].mean)
     np.testing.assert_allclose(single["markers"].sd, exact["markers"].sd, rtol=1e-6)
     assert not np.array_equal(single["markers"].sd, exact["markers"].sd)  # the float32 path did run

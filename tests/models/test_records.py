@@ -189,8 +189,10 @@ def test_conditional_fixed_effects_and_genetic_values_solve_henderson_mme(case):
         V_eps = Vbar - S_eps
         A = -sg2 * G.matrix[np.ix_(every, p_rows)] @ np.linalg.inv(V_eps)
         extra_var = np.einsum("ij,jk,ik->i", A, cov_eps, A)
-    np.testing.assert_allclose(conditional_fixed_effects(model, sg2, se2, **kw), fixed_hat, rtol=1e-8, atol=1e-10)
-    mean, var = conditional_genetic_values(model, fixed_hat[0], sg2, se2, fixed_hat[1:], **kw)
+    np.testing.assert_allclose(
+        conditional_fixed_effects(model.posterior_data, sg2, se2, **kw), fixed_hat, rtol=1e-8, atol=1e-10
+    )
+    mean, var = conditional_genetic_values(model.posterior_data, fixed_hat[0], sg2, se2, fixed_hat[1:], **kw)
     np.testing.assert_allclose(mean, g_hat[: model.n], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(
         var + np.asarray(extra_var)[: model.n] if case == "augmented" else var, pev[: model.n], rtol=1e-8, atol=1e-10
@@ -200,7 +202,7 @@ def test_conditional_fixed_effects_and_genetic_values_solve_henderson_mme(case):
     if case == "augmented":
         one["excess"] = kw["excess"][None, :]
     g, extra = posterior_moments(
-        model, np.array([fixed_hat[0]]), np.array([sg2]), np.array([se2]), beta=fixed_hat[None, 1:],
+        model.posterior_data, np.array([fixed_hat[0]]), np.array([sg2]), np.array([se2]), beta=fixed_hat[None, 1:],
         targets=model.targets, **one,
     )  # fmt: skip
     np.testing.assert_allclose(g.mean, g_hat[: model.n], rtol=1e-8, atol=1e-10)
@@ -215,8 +217,8 @@ def test_mblup_with_records_gives_gblup_conditional_values():
     table = _records(geno, W, "diagonal")
     gb, mb = _model("gblup", table, G, W, "diagonal"), _model("mblup", table, G, W, "diagonal")
     beta = np.array([0.3, 0.1])
-    a = conditional_genetic_values(gb, 10.0, 0.7, 0.4, beta, sigma2_pe=0.2)
-    b = conditional_genetic_values(mb, 10.0, 0.7 / mb.factor, 0.4, beta, sigma2_pe=0.2)
+    a = conditional_genetic_values(gb.posterior_data, 10.0, 0.7, 0.4, beta, sigma2_pe=0.2)
+    b = conditional_genetic_values(mb.posterior_data, 10.0, 0.7 / mb.factor, 0.4, beta, sigma2_pe=0.2)
     for x, z in zip(a, b, strict=True):
         np.testing.assert_allclose(x, z, rtol=1e-8, atol=1e-10)
 

@@ -14,7 +14,7 @@ from oracles import exact_relationship
 import bayesblup as bb
 from bayesblup.analyses.equivalence import check_equivalence
 from bayesblup.cli.main import main
-from bayesblup.inference.posterior_sets import set_moments
+from bayesblup.inference.posterior import set_moments
 from bayesblup.testing import simulate_genotypes, simulate_records
 
 
@@ -236,7 +236,7 @@ def test_three_sets_woodbury_logp_equals_dense_mvn_and_gradient(name):
     G, W = _three_sets(geno)
     table = _table(geno, "single")
     model = _multi(name, table, (G, W), "single", prior="bglr")
-    assert model.path == "woodbury" and model.background == "rest" and model.arrays["blocks"] == [8, 6]
+    assert model.path == "woodbury" and model.background == "rest" and model.kernels_data.blocks == [8, 6]
     pm_model = model.model
     logp = _likelihood(pm_model)
     rec = model.records
@@ -265,7 +265,7 @@ def test_surface_interpolant_equals_the_direct_computation():
     its 1024-term sums), derivatives to 1e-8 (differentiating a degree-31 interpolant amplifies the
     error by up to its degree squared, ~1e3). Beyond |t|, |s| = 30 it is computed directly.
     """
-    from bayesblup.models.ops import Resolvent, Surface
+    from bayesblup.linalg.woodbury import Resolvent, Surface
 
     rng = np.random.default_rng(2)
     n, R = 120, 15
@@ -373,7 +373,7 @@ def test_conditional_genetic_values_per_set_equal_the_dense_conditional(path):
     resid = rec.y - mu - rec.X @ beta
     Vinv_r = np.linalg.solve(V, resid)
     moments, total, _ = set_moments(
-        model, np.array([mu]), {k: np.array([v]) for k, v in s.items()}, np.array([se]), beta=beta[None, :],
+        model.posterior_data, np.array([mu]), {k: np.array([v]) for k, v in s.items()}, np.array([se]), beta=beta[None, :],
         seed=1, min_samples=20_000,
     )  # fmt: skip
     cross_total = 0

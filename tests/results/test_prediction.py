@@ -44,7 +44,9 @@ def test_unphenotyped__conditional_moments_equal_the_dense_blup(data, name):
     assert len(u) == 14
     mu, sg2, se2 = 0.9, 0.55, 0.7
     sk = sg2 / model.factor
-    _, extra = posterior_moments(model, np.array([mu]), np.array([sk]), np.array([se2]), targets=model.targets)
+    _, extra = posterior_moments(
+        model.posterior_data, np.array([mu]), np.array([sk]), np.array([se2]), targets=model.targets
+    )
     M = G.matrix
     mean, var = dense_prediction(M[np.ix_(p, p)], M[np.ix_(u, p)], np.diag(M)[u], model.y, mu, sg2, se2)
     np.testing.assert_allclose(extra["unphenotyped"].mean, mean, rtol=1e-8, atol=1e-10)

@@ -1,0 +1,394 @@
+"""Models that fit themselves: ``GBLUP``, ``MBLUP``, ``MultiGBLUP``, ``MultiMBLUP``.
+
+Each is the one model of :mod:`bayesblup.models` over its kernels (a relationship G, marker effects
+on W, or one of either per marker set), plus :meth:`BLUPModel.fit`, which samples the ``pm.Model``
+you hold (:attr:`~bayesblup.models.model.BLUPModel.model`), with whatever you added to it, and turns
+the draws into a :class:`~bayesblup.BLUPFit` (genetic values, marker effects, tables, diagnostics).
+
+This module sits above :mod:`bayesblup.results` in the layers: the model layer builds PyMC models
+and knows nothing of inference or results; fitting brings the three together.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pandas as pd
+
+from .errors import InputError
+from .genotypes.relationship import Relationship
+from .genotypes.scaling import GenotypeMatrix
+from .inference.samplers import check_nuts_sampler, choose_nuts
+from .kernels import MarkerKernel, RelationshipKernel
+from .linalg.spectral import DEFAULT_EIGEN_RTOL
+from .models.model import METHODS
+from .models.model import BLUPModel as _Model
+from .phenotypes import Records
+from .results.fit import BLUPFit
+
+__all__ = ["GBLUP", "MBLUP", "BLUPModel", "MultiGBLUP", "MultiMBLUP"]
+
+
+class BLUPModel(_Model):
+    """One model over a list of kernels that can fit itself (see :class:`bayesblup.models.model.BLUPModel`).
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID.
+    kernels : list or dict
+        Relationship (G), GenotypeMatrix (W) or Kernel objects; a dict names them (marker sets).
+    **options
+        ``form``, ``prior``, ``eigen_rtol``, ``fixed``, ``weights``, ``permanent_environment``,
+        ``repeated``, ``path``, ``family``: as for :class:`GBLUP` and :class:`MultiGBLUP`.
+    """
+
+    def fit(
+        self,
+        *,
+        method: str = "nuts",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: int | None = None,
+        cores: int | None = None,
+        progressbar: bool = False,
+        target_accept: float | None = None,
+        genetic_value_draws: bool = False,
+        thin: int = 1,
+        nuts_sampler: str | None = None,
+    ) -> BLUPFit:
+        """Fit :attr:`model` (the ``pm.Model`` you hold, extensions included) by NUTS or MAP.
+
+        Parameters
+        ----------
+        method : {"nuts", "map"}
+            ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
+            then the conditional mean and sd of ``g | y`` at the MAP variances.
+        chains, draws, tune, seed, cores, progressbar
+            As in ``pymc.sample``.
+        target_accept : float, optional
+            NUTS's target acceptance rate; raise it (e.g. 0.95) if a fit reports divergences, as the
+            latent form can when h2 is near 1. By default 0.9 (``default_target_accept``): the posterior
+            of h2 near 0, a residual excess (``pe_path == "augmented"``) and a marker set whose variance
+            is near zero all give the posterior a geometry that needs smaller steps than PyMC's 0.8.
+        genetic_value_draws : bool
+            Also store full draws of ``g`` (single-kernel marginal form; every ``thin``-th draw).
+        thin : int
+            Thinning of those draws.
+        nuts_sampler : {None, "pymc", "nutpie", "numpyro", "blackjax"}
+            The NUTS implementation; None: nutpie if installed, else PyMC's. ``"numpyro"`` and
+            ``"blackjax"`` run NUTS on JAX (``pip install 'bayesblup[jax]'``; a GPU needs a CUDA jaxlib)
+            for the latent forms and the single-kernel marginal form, not for the marginal form of
+            several kernels (:mod:`bayesblup.inference.samplers`, docs/jax.md).
+
+        Returns
+        -------
+        BLUPFit
+
+        Notes
+        -----
+        Variables or potentials you added to :attr:`model` are sampled with it and appear in the
+        posterior. In the marginal form g is integrated out of the likelihood and your additions
+        cannot involve it, so the genetic values stay exact given each draw of the parameters; the
+        fit's notes name the additions.
+        """
+        import pymc as pm
+
+        if method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+        for name, value in {"chains": chains, "draws": draws, "thin": thin}.items():
+            if int(value) < 1:
+                raise InputError(f"{name} must be at least 1, got {value}.")
+        if target_accept is None:
+            target_accept = self.default_target_accept
+        if not 0 < target_accept < 1:
+            raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
+        if tune < 0:
+            raise InputError(f"tune must be >= 0, got {tune}.")
+        check_nuts_sampler(self, nuts_sampler, method)
+        if genetic_value_draws and not self.single:
+            raise InputError(
+                "genetic_value_draws is not available for several marker sets; the fit reports each set's and the "
+                "total genetic values with their sd."
+            )
+        model = self.model
+        t0 = time.perf_counter()
+        if method == "nuts":
+            choice = choose_nuts(self, model, nuts_sampler, chains=chains, progressbar=progressbar)
+            sampler = choice.sampler
+            compiled = "per fit"
+            if sampler == "pymc" and self.reusable:  # a compiled model shared by fits of this structure
+                from .inference.compiled import sample as sample_compiled
+
+                datatree, reused = sample_compiled(
+                    model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
+                    target_accept=target_accept,
+                )  # fmt: skip
+                compiled = "reused" if reused else "new"
+            else:
+                with warnings.catch_warnings(), choice.errors():
+                    # PyMC labels its dense mass-matrix adaptation experimental; several kernels use it on purpose.
+                    warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
+                    datatree = pm.sample(
+                        draws=draws,
+                        tune=tune,
+                        chains=chains,
+                        cores=cores,
+                        random_seed=seed,
+                        target_accept=target_accept,
+                        model=model,
+                        compute_convergence_checks=False,  # our own diagnostics report them
+                        **choice.kwargs,
+                    )
+        else:
+            sampler = "find_MAP"
+            datatree = pm.find_MAP(
+                model=model, progressbar=progressbar, jitter=False, return_inferencedata=True, random_seed=seed
+            )
+        self.timings["sampling_s"] = time.perf_counter() - t0
+        # PyMC's own clock of the draw loop (the JAX samplers keep it on the posterior, and it includes their
+        # XLA compilation); the rest of sampling_s is compilation and NUTS initialisation
+        for group in ("sample_stats", "posterior") if method == "nuts" else ():
+            node = datatree.children.get(group)  # PyMC's mock sampler (tests) writes no sample_stats
+            if node is not None and "sampling_time" in node.attrs:
+                self.timings["draws_s"] = float(node.attrs["sampling_time"])
+                break
+        settings = {"form": self.form, "seed": seed}
+        if method == "nuts":
+            settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
+            settings |= choice.settings | {"compiled": compiled}
+        if self.extensions:
+            settings["extensions"] = self.extensions
+        return BLUPFit.from_datatree(
+            self,
+            datatree,
+            method=method,
+            sampler=sampler,
+            genetic_value_draws=genetic_value_draws,
+            thin=thin,
+            **settings,
+        )
+
+
+class GBLUP(BLUPModel):
+    """G-BLUP as a PyMC model: ``y = mu + g + e``, ``g ~ N(0, G sigma2_g)``, ``e ~ N(0, I sigma2_e)``.
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID (NA = no record), or records already matched.
+    relationship : Relationship
+        G with its IDs (from :func:`bayesblup.genomic_relationship` or :func:`bayesblup.read_relationship`).
+        Every phenotyped individual must be in it.
+    form : {"marginal", "latent"}
+        Spectral marginal likelihood (fast, default) or explicit non-centred ``g`` (teaching, oracle).
+    prior : {"default", "bglr"} or dict
+        See :mod:`bayesblup.models.priors`.
+    eigen_rtol : float
+        Eigenvalues of G below this fraction of the largest are treated as zero.
+    fixed : pandas.DataFrame, optional
+        Fixed effects besides the intercept, indexed by ID: numeric covariates and factors (dummy-coded
+        against their first level); ``beta ~ Normal(0, 10 sd(y) / sd(x_j))``, effectively flat.
+    weights : pandas.Series, optional
+        Residual precision weights, one per record: ``Var(e_j) = sigma2_e / w_j``, i.e. the user gives
+        the inverse of D's diagonal (a record that is the mean of k measurements has ``w = k``).
+    permanent_environment : bool
+        Add ``p ~ N(0, I sigma2_pe)``, one effect per individual shared by its repeated records
+        (implies ``repeated``).
+    repeated : bool
+        Allow several records per individual (``y`` indexed by ID with repeats). ``fixed`` and
+        ``weights`` then need y's index row for row.
+    family : {"gaussian"}
+        The likelihood.
+
+    Examples
+    --------
+    >>> import bayesblup as bb
+    >>> wheat = bb.datasets.load_wheat()
+    >>> G = bb.genomic_relationship(wheat.genotypes, scaling="standardized")
+    >>> model = bb.GBLUP(wheat.phenotypes["y1"], G, prior="bglr")
+    >>> [v.name for v in model.model.free_RVs], [v.name for v in model.model.deterministics]
+    (['mu', 'sigma2_g', 'sigma2_e'], ['h2'])
+    >>> sorted(v.name for v in model.model.data_vars)[:4]   # every number of the graph: data, swapped on reuse
+    ['eigenvalues', 'factor_c', 'noise_a', 'one_star']
+    """
+
+    kernel_variance = "sigma2_g"
+
+    def __init__(
+        self,
+        y: pd.Series | Records,
+        relationship: Relationship,
+        *,
+        form: str = "marginal",
+        prior="default",
+        eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
+        family: str = "gaussian",
+    ):
+        super().__init__(
+            y, [RelationshipKernel(relationship)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
+            weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
+        )  # fmt: skip
+
+    @property
+    def relationship(self) -> Relationship:
+        return self.kernels[0].relationship
+
+
+class MBLUP(BLUPModel):
+    """M-BLUP (ridge regression on markers, BGLR's BRR): ``y = mu + W b + e``, ``b ~ N(0, I sigma2_b)``.
+
+    The marginal form eigendecomposes ``WW'`` (n x n), never the n x m W. It carries the
+    Deterministic ``sigma2_g_equiv = c sigma2_b`` with ``c`` the denominator of ``G = WW'/c``
+    (m for the standardised scalings, nu_p for ``centered``): with that G, G-BLUP is the same model
+    with ``sigma2_g = sigma2_g_equiv`` (eq 7 of the lecture notes), and ``h2`` uses it.
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID (NA = no record).
+    genotypes : GenotypeMatrix
+        W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
+    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family
+        As for :class:`~bayesblup.GBLUP`.
+    """
+
+    kernel_variance = "sigma2_b"
+
+    def __init__(
+        self,
+        y: pd.Series | Records,
+        genotypes: GenotypeMatrix,
+        *,
+        form: str = "marginal",
+        prior="default",
+        eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
+        family: str = "gaussian",
+    ):
+        super().__init__(
+            y, [MarkerKernel(genotypes)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
+            weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
+        )  # fmt: skip
+
+    @property
+    def genotypes(self) -> GenotypeMatrix:
+        return self.kernels[0].genotypes
+
+    @property
+    def W(self):
+        """W of the individuals with a record, in record order."""
+        return self.kernels[0].W
+
+
+def _sets(sources: dict, kind: type, what: str, helper: str) -> dict:
+    if not isinstance(sources, dict) or not all(isinstance(v, kind) for v in sources.values()):
+        raise InputError(f"{what} must be {{set: {kind.__name__}}}, e.g. from bayesblup.{helper}.")
+    if len(sources) < 2:
+        raise InputError(f"several marker sets need at least two; got {len(sources)}.")
+    return sources
+
+
+class MultiGBLUP(BLUPModel):
+    """G-BLUP with one relationship matrix per marker set (GFBLUP for a feature set and the rest).
+
+    ``y = mu + sum_k g_k + e`` with ``g_k ~ N(0, G_k sigma2_g_<set>)``; the marginal form takes the
+    Woodbury or the dense path (:mod:`bayesblup.models.model`).
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID (NA = no record).
+    relationships : dict of str to Relationship
+        ``{set: G_k}`` over the same individuals, from :func:`bayesblup.relationships_by_set`.
+    path : {"auto", "woodbury", "dense"}
+        The marginal form's exact path; ``"auto"`` picks Woodbury for one large set plus small ones.
+    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family
+        As for :class:`~bayesblup.GBLUP`; the prior is per set (:mod:`bayesblup.models.priors`).
+
+    Examples
+    --------
+    >>> import bayesblup as bb
+    >>> wheat = bb.datasets.load_wheat()
+    >>> geno, _ = bb.quality_control(wheat.genotypes)
+    >>> G = bb.relationships_by_set(geno, {"first100": geno.markers[:100]})
+    >>> model = bb.MultiGBLUP(wheat.phenotypes["y1"], G, prior="bglr")
+    >>> model.path, model.background
+    ('woodbury', 'rest')
+    """
+
+    kernel_variance = "sigma2_g"
+
+    def __init__(
+        self,
+        y: pd.Series | Records,
+        relationships: dict[str, Relationship],
+        *,
+        form: str = "marginal",
+        prior="default",
+        eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
+        path: str = "auto",
+        family: str = "gaussian",
+    ):
+        relationships = _sets(relationships, Relationship, "relationships", "relationships_by_set")
+        super().__init__(
+            y, relationships, form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed, weights=weights,
+            permanent_environment=permanent_environment, repeated=repeated, path=path, family=family,
+        )  # fmt: skip
+        self.relationships = relationships
+
+
+class MultiMBLUP(BLUPModel):
+    """M-BLUP with one marker matrix per set: ``y = mu + sum_k W_k b_k + e``, ``b_k ~ N(0, I sigma2_b_<set>)``.
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID (NA = no record).
+    genotypes : dict of str to GenotypeMatrix
+        ``{set: W_k}`` over the same individuals, from :func:`bayesblup.genotype_matrices_by_set`.
+    path, form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family
+        As for :class:`MultiGBLUP`.
+    """
+
+    kernel_variance = "sigma2_b"
+
+    def __init__(
+        self,
+        y: pd.Series | Records,
+        genotypes: dict[str, GenotypeMatrix],
+        *,
+        form: str = "marginal",
+        prior="default",
+        eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed: pd.DataFrame | None = None,
+        weights: pd.Series | None = None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
+        path: str = "auto",
+        family: str = "gaussian",
+    ):
+        genotypes = _sets(genotypes, GenotypeMatrix, "genotypes", "genotype_matrices_by_set")
+        super().__init__(
+            y, genotypes, form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed, weights=weights,
+            permanent_environment=permanent_environment, repeated=repeated, path=path, family=family,
+        )  # fmt: skip
+        self.genotypes = genotypes
+
+    @property
+    def W(self) -> dict:
+        """``{set: W_k}`` over every individual (records first)."""
+        return {k.name: k.W_all for k in self.kernels}

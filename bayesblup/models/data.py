@@ -1,0 +1,208 @@
+"""The data of the marginal form, computed once per model, as plain typed objects.
+
+The likelihood (:mod:`bayesblup.models.model`) and the posterior of the genetic values
+(:mod:`bayesblup.inference.posterior`) both read these, and nothing else of a model.
+
+:class:`SpectralData`
+    One kernel: the records (or the individuals' weighted means) in the eigenbasis of ``S K S``.
+:class:`KernelsData`
+    Several kernels: the scaled means, the noise, and either the background's eigenbasis with the
+    small kernels' factors (the Woodbury path) or the kernels themselves (the dense path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..linalg.woodbury import Resolvent, Surface
+from ..phenotypes import Records
+
+__all__ = ["KernelsData", "SpectralData", "add_within_potential", "within_terms"]
+
+
+def within_terms(rec: Records, *, scaled: bool):
+    """What per-individual weighted means leave out of the records' log-likelihood, or None.
+
+    Returns ``(a, b, C, n_extra, constant)``: the within-individual scatter ``a - 2 b'beta + beta' C
+    beta`` (b and C None without covariates), the number of records beyond one per individual, and
+    the constant of the record terms. ``scaled``: whether the means enter as ``S ybar`` with ``S =
+    diag(sqrt(W_i))`` (then the rotation's Jacobian is folded into the constant).
+    """
+    if rec.is_collapsible:
+        return None
+    w = rec.record_weights
+    W = rec.total_weight
+    ybar = rec.individual_means(rec.y)
+    yc = rec.y - ybar[rec.record_index]
+    a = float(w @ yc**2)
+    b = C = None
+    if rec.X is not None:
+        Xc = rec.X - rec.individual_means(rec.X)[rec.record_index]
+        b, C = Xc.T @ (w * yc), Xc.T @ (w[:, None] * Xc)
+    # log N(y) = log N(ybar) + within terms; the rotation by S adds sum log s_i = sum log W_i / 2
+    # to log N(ybar), which cancels the within terms' -sum log W_i / 2 where S is used.
+    constant = 0.5 * float(np.log(w).sum()) - (0.0 if scaled else 0.5 * float(np.log(W).sum()))
+    return a, b, C, rec.n_records - rec.n_individuals, constant
+
+
+def add_within_potential(within, beta, sigma2_e) -> None:
+    """Add the within-individual record terms (see :func:`within_terms`) as a ``pm.Potential``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    a, b, C, n_extra, constant = within
+    scatter = a if beta is None else a - 2 * pt.dot(b, beta) + pt.dot(beta, pt.dot(C, beta))
+    pm.Potential(
+        "within_individual",
+        constant - 0.5 * n_extra * pt.log(2 * np.pi * sigma2_e) - scatter / (2 * sigma2_e),
+    )
+
+
+def _means(rec: Records):
+    """Per-individual weighted means of y and X where records repeat or are weighted, else the records."""
+    collapse = not rec.is_collapsible
+    ybar = rec.individual_means(rec.y) if collapse else rec.y
+    Xbar = None if rec.X is None else (rec.individual_means(rec.X) if collapse else rec.X)
+    return ybar, Xbar
+
+
+@dataclass
+class SpectralData:
+    """One kernel's marginal form in the eigenbasis of ``S K S``.
+
+    Attributes
+    ----------
+    vectors : ndarray (n, n)
+        U.
+    lam : ndarray (n,)
+        Eigenvalues of the kernel ``c S G S`` (``K = c G``).
+    scale : ndarray (n,) or None
+        ``sqrt(W_i)``; None where the kernel is not rescaled (S = I).
+    y, one, X : ndarray
+        ``U' S ybar``, ``U' S 1`` and ``U' S Xbar`` (None without covariates).
+    noise : (float, float)
+        ``(a, b)`` with ``nu = a sigma2_e + b sigma2_pe`` added to ``sigma2_k lam_k`` in every component.
+    excess : ndarray (n,) or None
+        ``Delta_i``, the residual-variance excess of each individual over the best-recorded one, in
+        units of sigma2_e (``pe_path == "augmented"``).
+    within : tuple or None
+        See :func:`within_terms`.
+    permanent_environment : bool
+        Whether the model has a permanent-environment effect (then sigma2_pe is needed).
+    """
+
+    vectors: np.ndarray
+    lam: np.ndarray
+    scale: np.ndarray | None
+    y: np.ndarray
+    one: np.ndarray
+    X: np.ndarray | None
+    noise: tuple[float, float]
+    excess: np.ndarray | None
+    within: tuple | None
+    permanent_environment: bool
+
+    @classmethod
+    def build(cls, rec: Records, spectral, *, c: float, scale, pe_path: str) -> SpectralData:
+        s = np.ones(rec.n_individuals) if scale is None else scale
+        ybar, Xbar = _means(rec)
+        W = rec.total_weight
+        noise = {"none": (1.0, 0.0), "diagonal": (1.0 / W[0], 1.0), "augmented": (1.0 / W.max(), 1.0)}[pe_path]
+        return cls(
+            vectors=spectral.vectors,
+            lam=c * spectral.values,
+            scale=scale,
+            y=spectral.rotate(s * ybar),
+            one=spectral.rotate(s),
+            X=None if Xbar is None else spectral.rotate(s[:, None] * Xbar),
+            noise=noise,
+            excess=1.0 / W - 1.0 / W.max() if pe_path == "augmented" else None,
+            within=within_terms(rec, scaled=scale is not None),
+            permanent_environment=pe_path != "none",
+        )
+
+    def rotate_scaled(self, x: np.ndarray) -> np.ndarray:
+        """``U' S x`` for a vector or columns (the rotation of an individual-level offset)."""
+        s = np.ones(self.lam.size) if self.scale is None else self.scale
+        return self.vectors.T @ (s[:, None] * x if x.ndim == 2 else s * x)
+
+
+@dataclass
+class KernelsData:
+    """Several kernels' marginal form: scaled means, noise, and the path's arrays.
+
+    Attributes
+    ----------
+    path : {"woodbury", "dense"}
+        How ``V = sum_k sigma2_k S K_k S + diag(noise)`` is solved.
+    names : list of str
+        The kernels (sets), in model order.
+    y, one, X : ndarray
+        ``S ybar``, ``S 1`` and ``S Xbar`` (not rotated).
+    scale : ndarray (n,)
+        ``S``'s diagonal (ones where the kernels are not rescaled).
+    noise : (ndarray, float)
+        ``(a, b)``: the noise of each scaled mean is ``a_i sigma2_e + b sigma2_pe``.
+    within : tuple or None
+        See :func:`within_terms`.
+    effects : dict of str to ndarray
+        Each kernel's effects factor over every individual (W for marker kernels, so that its
+        coefficients are b; L with L L' = K for a relationship).
+    marker_effects : list of str
+        The kernels whose effects are marker effects.
+    kernels : dict of str to ndarray
+        ``S K_k S`` over the individuals with a record (dense path only).
+    background, low, U, lam, A, blocks, resolvent
+        The Woodbury path: the background kernel, the small ones, the background's eigenbasis and
+        eigenvalues, ``A = U' S [L_low...]``, the small kernels' widths and the shared :class:`Resolvent`.
+    """
+
+    path: str
+    names: list[str]
+    y: np.ndarray
+    one: np.ndarray
+    X: np.ndarray | None
+    scale: np.ndarray
+    noise: tuple
+    within: tuple | None
+    effects: dict[str, np.ndarray]
+    marker_effects: list[str]
+    kernels: dict[str, np.ndarray] = field(default_factory=dict)
+    background: str | None = None
+    low: list[str] = field(default_factory=list)
+    U: np.ndarray | None = None
+    lam: np.ndarray | None = None
+    A: np.ndarray | None = None
+    blocks: list[int] = field(default_factory=list)
+    resolvent: Resolvent | None = None
+    _surface: Surface | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.y.size)
+
+    @property
+    def rotated(self) -> dict[str, np.ndarray | None]:
+        """``U' y``, ``U' 1``, ``U' X`` (Woodbury path)."""
+        U = self.U
+        return {"y": U.T @ self.y, "one": U.T @ self.one, "X": None if self.X is None else U.T @ self.X}
+
+    @property
+    def surface(self) -> Surface:
+        """The interpolated R x R work of a single small kernel on the Woodbury path (built lazily, kept)."""
+        if self._surface is None:
+            rot = self.rotated
+            columns = [rot["y"], rot["one"]] + ([] if rot["X"] is None else list(rot["X"].T))
+            self._surface = Surface(self.resolvent, self.lam, self.A, np.column_stack(columns))
+        return self._surface
+
+
+def kernels_means(rec: Records, scale: np.ndarray | None, permanent_environment: bool):
+    """``(S ybar, S 1, S Xbar, s, (a, b))`` for several kernels."""
+    s = np.ones(rec.n_individuals) if scale is None else scale
+    ybar, Xbar = _means(rec)
+    W = rec.total_weight
+    noise = (np.ones(rec.n_individuals), 0.0) if not permanent_environment else (1.0 / W, 1.0)
+    return s * ybar, s.copy(), None if Xbar is None else s[:, None] * Xbar, s, noise

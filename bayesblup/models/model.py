@@ -1,0 +1,751 @@
+"""One model over a list of kernels: ``y = mu + X beta + sum_k g_k + e``, as a PyMC model.
+
+Each kernel (:mod:`bayesblup.kernels`) adds ``g_k ~ N(0, sigma2_k K_k)``: ``K = G`` for G-BLUP,
+``K = W W'`` for M-BLUP (``g = W b``, ``b ~ N(0, I sigma2_b)``), and ``c_k sigma2_k`` is the genetic
+variance on G's scale (``sigma2_g_equiv`` for M-BLUP: with ``G = W W' / c`` the two are one model,
+eq 7 of S. M. Høj-Edwards and P. Sørensen, "Linear Mixed Models used in Quantitative Genomics", 2022).
+The model is built in one of two forms:
+
+``marginal`` (default)
+    g is integrated out. With **one kernel**, G is eigendecomposed once, y rotated, and the likelihood
+    is diagonal (:class:`~bayesblup.models.data.SpectralData`): NUTS samples mu and two variances at
+    O(n) per gradient. With **several kernels** no one eigenbasis diagonalises the likelihood; it
+    takes one of two exact paths (``path``, chosen by ``"auto"`` and recorded in the fit):
+
+    ``"woodbury"``
+        The kernel of largest rank, the *background*, is eigendecomposed once; the others enter as
+        a low-rank update through factors ``F_k`` with ``F_k F_k' = S K_k S``; the Woodbury identity
+        and the matrix determinant lemma give the log-likelihood from an R x R matrix (R the total
+        rank of the small kernels), O(n R + R^3) per gradient, or O(n) for a single small kernel
+        (:mod:`bayesblup.linalg.woodbury`). Chosen when R <= n / 2 and the noise is one number in
+        the background's basis.
+    ``"dense"``
+        ``V = sum_k sigma2_k S K_k S + diag(noise)`` and its Cholesky factor per gradient: O(n^3).
+
+    Genetic values (per kernel and in total) and marker effects follow exactly from ``g | y, theta``
+    draw by draw (:mod:`bayesblup.inference.posterior`).
+``latent``
+    The textbook form with ``g`` (or ``b``) explicit and non-centred: the teaching view and the
+    test oracle.
+
+Records (:class:`~bayesblup.Records`) may be repeated (Z), weighted (``Var(e) = D sigma2_e``, ``D =
+diag(1/w)``) and carry a permanent-environment effect ``p ~ N(0, I sigma2_pe)`` per individual. The
+marginal form then works on sufficient statistics: per individual the weighted mean record ``ybar_i``
+with total weight ``W_i``, for which
+
+    Var(ybar) = sum_k sigma2_k K_k + sigma2_pe I + sigma2_e diag(1/W).
+
+What the means leave out, the within-individual scatter ``sum_j w_j (y_j - ybar_i - (x_j - xbar_i)
+beta)^2``, enters as a ``pm.Potential`` with its normalising constants, so the log-likelihood is that
+of the records exactly. With one kernel, three cases (``pe_path``):
+
+``"none"`` (no permanent environment)
+    Rescale by ``S = diag(sqrt(W))`` before the eigendecomposition: ``S Var(ybar) S = sigma2_k S K S +
+    sigma2_e I`` is diagonal in the eigenbasis of ``S K S``.
+``"diagonal"`` (every individual has the same total weight W)
+    ``Var(ybar) = sigma2_k K + (sigma2_pe + sigma2_e / W) I``, diagonal in K's eigenbasis.
+``"augmented"`` (unequal total weights)
+    Split ``diag(1/W) = I / W_max + diag(Delta)``, ``Delta_i = 1/W_i - 1/W_max >= 0``. The part with
+    ``Delta`` becomes an explicit, non-centred residual excess ``eps_i ~ N(0, sigma2_e Delta_i)``; given
+    it, ``Var(ybar - eps) = sigma2_k K + (sigma2_pe + sigma2_e / W_max) I`` is diagonal again. g and p
+    stay integrated out; only eps is sampled, and its scale sigma2_e is the best-determined variance
+    in the model, so NUTS mixes well (explicit p, the obvious alternative, mixes about 8x worse).
+
+Slots for what comes next: ``family`` (the likelihood; ``"gaussian"`` today, threshold models for
+binary and ordinal traits next) and the trait dimension (:attr:`BLUPModel.traits`; one trait today).
+A model that can fit itself is :class:`bayesblup.fitting.BLUPModel`'s subclasses ``GBLUP`` and friends.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..kernels import Kernel, as_kernel, kernel_ids
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
+from ..linalg.woodbury import Resolvent
+from ..names import INDIVIDUAL, KERNEL, MARKER, PHENOTYPED, RECORD
+from ..phenotypes import Records, as_records
+from .data import KernelsData, SpectralData, add_within_potential, kernels_means, within_terms
+from .ops import dense_logp, surface_logp, woodbury_logp
+from .priors import Prior, resolve_priors
+
+__all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel"]
+
+FORMS = ("marginal", "latent")
+METHODS = ("nuts", "map")
+PATHS = ("auto", "woodbury", "dense")
+#: Likelihood families. Threshold models (binary, ordinal) plug in here: the marginal form no longer
+#: integrates g out, so they take the latent form with g non-centred in the kernel's eigenbasis.
+FAMILIES = ("gaussian",)
+
+
+class BLUPModel:
+    """One model over a list of kernels (module docstring); build it through GBLUP, MBLUP, MultiGBLUP, MultiMBLUP.
+
+    Parameters
+    ----------
+    y : pandas.Series or Records
+        Records indexed by individual ID (NA = no record), or records already matched.
+    kernels : list of Kernel, Relationship or GenotypeMatrix, or dict of str to them
+        One genetic term each; a dict names them (marker sets). Every kernel must hold the same
+        individuals in the same order.
+    form : {"marginal", "latent"}
+    prior : {"default", "bglr"} or dict
+        See :mod:`bayesblup.models.priors`.
+    eigen_rtol : float
+        Eigenvalues below this fraction of the largest are treated as zero.
+    fixed, weights, permanent_environment, repeated
+        As for :class:`~bayesblup.GBLUP`.
+    path : {"auto", "woodbury", "dense"}
+        The marginal form's path with several kernels.
+    family : {"gaussian"}
+        The likelihood.
+    """
+
+    #: NUTS's target acceptance. 0.9 rather than PyMC's 0.8: when the posterior of h2 has mass near 0 the
+    #: curvature in logit(h2) changes along the chain, and 0.8 left a divergent transition in 4 x 1000 draws
+    #: of a simulated n = 80 fit (none at 0.9, for a few percent more gradient evaluations). Several kernels
+    #: (a set with little variance narrows the posterior's neck; 5 divergences at 0.8 on a simulated GFBLUP)
+    #: and a sampled residual excess (pe_path == "augmented") need the same.
+    default_target_accept: float = 0.9
+
+    def __init__(
+        self,
+        y,
+        kernels,
+        *,
+        form: str = "marginal",
+        prior="default",
+        eigen_rtol: float = DEFAULT_EIGEN_RTOL,
+        fixed=None,
+        weights=None,
+        permanent_environment: bool = False,
+        repeated: bool = False,
+        path: str = "auto",
+        family: str = "gaussian",
+    ):
+        if form not in FORMS:
+            raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}.")
+        if not 0 < eigen_rtol < 1:
+            raise InputError(f"eigen_rtol must lie in (0, 1), got {eigen_rtol}.")
+        if path not in PATHS:
+            raise InputError(f"path must be one of {', '.join(PATHS)}; got {path!r}.")
+        if family not in FAMILIES:
+            raise InputError(
+                f"family must be one of {', '.join(FAMILIES)}; got {family!r} (threshold models for binary and "
+                "ordinal traits are not available yet: see the README's limits)."
+            )
+        sources = _kernel_list(kernels)
+        ids = kernel_ids(sources)
+        records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
+        if not isinstance(records, Records):
+            raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
+        self.records = records
+        self.form = form
+        self.eigen_rtol = eigen_rtol
+        self.family = family
+        self.permanent_environment = bool(permanent_environment)
+        if self.permanent_environment and records.individual is None:
+            raise InputError(
+                "permanent_environment needs repeated records (several per individual); with one record each it "
+                "cannot be told apart from the residual. Drop the option, or pass records with repeated=True."
+            )
+        self.kernels: list[Kernel] = [k.bind(records.ids, records.unphenotyped, eigen_rtol=eigen_rtol) for k in sources]
+        self._path_option = path
+        self._prior_spec = prior
+        self._spectral: Spectral | None = None
+        self._spectral_data: SpectralData | None = None
+        self._kernels_data: KernelsData | None = None
+        self._model = None
+        self._built_names: frozenset[str] | None = None
+        self.prior_label: str | None = None
+        self.timings: dict[str, float] = {}
+
+    # --- what the model is ----------------------------------------------------------------------
+    @property
+    def single(self) -> bool:
+        """One kernel: the spectral path."""
+        return len(self.kernels) == 1
+
+    @property
+    def name(self) -> str:
+        """``"gblup"``, ``"mblup"`` (every kernel of that kind) or ``"mixed"``."""
+        labels = {k.model_label for k in self.kernels}
+        return labels.pop() if len(labels) == 1 else "mixed"
+
+    @property
+    def traits(self) -> tuple[str]:
+        """The traits (one today; the slot a multi-trait model fills)."""
+        return (self.records.trait,)
+
+    @property
+    def set_names(self) -> list[str]:
+        return [k.name for k in self.kernels]
+
+    def kernel(self, name: str) -> Kernel:
+        for k in self.kernels:
+            if k.name == name:
+                return k
+        raise KeyError(name)
+
+    def variance_name(self, name: str) -> str:
+        return self.kernel(name).variance_name
+
+    def set_factor(self, name: str) -> float:
+        """``c_k`` with ``sigma2_g_equiv_k = c_k sigma2_k`` (1 for a relationship)."""
+        return self.kernel(name).c
+
+    def set_msx(self, name: str) -> float:
+        """BGLR's MSx of the kernel ``name``."""
+        return self._msx(self.kernel(name))
+
+    def set_markers(self, name: str) -> int | None:
+        return self.kernel(name).n_markers
+
+    @property
+    def only(self) -> Kernel:
+        """The model's one kernel; refused with several."""
+        if not self.single:
+            raise InputError(f"this model has {len(self.kernels)} kernels ({', '.join(self.set_names)}); name one.")
+        return self.kernels[0]
+
+    @property
+    def kernel_variance(self) -> str:
+        """``sigma2_g`` or ``sigma2_b`` (the base name shared by the kernels' variances)."""
+        return self.kernels[0].variance_base
+
+    @property
+    def factor(self) -> float:
+        """The one kernel's ``c`` (``K = c G``, ``sigma2_g_equiv = c sigma2_k``)."""
+        return self.only.c
+
+    @property
+    def msx(self) -> float:
+        """BGLR's MSx of the one kernel."""
+        return self._msx(self.only)
+
+    def _msx(self, kernel: Kernel) -> float:
+        if self.single:
+            sp = self.spectral
+            return kernel.msx(sp.rank, sp if self.scale is None else None)
+        return kernel.msx(self.widths[kernel.name])
+
+    @property
+    def relationship_matrix(self) -> np.ndarray:
+        """G of the one kernel over the individuals with a record (``K / c``)."""
+        return self.only.relationship_matrix()
+
+    @property
+    def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.only.targets()
+
+    @property
+    def n_markers(self) -> int | None:
+        counts = [k.n_markers for k in self.kernels]
+        return None if None in counts else int(sum(counts))
+
+    @property
+    def scaling(self) -> str:
+        return self.kernels[0].scaling
+
+    @property
+    def denominator(self):
+        if self.single:
+            return self.kernels[0].denominator
+        return {k.name: k.denominator for k in self.kernels}
+
+    @property
+    def has_enrichment(self) -> bool:
+        return not self.single and all(k.n_markers is not None for k in self.kernels)
+
+    # --- records -------------------------------------------------------------------------------
+    @property
+    def y(self) -> np.ndarray:
+        return self.records.y
+
+    @property
+    def ids(self) -> np.ndarray:
+        """IDs of the individuals with a record, in record order."""
+        return self.records.ids
+
+    @property
+    def individuals(self) -> np.ndarray:
+        """Every genotyped individual in the model: those with a record first, then the others."""
+        return np.concatenate([self.records.ids, np.asarray(self.records.unphenotyped, dtype=object)])
+
+    @property
+    def n(self) -> int:
+        """Individuals with at least one record."""
+        return self.records.n_individuals
+
+    @property
+    def n_records(self) -> int:
+        return self.records.n_records
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        """``sqrt(W_i)``, by which the kernels are rescaled (module docstring); None where they are not."""
+        if self.records.is_collapsible or self.permanent_environment:
+            return None  # with p, S would put sigma2_pe diag(W) in the kernel's basis: not diagonal
+        return np.sqrt(self.records.total_weight)
+
+    @property
+    def pe_path(self) -> str:
+        """``"none"``, ``"diagonal"`` or ``"augmented"`` (module docstring)."""
+        if not self.permanent_environment:
+            return "none"
+        W = self.records.total_weight
+        return "diagonal" if np.allclose(W, W[0], rtol=1e-12, atol=0) else "augmented"
+
+    def relationship_diagonal(self) -> np.ndarray:
+        """``G_ii`` of the one kernel for every individual (records first), for reliabilities."""
+        k = self.only
+        return k.diagonal() / k.c
+
+    # --- linear algebra, once per model ----------------------------------------------------------
+    @property
+    def widths(self) -> dict[str, int]:
+        """Columns of each kernel's factor: its rank (G) or marker count, at most the individuals."""
+        out = {}
+        for k in self.kernels:
+            t0 = time.perf_counter()
+            fresh = "L" not in k._cache
+            out[k.name] = k.factor_all().shape[1]
+            if fresh:
+                self.timings["factors_s"] = self.timings.get("factors_s", 0.0) + time.perf_counter() - t0
+        return out
+
+    @property
+    def background(self) -> str:
+        """The kernel of largest rank: eigendecomposed on the Woodbury path."""
+        widths = self.widths
+        return max(self.set_names, key=lambda name: widths[name])
+
+    @property
+    def path(self) -> str:
+        """``"spectral"`` (one kernel), ``"latent"``, ``"woodbury"`` or ``"dense"`` (module docstring)."""
+        if self.form == "latent":
+            return "latent"
+        if self.single:
+            return "spectral"
+        low = sum(w for name, w in self.widths.items() if name != self.background)
+        woodbury_ok = self.pe_path != "augmented"
+        if self._path_option == "woodbury":
+            if not woodbury_ok:
+                raise InputError(
+                    "path='woodbury' needs the residual variance of every individual mean to be equal (no permanent "
+                    "environment, or equal total record weights); use path='dense' or 'auto'."
+                )
+            return "woodbury"
+        if self._path_option == "dense":
+            return "dense"
+        return "woodbury" if woodbury_ok and low <= self.n // 2 else "dense"
+
+    @property
+    def spectral(self) -> Spectral:
+        """The eigendecomposition behind the marginal form, computed once.
+
+        One kernel: ``S K S`` (K itself with one unweighted record per individual). Several: the
+        background's ``S K_b S`` (the Woodbury path).
+        """
+        if self._spectral is None:
+            t0 = time.perf_counter()
+            self._spectral = self._decompose()
+            self.timings["eigendecomposition_s"] = time.perf_counter() - t0
+        return self._spectral
+
+    def _decompose(self) -> Spectral:
+        if self.single:
+            kernel = self.kernels[0]
+            K, label = kernel.relationship_matrix(), kernel.label
+            if self.scale is not None:  # S K S: the weights rescale K before the eigendecomposition
+                K = self.scale[:, None] * K * self.scale[None, :]
+                label = f"S {label} S (G rescaled by the root total record weights)"
+            return eigendecompose(K, rtol=self.eigen_rtol, name=label)
+        background = self.kernel(self.background)
+        L = background.factor_all()[: self.n]
+        if background.spectrum is not None and self.scale is None and not len(self.records.unphenotyped):
+            # The factor came from eigendecomposing this very matrix (K_b over the same individuals).
+            return background.spectrum
+        s = np.ones(self.n) if self.scale is None else self.scale
+        F = s[:, None] * L
+        # F F' with F = S L: the same matrix as S K_b S, without a second n x n kernel in memory.
+        return eigendecompose(F @ F.T, rtol=self.eigen_rtol, name=f"the background kernel ({self.background})")
+
+    @property
+    def spectral_data(self) -> SpectralData:
+        """One kernel's marginal form in the eigenbasis (:class:`SpectralData`), computed once."""
+        if self._spectral_data is None:
+            self._spectral_data = SpectralData.build(
+                self.records, self.spectral, c=self.factor, scale=self.scale, pe_path=self.pe_path
+            )
+        return self._spectral_data
+
+    @property
+    def kernels_data(self) -> KernelsData:
+        """Several kernels' marginal form (:class:`KernelsData`), computed once."""
+        if self._kernels_data is None:
+            y, one, X, s, noise = kernels_means(self.records, self.scale, self.permanent_environment)
+            path = self.path
+            data = KernelsData(
+                path=path,
+                names=self.set_names,
+                y=y,
+                one=one,
+                X=X,
+                scale=s,
+                noise=noise,
+                within=None,
+                effects={k.name: k.effects_factor() for k in self.kernels},
+                marker_effects=[k.name for k in self.kernels if k.markers is not None],
+            )
+            data.within = within_terms(self.records, scaled=self.scale is not None)
+            if path == "woodbury":
+                sp = self.spectral
+                data.background = self.background
+                data.low = [name for name in self.set_names if name != self.background]
+                data.U, data.lam = sp.vectors, sp.values
+                data.A = np.hstack(
+                    [sp.vectors.T @ (s[:, None] * self.kernel(n).factor_all()[: self.n]) for n in data.low]
+                )
+                data.blocks = [self.widths[name] for name in data.low]
+                data.resolvent = Resolvent(data.lam, data.A)  # shared by the likelihood and the posterior
+            else:
+                for k in self.kernels:
+                    K = k.matrix()
+                    data.kernels[k.name] = K if self.scale is None else self.scale[:, None] * K * self.scale[None, :]
+            self._kernels_data = data
+        return self._kernels_data
+
+    @property
+    def posterior_data(self) -> SpectralData | KernelsData:
+        """What :mod:`bayesblup.inference.posterior` needs of the marginal form."""
+        return self.spectral_data if self.single else self.kernels_data
+
+    # --- priors ------------------------------------------------------------------------------------
+    @property
+    def priors(self) -> tuple[str, dict[str, Prior]]:
+        """(label, priors) after resolving the preset against the data."""
+        pe_msx = None
+        if self.permanent_environment:  # BGLR's MSx of the incidence matrix Z: 1 - sum(n_i^2) / N^2
+            counts = np.bincount(self.records.record_index, minlength=self.n)
+            pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
+        msx = {k.variance_name: self._msx(k) for k in self.kernels}
+        return resolve_priors(self._prior_spec, self.y, msx=msx, pe_msx=pe_msx)
+
+    # --- the PyMC model ------------------------------------------------------------------------------
+    @property
+    def nuts_init(self) -> str:
+        """PyMC's NUTS initialisation: a dense mass matrix for several kernels' marginal form, else diagonal.
+
+        With several kernels the variances and h2 are correlated a posteriori, and with a handful of
+        parameters the full matrix is cheap (measured at n = 1000: 7 leapfrog steps per draw instead of
+        12). The latent form has a parameter per individual, where a dense matrix would cost O(n^2)
+        per step and be estimated from too few draws.
+        """
+        return "jitter+adapt_full" if self.form == "marginal" and not self.single else "jitter+adapt_diag"
+
+    @property
+    def reusable(self) -> bool:
+        """Whether fits of the same structure can share one compiled model.
+
+        The single-kernel marginal form: every number its graph reads (rotated data, eigenvalues,
+        prior parameters) is a ``pm.Data`` container, so another trait, another CV fold or another
+        data set of the same structure only swaps data (:mod:`bayesblup.inference.compiled`). Not the
+        latent form, whose free variables grow with n, nor the augmented path, nor several kernels
+        (their likelihood Ops hold their arrays).
+        """
+        return self.single and self.form == "marginal" and not self.samples_excess
+
+    @property
+    def samples_excess(self) -> bool:
+        """Whether NUTS samples the residual excess (one kernel, marginal form, ``pe_path == "augmented"``).
+
+        Several kernels with unequal weights and a permanent environment take the dense path instead.
+        """
+        return self.single and self.form == "marginal" and self.pe_path == "augmented"
+
+    @property
+    def model(self):
+        """The ``pm.Model``, built on first use: inspect it, extend it, or sample it with any PyMC sampler.
+
+        :meth:`bayesblup.fitting.BLUPModel.fit` samples this very model, with whatever you added to it.
+        """
+        if self._model is None:
+            t0 = time.perf_counter()  # includes importing PyMC (a first build pays it) and the eigendecomposition
+            self._model = self.build()
+            self._built_names = frozenset(self._model.named_vars)
+            self.timings["build_s"] = time.perf_counter() - t0
+        return self._model
+
+    @property
+    def extensions(self) -> list[str]:
+        """Names a user added to :attr:`model` after it was built (empty if it was not extended)."""
+        if self._model is None:
+            return []
+        return sorted(set(self._model.named_vars) - self._built_names)
+
+    def _constant(self, name: str, value, dims=None):
+        """``value`` in the graph: a ``pm.Data`` container in a reusable model, else a constant."""
+        if not self.reusable:
+            return value
+        import pymc as pm
+
+        return pm.Data(name, value, dims=dims)
+
+    def _create_prior(self, priors: dict[str, Prior], name: str):
+        """The prior of ``name``, its parameters as ``pm.Data`` in a reusable model (they follow y)."""
+        prior = priors[name]
+        if not self.reusable:
+            return prior.create(name)
+        if any(np.ndim(v) != 0 or isinstance(v, bool | str) for v in prior.parameters.values()):
+            return prior.create(name)  # refused there, with the parameter named
+        data = {key: self._constant(f"prior_{name}_{key}", float(value)) for key, value in prior.parameters.items()}
+        return prior.create(name, parameters=data)
+
+    def build(self):
+        """Build and return a new PyMC model in the configured form (:attr:`model` is the one to extend)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        label, priors = self.priors
+        rec = self.records
+        coords = {INDIVIDUAL: self.individuals.astype(str)}
+        if self.reusable:  # nothing in the marginal graph is per individual: keep them out of the shared model
+            del coords[INDIVIDUAL]
+        if self.form == "marginal" and self.single:
+            coords["component"] = np.arange(self.n)
+        if rec.X is not None:
+            coords["covariate"] = list(rec.covariates)
+        if self.permanent_environment and (self.form == "latent" or self.samples_excess):
+            # p (latent form) or the residual excess (augmented path) lives here
+            coords[PHENOTYPED] = self.ids.astype(str)
+        with pm.Model(coords=coords) as model:
+            mu = self._create_prior(priors, "mu")
+            sigma2, sigma2_pe, sigma2_e = self._variance_block(label, priors)
+            beta = None
+            if rec.X is not None:
+                # Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
+                scale = 10 * np.std(self.y, ddof=1) / rec.X.std(axis=0)
+                beta = pm.Normal("beta", 0.0, self._constant("beta_scale", scale, dims="covariate"), dims="covariate")
+            if self.form == "marginal" and self.single:
+                self._spectral_likelihood(mu, beta, sigma2[0], sigma2_pe, sigma2_e)
+            elif self.form == "marginal":
+                self._kernels_likelihood(mu, beta, sigma2, sigma2_pe, sigma2_e)
+            else:
+                pe = None
+                if self.permanent_environment:  # explicit and non-centred, as g
+                    z_pe = pm.Normal("z_pe", 0.0, 1.0, dims=PHENOTYPED)
+                    pe = pm.Deterministic("pe", pt.sqrt(sigma2_pe) * z_pe, dims=PHENOTYPED)
+                g = self._latent_genetic_values(sigma2)
+                model.add_coord(RECORD, np.arange(self.n_records))
+                # Individuals with a record come first; the rest are predicted through the kernels.
+                idx = rec.record_index
+                mean = mu + g[: self.n][idx]
+                if beta is not None:
+                    mean = mean + pt.dot(rec.X, beta)
+                if pe is not None:
+                    mean = mean + pe[idx]
+                sigma = pt.sqrt(sigma2_e) if rec.weights is None else pt.sqrt(sigma2_e / rec.weights)
+                pm.Normal("y", mu=mean, sigma=sigma, observed=self.y, dims=RECORD)
+        self.prior_label = label
+        return model
+
+    def _variance_block(self, label: str, priors: dict[str, Prior]):
+        """``[sigma2_k per kernel]``, sigma2_pe (None without it) and sigma2_e, with h2 and what derives from them."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        kernels = self.kernels
+        if not self.single:
+            pm.modelcontext(None).add_coord(KERNEL, self.set_names)
+        c = [self._constant("factor_c", float(k.c)) if self.single else k.c for k in kernels]
+        sigma2_pe = None
+        if "h2" in priors:  # the h2 parameterisation: "default", or a user's dict with "h2"
+            h2 = self._create_prior(priors, "h2")
+            total = self._create_prior(priors, "sigma2_p")
+            share = None
+            if not self.single:  # the kernels' shares of the genetic variance
+                a = float(priors["set_share"].parameters.get("a", 1.0))
+                share = pm.Dirichlet("set_share", a=np.full(len(kernels), a), dims=KERNEL)
+            rest = (1 - h2) * total
+            if self.permanent_environment:  # the share of the non-genetic variance that is permanent
+                pe_share = self._create_prior(priors, "pe_share")
+                sigma2_pe = pm.Deterministic("sigma2_pe", pe_share * rest)
+                rest = (1 - pe_share) * rest
+            sigma2_e = pm.Deterministic("sigma2_e", rest)
+            genetic = [h2 * total] if share is None else [h2 * total * share[i] for i in range(len(kernels))]
+            sigma2 = [pm.Deterministic(k.variance_name, gk / ck) for k, gk, ck in zip(kernels, genetic, c, strict=True)]
+        else:
+            sigma2 = [self._create_prior(priors, k.variance_name) for k in kernels]
+            if self.permanent_environment:
+                sigma2_pe = self._create_prior(priors, "sigma2_pe")
+            sigma2_e = self._create_prior(priors, "sigma2_e")
+            genetic = [ck * sk for ck, sk in zip(c, sigma2, strict=True)]
+        total_g = genetic[0] if self.single else pt.add(*genetic)
+        other = sigma2_e if sigma2_pe is None else sigma2_pe + sigma2_e
+        if "h2" not in priors:
+            pm.Deterministic("h2", total_g / (total_g + other))
+        if not self.single:
+            for k, gk in zip(kernels, genetic, strict=True):
+                pm.Deterministic(f"h2_{k.name}", gk / (total_g + other))
+        for k, gk in zip(kernels, genetic, strict=True):
+            if k.reports_equivalent:
+                pm.Deterministic("sigma2_g_equiv" if self.single else f"sigma2_g_equiv_{k.name}", gk)
+        if self.permanent_environment:
+            pm.Deterministic("repeatability", (total_g + sigma2_pe) / (total_g + other))
+        if self.has_enrichment:
+            m_total = sum(k.n_markers for k in kernels)
+            for k, gk in zip(kernels, genetic, strict=True):
+                # genetic variance per marker of the set over that of all the other sets pooled
+                rest_g = total_g - gk
+                pm.Deterministic(f"enrichment_{k.name}", (gk / k.n_markers) / (rest_g / (m_total - k.n_markers)))
+        return sigma2, sigma2_pe, sigma2_e
+
+    def _spectral_likelihood(self, mu, beta, sigma2_k, sigma2_pe, sigma2_e) -> None:
+        """``y_rotated`` (diagonal Gaussian) and, for repeated or weighted records, the record terms."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        data = self.spectral_data
+        mean = self._constant("one_star", data.one, dims="component") * mu
+        if beta is not None:
+            mean = mean + pt.dot(self._constant("X_star", data.X, dims=("component", "covariate")), beta)
+        a, b = data.noise
+        a = self._constant("noise_a", a)
+        noise = a * sigma2_e if b == 0 else a * sigma2_e + b * sigma2_pe
+        if data.excess is not None:
+            # The residual excess of the less-recorded individuals, explicit and non-centred (its sd
+            # is a multiple of sigma_e); rotated with the data, it leaves the likelihood diagonal.
+            z = pm.Normal("z_excess", 0.0, 1.0, dims=PHENOTYPED)
+            # sqrt(Delta) outside the graph: sqrt(sigma2_e * 0) would have an infinite gradient.
+            mean = mean + pt.dot(data.vectors.T, np.sqrt(data.excess) * z) * pt.sqrt(sigma2_e)
+        lam = self._constant("eigenvalues", data.lam, dims="component")
+        y_star = self._constant("y_star", data.y, dims="component")
+        pm.Normal("y_rotated", mu=mean, sigma=pt.sqrt(sigma2_k * lam + noise), observed=y_star, dims="component")
+        if data.within is not None:
+            # log N(y) = log N(y_rotated) + what the weighted means leave out: the within-individual
+            # scatter with its normalising constant, so logp is the records' exactly.
+            names = ("within_a", "within_b", "within_C", "within_n_extra", "within_constant")
+            within = tuple(v if v is None else self._constant(k, v) for k, v in zip(names, data.within, strict=True))
+            add_within_potential(within, beta, sigma2_e)
+
+    def _kernels_likelihood(self, mu, beta, sigma2, sigma2_pe, sigma2_e) -> None:
+        """The exact Gaussian log-likelihood of several kernels (Woodbury or dense path) as a Potential."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        t0 = time.perf_counter()
+        data = self.kernels_data
+        by_name = dict(zip(self.set_names, sigma2, strict=True))
+        a, b = data.noise
+        if data.path == "woodbury":
+            rot = data.rotated
+            a = float(a[0])  # one number on this path (checked in path)
+            y, one, X = rot["y"], rot["one"], rot["X"]
+        else:
+            y, one, X = data.y, data.one, data.X
+        mean = one * mu
+        if beta is not None:
+            mean = mean + pt.dot(X, beta)
+        noise = a * sigma2_e if sigma2_pe is None else a * sigma2_e + b * sigma2_pe
+        r = y - mean
+        if data.path == "woodbury":
+            s_low = [by_name[k] for k in data.low]
+            if len(data.low) == 1:
+                # One small set: the R x R work is interpolated over two variance ratios (O(n) per gradient).
+                fixed = pt.atleast_1d(mu) if beta is None else pt.concatenate([pt.atleast_1d(mu), beta])
+                logp = surface_logp(data.surface, fixed, by_name[data.background], s_low[0], noise)
+            else:
+                logp = woodbury_logp(
+                    data.resolvent, data.lam, data.A, data.blocks, r, by_name[data.background], s_low, noise
+                )
+        else:
+            s = pt.stack(sigma2)
+            logp = dense_logp([data.kernels[name] for name in self.set_names], r, s, noise * np.ones(self.n))
+        # A Potential, not an observed variable: the log-likelihood of the (scaled) individual means.
+        pm.Potential("y_marginal", logp)
+        if data.within is not None:
+            add_within_potential(data.within, beta, sigma2_e)
+        self.timings["marginal_setup_s"] = time.perf_counter() - t0
+
+    def _latent_genetic_values(self, sigma2):
+        """Add the explicit genetic values (dims individual, every individual), per kernel and in total."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        model = pm.modelcontext(None)
+        single = self.single
+        parts: dict[str, object] = {}
+        markers = [k for k in self.kernels if k.markers is not None]
+        if markers:  # one vector b over every marker kernel's markers, non-centred
+            model.add_coord(MARKER, np.concatenate([k.markers.astype(str) for k in markers]))
+            z = pm.Normal("z", 0.0, 1.0, dims=MARKER)
+            by_kernel = dict(zip(self.kernels, sigma2, strict=True))
+            sd = pt.concatenate([pt.repeat(pt.sqrt(by_kernel[k])[None], k.n_markers) for k in markers])
+            b = pm.Deterministic("b", sd * z, dims=MARKER)
+            start = 0
+            for k in markers:
+                stop = start + k.n_markers
+                parts[k.name] = pt.dot(k.W_all, b[start:stop])
+                start = stop
+        for k, s2 in zip(self.kernels, sigma2, strict=True):
+            if k.markers is not None:
+                continue
+            # G's own decomposition where the model has it (every individual has a record, no rescaling)
+            reuse = single and not len(self.records.unphenotyped) and self.scale is None
+            dim, coord, L = k.latent_factor(self.spectral if reuse else None)
+            model.add_coord(dim, coord)
+            z = pm.Normal("z" if single else f"z_{k.name}", 0.0, 1.0, dims=dim)
+            parts[k.name] = pt.sqrt(s2) * pt.dot(L, z)
+        if single:
+            return pm.Deterministic("g", parts[self.kernels[0].name], dims=INDIVIDUAL)
+        named = [pm.Deterministic(f"g_{k.name}", parts[k.name], dims=INDIVIDUAL) for k in self.kernels]
+        return pm.Deterministic("g", pt.add(*named), dims=INDIVIDUAL)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """The scalar (and covariate) parameters of the summary table, in order."""
+        names = ["h2"]
+        if not self.single:
+            names += [f"h2_{k.name}" for k in self.kernels]
+        if self.permanent_environment:
+            names.append("repeatability")
+        names += [k.variance_name for k in self.kernels]
+        for k in self.kernels:
+            if k.reports_equivalent:
+                names.append("sigma2_g_equiv" if self.single else f"sigma2_g_equiv_{k.name}")
+        if self.has_enrichment:
+            names += [f"enrichment_{k.name}" for k in self.kernels]
+        if self.permanent_environment:
+            names.append("sigma2_pe")
+        names += ["sigma2_e", "mu"]
+        return [*names, "beta"] if self.records.X is not None else names
+
+    def describe(self) -> dict:
+        """The model's specification, as summary.json records it."""
+        return {
+            "family": self.family,
+            "traits": list(self.traits),
+            "form": self.form,
+            "path": self.path,
+            "kernels": [k.describe() | {"name": k.name} for k in self.kernels],
+        }
+
+
+def _kernel_list(kernels) -> list[Kernel]:
+    """Kernels from a list, or a dict naming them (marker sets); at least one, and named when several."""
+    if isinstance(kernels, dict):
+        out = [as_kernel(source, name=name) for name, source in kernels.items()]
+        if len(out) < 2:
+            raise InputError(f"several marker sets need at least two; got {len(out)}.")
+        return out
+    if not isinstance(kernels, list | tuple) or not kernels:
+        raise InputError("kernels must be a non-empty list (or a dict of named marker sets).")
+    out = [as_kernel(source) for source in kernels]
+    if len(out) > 1 and any(k.name is None for k in out):
+        raise InputError("with several kernels, name each one (a dict {name: G or W}, or Kernel(..., name=...)).")
+    return out
