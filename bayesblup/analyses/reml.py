@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..genotypes.relationship import Relationship
-from ..models.base import as_records
+from ..phenotypes import as_records
 
 __all__ = ["REMLResult", "reml"]
 
