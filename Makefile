@@ -23,9 +23,11 @@ $(JAX_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bayesblup demo
 
-## test: lint, then the default test suite (exact, structural and quick statistical tests)
+## test: lint, the layer contract (pyproject.toml [tool.importlinter]), then the default test suite
+## (the exact, structural and quick recovery tiers; tests/README.md)
 test: $(STAMP)
 	$(VENV)/bin/ruff check bayesblup tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 ## test-slow: the slower statistical checks (run by CI as a separate step)
@@ -58,4 +60,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix bayesblup tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .import_linter_cache build dist

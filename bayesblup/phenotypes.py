@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import InputError, preview
 
-__all__ = ["Records", "design_matrix", "match_records", "read_phenotypes"]
+__all__ = ["Records", "as_records", "design_matrix", "match_records", "read_phenotypes"]
 
 
 def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
@@ -397,5 +397,15 @@ def match_records(
 
 
 def as_records(y, genotyped_ids, **options) -> Records:
-    """``y`` itself if already matched (:class:`Records`), else :func:`match_records` with ``options``."""
+    """``y`` itself if already matched (:class:`Records`), else :func:`match_records` with ``options``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rec = as_records(pd.Series([1.0, 2.0, None, 4.0], index=["a", "b", "c", "d"]), ["a", "b", "c", "d"])
+    >>> rec.ids.tolist(), rec.n_missing
+    (['a', 'b', 'd'], 1)
+    >>> as_records(rec, ["a", "b", "c", "d"]) is rec
+    True
+    """
     return y if isinstance(y, Records) else match_records(y, genotyped_ids, **options)

@@ -9,8 +9,26 @@ import pytest
 
 import bayesblup as bb
 
-DATA = Path(__file__).parent / "data"
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
 REFERENCE = DATA / "reference"  # outputs of BGLR and rrBLUP on wheat y1 (tests/data/reference/README.md)
+TIERS = ("exact", "structural", "recovery")  # tests/README.md
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: an untiered slow or jax test is caught too
+def pytest_collection_modifyitems(config, items):
+    """Every test here has exactly one tier mark of TIERS (module ``pytestmark`` or its own); doctests have none."""
+    wrong = []
+    for item in items:
+        if not Path(item.path).is_relative_to(TESTS):
+            continue
+        tiers = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {', '.join(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError(
+            f"each test needs exactly one of the marks {', '.join(TIERS)} (tests/README.md):\n  " + "\n  ".join(wrong)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import bayesblup as bb
+
+pytestmark = pytest.mark.structural
 
 PUBLIC = {
     "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "MarkerScaling", "QCReport", "Relationship",

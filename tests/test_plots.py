@@ -18,6 +18,8 @@ from bayesblup import plots
 from bayesblup.cli.main import main
 from bayesblup.datasets import wheat_path
 
+pytestmark = pytest.mark.structural
+
 matplotlib.use("Agg")
 
 QUICK = {"chains": 2, "draws": 200, "tune": 200, "seed": 1}

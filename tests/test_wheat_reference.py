@@ -41,6 +41,7 @@ def mblup_fit(wheat, wheat_W):
     return bb.MBLUP(wheat.phenotypes["y1"], wheat_W, prior="bglr").fit(chains=4, draws=1000, tune=1000, seed=SEED)
 
 
+@pytest.mark.recovery
 def test_gblup__h2_matches_bglr_rkhs(gblup_fit, reference_dir):
     """G-BLUP, prior="bglr", 4 x 1000 draws: posterior mean of h2 within 0.015 of BGLR RKHS (0.502).
 
@@ -57,6 +58,7 @@ def test_gblup__h2_matches_bglr_rkhs(gblup_fit, reference_dir):
     assert row["sd"] == pytest.approx(reference["sd"], rel=0.15)
 
 
+@pytest.mark.recovery
 def test_gblup__diagnostics(gblup_fit):
     """No divergences, max R-hat <= 1.01, ESS(h2) >= 1000 (measured: 0 divergences, max R-hat 1.001, ESS >= 3288)."""
     diag = gblup_fit.diagnostics()
@@ -66,6 +68,7 @@ def test_gblup__diagnostics(gblup_fit):
     assert (gblup_fit.method, gblup_fit.sampler) == ("nuts", "pymc")
 
 
+@pytest.mark.recovery
 def test_mblup__sigma2_g_equiv_matches_gblup(gblup_fit, mblup_fit, reference_dir):
     """M-BLUP's sigma2_g_equiv = m sigma2_b within 5% of G-BLUP's sigma2_g (posterior means).
 
@@ -84,6 +87,7 @@ def test_mblup__sigma2_g_equiv_matches_gblup(gblup_fit, mblup_fit, reference_dir
     assert diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01 and m.loc["h2", "ess_bulk"] >= 1000, diag
 
 
+@pytest.mark.exact
 def test_gblup_and_mblup__map_h2_near_reml(wheat, wheat_G, wheat_W, reference_dir):
     """MAP h2 within 0.005 of REML's 0.4989 (rrblup_wheat.csv, REML_tight_G).
 
@@ -104,6 +108,7 @@ def test_gblup_and_mblup__map_h2_near_reml(wheat, wheat_G, wheat_W, reference_di
         assert abs(h2 - reml) < 0.005, f"{model.name} MAP h2 {h2:.5f} vs REML {reml:.5f}"
 
 
+@pytest.mark.exact
 def test_genetic_values_at_reml_variances_match_rrblup(wheat, wheat_G, wheat_W, reference_dir):
     """E[g | y, theta] at rrBLUP's REML (mu, Vu, Ve) equals rrBLUP's BLUPs, for G-BLUP and M-BLUP.
 

@@ -40,6 +40,7 @@ H2_PRIOR = {
 # --- ranks and the chi-square helper ---------------------------------------------------------------
 
 
+@pytest.mark.exact
 def test_thinned_rank__counts_the_kept_draws_below_the_truth():
     draws = np.array([[0.0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])  # pooled chain after chain: 0..9
     assert thinned_rank(5.0, draws, 5) == 3  # thin 2 keeps 0, 2, 4, 6, 8
@@ -50,6 +51,7 @@ def test_thinned_rank__counts_the_kept_draws_below_the_truth():
         thinned_rank(0.0, draws, 11)
 
 
+@pytest.mark.exact
 def test_rank_uniformity__exactly_uniform_ranks_give_chi2_zero():
     ranks = np.tile(np.arange(100), 3)  # every rank 0..99 three times
     out = rank_uniformity(ranks, 99, bins=10)
@@ -57,6 +59,7 @@ def test_rank_uniformity__exactly_uniform_ranks_give_chi2_zero():
     assert out["histogram"] == [30] * 10
 
 
+@pytest.mark.exact
 def test_rank_uniformity__matches_the_hand_computed_statistic():
     ranks = np.array([0, 1, 2, 3, 4, 5, 6, 7] + [0, 1] * 2)  # L = 7, bins of 2 ranks: counts 6, 2, 2, 2
     out = rank_uniformity(ranks, 7, bins=4)
@@ -69,6 +72,7 @@ def test_rank_uniformity__matches_the_hand_computed_statistic():
     assert out["p_value"] == pytest.approx(st.chi2.sf(chi2, 3), rel=1e-12)
 
 
+@pytest.mark.exact
 def test_rank_uniformity__grossly_non_uniform_ranks_are_rejected():
     assert rank_uniformity(np.zeros(200, dtype=int), 99, bins=10)["p_value"] < 1e-100  # all in the first bin
     u_shaped = np.r_[np.zeros(100, dtype=int), np.full(100, 99)]  # an over-confident posterior
@@ -84,6 +88,7 @@ def test_rank_uniformity__grossly_non_uniform_ranks_are_rejected():
         ([], 10, "non-empty"),
     ],
 )
+@pytest.mark.structural
 def test_rank_uniformity__refuses_bad_input(ranks, bins, message):
     with pytest.raises(bb.InputError, match=message):
         rank_uniformity(np.asarray(ranks), 99, bins=bins)
@@ -93,6 +98,7 @@ def test_rank_uniformity__refuses_bad_input(ranks, bins, message):
 
 
 @pytest.mark.parametrize(("which", "kernel_name"), [(0, "sigma2_g"), (1, "sigma2_b")])
+@pytest.mark.structural
 def test_sbc__ten_replications_of_each_model(kernels, which, kernel_name):
     kernel = kernels[which]
     scale = 1.0 if which == 0 else 1.0 / kernel.values.shape[1]  # sigma2_b is per marker: 1/m of sigma2_g
@@ -118,6 +124,7 @@ def test_sbc__ten_replications_of_each_model(kernels, which, kernel_name):
     assert len(lines) == 2 + 4
 
 
+@pytest.mark.exact
 def test_sbc__is_bit_reproducible_and_replications_do_not_depend_on_their_number(kernels):
     G = kernels[0]
     prior = variance_prior("sigma2_g")
@@ -131,6 +138,7 @@ def test_sbc__is_bit_reproducible_and_replications_do_not_depend_on_their_number
     assert not np.allclose(a.truth.iloc[:2], other.truth)
 
 
+@pytest.mark.structural
 def test_sbc__the_h2_parameterisation_and_interval_coverage(kernels):
     W = kernels[1]
     table = bb.interval_coverage(W, H2_PRIOR, simulations=3, parameters=("h2", "sigma2_b"), seed=2, chains=2, draws=100)
@@ -141,6 +149,7 @@ def test_sbc__the_h2_parameterisation_and_interval_coverage(kernels):
     assert h2["truth"].between(0, 1).all()
 
 
+@pytest.mark.exact
 def test_sbc__intervals_are_the_summary_quantiles(kernels, monkeypatch):
     """The 90% interval recorded per replication is the fit's own q05, q95 (summary())."""
     from bayesblup.fitting import BLUPModel
@@ -168,11 +177,13 @@ def test_sbc__intervals_are_the_summary_quantiles(kernels, monkeypatch):
          "mu, h2, sigma2_p"),
     ],
 )  # fmt: skip
+@pytest.mark.structural
 def test_sbc__refuses_a_data_dependent_or_incomplete_prior(kernels, prior, message):
     with pytest.raises(bb.InputError, match=message):
         bb.simulation_based_calibration(kernels[0], prior, replications=1)
 
 
+@pytest.mark.structural
 def test_sbc__refuses_other_kernels_and_unknown_parameters(kernels):
     with pytest.raises(bb.InputError, match="Relationship"):
         bb.simulation_based_calibration(kernels[0].matrix, variance_prior("sigma2_g"), replications=1)

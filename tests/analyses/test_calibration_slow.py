@@ -12,6 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.recovery
 def test_centered__large_n_off_diagonal_spread_matches_closed_form(seed):
     """n = 2500 unrelated HWE individuals, m = 20,000 markers, true p.
 
@@ -29,6 +30,7 @@ def test_centered__large_n_off_diagonal_spread_matches_closed_form(seed):
     assert off.std() == pytest.approx(np.sqrt(np.sum((2 * p * (1 - p)) ** 2)) / nu, rel=0.01)
 
 
+@pytest.mark.exact
 def test_standardized_hwe__float32_matches_float64_at_scale():
     """float32 G at n = 2000, m = 30,000: relative error ~ eps32 * sqrt(m) ~ 1e-5; tolerance 1e-4 absolute."""
     geno, _ = simulate_genotypes(2000, 30000, seed=7, missing_rate=0.01)
@@ -69,6 +71,7 @@ def _check_sbc(sbc, capsys) -> None:
         assert row["p_value"] > SBC_ALPHA, f"{name}: ranks not uniform, chi2 {row['chi2']:.1f}, p {row['p_value']:.2g}"
 
 
+@pytest.mark.recovery
 def test_sbc__gblup_ranks_are_uniform(capsys):
     """G-BLUP, n = 50 (simulated HWE genotypes, m = 500): 200 replications, L = 99 (thin 10 of 2 x 500).
 
@@ -86,6 +89,7 @@ def test_sbc__gblup_ranks_are_uniform(capsys):
     _check_sbc(sbc, capsys)
 
 
+@pytest.mark.recovery
 def test_sbc__mblup_ranks_are_uniform(capsys):
     """M-BLUP, n = 50, m = 500: 200 replications, L = 99, under BGLR's prior shapes with fixed numbers.
 
@@ -104,6 +108,7 @@ def test_sbc__mblup_ranks_are_uniform(capsys):
     _check_sbc(sbc, capsys)
 
 
+@pytest.mark.recovery
 def test_coverage__90_percent_intervals_of_h2_cover_the_truth(capsys):
     """G-BLUP, n = 80, m = 500: over 300 seeded simulations the 90% interval of h2 covers 84-95% of the time.
 

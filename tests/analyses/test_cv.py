@@ -26,6 +26,7 @@ def data():
     return geno, y, folds
 
 
+@pytest.mark.exact
 def test_cross_validate__each_fold_is_a_fit_with_that_fold_hidden(data):
     geno, y, folds = data
     G = bb.genomic_relationship(geno, scaling="standardized")
@@ -44,6 +45,7 @@ def test_cross_validate__each_fold_is_a_fit_with_that_fold_hidden(data):
     assert "mean correlation" in "\n".join(cv.lines())
 
 
+@pytest.mark.structural
 def test_cross_validate__raise_on_records_without_fold(data):
     geno, y, folds = data
     G = bb.genomic_relationship(geno, scaling="standardized")
@@ -51,6 +53,7 @@ def test_cross_validate__raise_on_records_without_fold(data):
         bb.cross_validate(lambda yt: bb.GBLUP(yt, G), y, folds.iloc[5:], method="map")
 
 
+@pytest.mark.structural
 def test_cross_validate__raise_on_one_fold(data):
     geno, y, folds = data
     G = bb.genomic_relationship(geno, scaling="standardized")
@@ -58,6 +61,7 @@ def test_cross_validate__raise_on_one_fold(data):
         bb.cross_validate(lambda yt: bb.GBLUP(yt, G), y, folds * 0, method="map")
 
 
+@pytest.mark.structural
 def test_fit_cli__folds_writes_cv_csv(tmp_path, data):
     geno, y, folds = data
     pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers).to_csv(tmp_path / "g.csv")

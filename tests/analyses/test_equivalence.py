@@ -31,6 +31,7 @@ def fits(geno, y, g_scaling, w_scaling, method="map", relationship=None):
 
 
 @pytest.mark.parametrize("scaling", ["standardized", "standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_check_equivalence__holds_with_one_scaling(data, scaling):
     """MAP: the same model in two parametrisations has the same mode; 1% covers the optimiser's tolerance."""
     mblup, gblup = fits(*data, scaling, scaling)
@@ -44,6 +45,7 @@ def test_check_equivalence__holds_with_one_scaling(data, scaling):
         assert report.factor != mblup.model.n_markers  # nu_p, not m (eq 14)
 
 
+@pytest.mark.recovery
 def test_check_equivalence__nuts_within_monte_carlo_error(data):
     mblup, gblup = fits(*data, "standardized", "standardized", method="nuts")
     report = check_equivalence(mblup, gblup)
@@ -52,6 +54,7 @@ def test_check_equivalence__nuts_within_monte_carlo_error(data):
     assert "verdict: eq (7) holds." in str(report)
 
 
+@pytest.mark.structural
 def test_check_equivalence__names_nu_p_when_the_factor_differs(data):
     """G-BLUP on G = W*W*'/m (not /nu_p) against M-BLUP on W*: G = WW'/m, but c = nu_p."""
     geno, y = data
@@ -64,6 +67,7 @@ def test_check_equivalence__names_nu_p_when_the_factor_differs(data):
     assert "nu_p = 2 sum p(1-p) for centred W* (eq 14; sum p(1-p) for 0/1 presence/absence" in report.reasons[0]
 
 
+@pytest.mark.structural
 def test_check_equivalence__names_different_kernels(data):
     mblup, gblup = fits(*data, "centered", "standardized")
     report = check_equivalence(mblup, gblup)
@@ -72,12 +76,14 @@ def test_check_equivalence__names_different_kernels(data):
     assert "does NOT hold" in str(report)
 
 
+@pytest.mark.structural
 def test_check_equivalence__raise_on_swapped_arguments(data):
     mblup, gblup = fits(*data, "standardized", "standardized")
     with pytest.raises(bb.InputError, match=r"give an M-BLUP fit first, then a G-BLUP fit"):
         check_equivalence(gblup, mblup)
 
 
+@pytest.mark.structural
 def test_check_equivalence__raise_on_different_records(data):
     geno, y = data
     mblup, _ = fits(geno, y, "standardized", "standardized")

@@ -23,6 +23,7 @@ def _rrblup(reference_dir, method: str, param: str) -> float:
     return float(table.set_index(["method", "param"]).loc[(method, param), "value"])
 
 
+@pytest.mark.exact
 def test_reml_on_wheat_matches_rrblup(wheat, wheat_G, reference_dir):
     est = bb.reml(wheat.phenotypes["y1"], wheat_G)
     assert est.sigma2_g == pytest.approx(_rrblup(reference_dir, "REML_tight_G", "sg2"), rel=1e-6)
@@ -54,6 +55,7 @@ def _dense_reml(y: np.ndarray, K: np.ndarray, X: np.ndarray) -> tuple[float, flo
     return float(sg), float(se), beta
 
 
+@pytest.mark.exact
 def test_reml_with_fixed_effects_matches_dense_oracle():
     rng = np.random.default_rng(7)
     geno, _ = simulate_genotypes(120, 300, allele_freq=rng.uniform(0.1, 0.9, 300), seed=rng)
@@ -72,6 +74,7 @@ def test_reml_with_fixed_effects_matches_dense_oracle():
     assert list(est.beta.index) == ["mu", "sex", "age"]
 
 
+@pytest.mark.structural
 def test_reml_drops_unphenotyped_and_refuses_what_it_cannot_fit(wheat, wheat_G):
     y = wheat.phenotypes["y1"].copy()
     y.iloc[:50] = np.nan

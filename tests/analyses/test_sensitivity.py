@@ -36,6 +36,7 @@ def logp_at(model, point: dict) -> float:
 
 
 @pytest.mark.parametrize("Model", [bb.GBLUP, bb.MBLUP])
+@pytest.mark.exact
 def test_h2_prior__is_the_default_parameterisation_with_another_prior_on_h2(data, Model):
     """With Beta(1, 1) and the preset's sigma2_p the dict is "default" exactly; Beta(2, 2) adds log Beta(2,2)(h2)."""
     y, G, W = data
@@ -58,6 +59,7 @@ def test_h2_prior__is_the_default_parameterisation_with_another_prior_on_h2(data
     assert models["beta22"].priors[0] == "custom"
 
 
+@pytest.mark.structural
 def test_h2_prior__fills_sigma2_p_and_pe_share_from_the_preset():
     geno, _ = simulate_genotypes(40, 100, seed=1)
     W = bb.genotype_matrix(geno)
@@ -79,12 +81,14 @@ def test_h2_prior__fills_sigma2_p_and_pe_share_from_the_preset():
         ({"h2": (2.0, 2.0)}, "expected bayesblup.Prior"),
     ],
 )
+@pytest.mark.structural
 def test_h2_prior__refuses_mixed_or_incomplete_dicts(data, prior, message):
     y, G, _ = data
     with pytest.raises(bb.InputError, match=message):
         bb.GBLUP(y, G, prior=prior).priors  # noqa: B018
 
 
+@pytest.mark.structural
 def test_h2_prior__a_fixed_dict_hits_the_compiled_cache(data):
     """SBC's premise: the prior's numbers are data of the compiled graph, so another data set reuses it."""
     y, G, _ = data
@@ -99,6 +103,7 @@ def test_h2_prior__a_fixed_dict_hits_the_compiled_cache(data):
 # --- prior_sensitivity -----------------------------------------------------------------------------
 
 
+@pytest.mark.exact
 def test_default_priors__four_shapes_scaled_by_var_y(data):
     y, G, W = data
     vy = float(np.var(y, ddof=1))
@@ -111,6 +116,7 @@ def test_default_priors__four_shapes_scaled_by_var_y(data):
         assert half[model.kernel_variance].parameters["beta"] == pytest.approx(model.msx / (2 * vy), rel=1e-12)
 
 
+@pytest.mark.structural
 def test_prior_sensitivity__one_row_per_prior_and_fits_reused(data):
     y, G, _ = data
     built = []
@@ -134,6 +140,7 @@ def test_prior_sensitivity__one_row_per_prior_and_fits_reused(data):
     assert lines[0].split()[:3] == ["prior", "h2", "mean"] and len(lines) == 1 + 4 + 4
 
 
+@pytest.mark.structural
 def test_prior_sensitivity__a_list_of_presets_and_map(data):
     y, _, W = data
     table = bb.prior_sensitivity(lambda prior: bb.MBLUP(y, W, prior=prior), ["default", "bglr"], method="map")
@@ -143,6 +150,7 @@ def test_prior_sensitivity__a_list_of_presets_and_map(data):
         bb.prior_sensitivity(lambda prior: bb.MBLUP(y, W, prior=prior), "bglr")
 
 
+@pytest.mark.structural
 def test_fit_cli__prior_sensitivity_writes_the_table(tmp_path, capsys):
     out = tmp_path / "fit"
     args = [

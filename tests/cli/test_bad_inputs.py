@@ -32,6 +32,8 @@ import bayesblup as bb
 from bayesblup.cli.main import main
 from bayesblup.cli.workflow import FitJob, run_fit
 
+pytestmark = pytest.mark.structural
+
 PLINK = Path(__file__).parents[1] / "data" / "plink_sample"
 
 IDS = [f"i{k:02d}" for k in range(1, 11)]

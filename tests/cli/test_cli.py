@@ -14,6 +14,7 @@ from bayesblup.cli.main import main
 from bayesblup.datasets import wheat_path
 
 
+@pytest.mark.exact
 def test_grm__wheat_equals_r_scale(tmp_path, capsys, wheat):
     out = tmp_path / "G.npz"
     assert (
@@ -32,6 +33,7 @@ def test_grm__wheat_equals_r_scale(tmp_path, capsys, wheat):
 
 
 @pytest.mark.parametrize("scaling", ["standardized", "standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_grm__plink_sample_equals_exact_oracle(tmp_path, capsys, plink_bed, scaling):
     out = tmp_path / "G.csv"
     assert main(["grm", "--genotypes", str(plink_bed), "--scaling", scaling, "--out", str(out)]) == 0
@@ -48,6 +50,7 @@ def test_grm__plink_sample_equals_exact_oracle(tmp_path, capsys, plink_bed, scal
     assert f"markers dropped by QC: {20 - kept.sum()}" in text
 
 
+@pytest.mark.structural
 def test_grm__never_overwrites_without_force(tmp_path, capsys, plink_bed):
     out = tmp_path / "G.npz"
     out.write_bytes(b"keep me")
@@ -60,6 +63,7 @@ def test_grm__never_overwrites_without_force(tmp_path, capsys, plink_bed):
     assert bb.read_relationship(out).n_individuals == 120
 
 
+@pytest.mark.structural
 def test_grm__filters_and_float32(tmp_path, capsys, plink_bed):
     out = tmp_path / "G.npz"
     args = [
@@ -79,6 +83,7 @@ def test_grm__filters_and_float32(tmp_path, capsys, plink_bed):
     assert np.load(out)["G"].dtype == np.float32
 
 
+@pytest.mark.structural
 def test_grm__base_allele_frequencies(tmp_path, plink_bed):
     raw = bb.read_genotypes(plink_bed)
     geno, _ = bb.quality_control(raw)
@@ -118,6 +123,7 @@ def test_grm__base_allele_frequencies(tmp_path, plink_bed):
         (["--genotypes", "{plink}", "--scaling", "centered", "--allele-freq", "{plink}"], "cannot be read as a CSV"),
     ],
 )
+@pytest.mark.structural
 def test_grm__bad_input_exits_2_with_one_line(tmp_path, capsys, plink_bed, args, message):
     args = [a.replace("{plink}", str(plink_bed)) for a in args]
     assert main(["grm", *args, "--out", str(tmp_path / "G.npz")]) == 2
@@ -127,6 +133,7 @@ def test_grm__bad_input_exits_2_with_one_line(tmp_path, capsys, plink_bed, args,
     assert not (tmp_path / "G.npz").exists()
 
 
+@pytest.mark.structural
 def test_cli__installed_entry_point_gives_clean_errors(tmp_path):
     """The real process: exit code 2, one line on stderr, no traceback."""
     bad = tmp_path / "g.csv"
@@ -143,6 +150,7 @@ def test_cli__installed_entry_point_gives_clean_errors(tmp_path):
     assert "found 'AB' at individual a, marker m2" in run.stderr
 
 
+@pytest.mark.structural
 def test_cli__usage_error_exits_2_with_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["grm", "--genotypes", "g.csv", "--scaling", "vanraden", "--out", "G.npz"])
@@ -151,6 +159,7 @@ def test_cli__usage_error_exits_2_with_one_line(capsys):
     assert err.count("\n") == 1 and "invalid choice: 'vanraden'" in err and "--help" in err
 
 
+@pytest.mark.structural
 def test_cli__help_gives_examples(capsys):
     for args in (["--help"], ["grm", "--help"], ["fit", "--help"], ["summary", "--help"], ["demo", "--help"]):
         with pytest.raises(SystemExit) as exc:
@@ -159,6 +168,7 @@ def test_cli__help_gives_examples(capsys):
         assert "example" in capsys.readouterr().out
 
 
+@pytest.mark.structural
 def test_demo__fits_both_models_and_checks_the_equivalence(capsys):
     """The README's main job, at reduced length (2 chains x 300 draws) to keep the suite quick."""
     assert main(["demo", "--chains", "2", "--draws", "300", "--tune", "300"]) == 0

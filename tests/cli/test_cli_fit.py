@@ -11,6 +11,8 @@ import pytest
 from bayesblup.cli.main import main
 from bayesblup.datasets import wheat_path
 
+pytestmark = pytest.mark.structural
+
 QUICK = ["--chains", "2", "--draws", "200", "--tune", "200", "--seed", "1"]
 
 

@@ -68,6 +68,7 @@ def assert_same(rel: bb.Relationship, ref: bb.Relationship, report: bb.QCReport)
 
 
 @pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.exact
 def test_plink_sample_matches_in_memory(plink_bed, client, scaling):
     ref, report = in_memory(plink_bed, scaling=scaling)
     rel = bb.genomic_relationship_bed(plink_bed, scaling=scaling, block_size=6, client=client)  # 4 blocks, last of 2
@@ -76,6 +77,7 @@ def test_plink_sample_matches_in_memory(plink_bed, client, scaling):
 
 
 @pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.exact
 def test_simulated_bed_matches_in_memory(sim_bed, client, scaling):
     ref, report = in_memory(sim_bed, scaling=scaling)
     rel = bb.genomic_relationship_bed(sim_bed, scaling=scaling, block_size=300, split_every=3, client=client)
@@ -83,6 +85,7 @@ def test_simulated_bed_matches_in_memory(sim_bed, client, scaling):
     assert_same(rel, ref, report)
 
 
+@pytest.mark.exact
 def test_optional_filters_and_dropped_individual(sim_bed, client):
     qc = {"min_maf": 0.05, "min_call_rate": 0.9, "min_individual_call_rate": 0.9}
     ref, report = in_memory(sim_bed, scaling="standardized", **qc)
@@ -93,6 +96,7 @@ def test_optional_filters_and_dropped_individual(sim_bed, client):
 
 
 @pytest.mark.parametrize("scaling", ["standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_base_allele_freq(sim_bed, client, scaling, rng):
     markers = bb.read_plink(sim_bed).markers
     p = pd.Series(rng.uniform(0.1, 0.9, markers.size), index=markers)
@@ -105,6 +109,7 @@ def test_base_allele_freq(sim_bed, client, scaling, rng):
         bb.genomic_relationship_bed(sim_bed, scaling=scaling, allele_freq=p.to_numpy()[:-1], client=client)
 
 
+@pytest.mark.exact
 def test_no_cluster_address_and_float32(plink_bed, client):
     import dask
 
@@ -121,6 +126,7 @@ def test_no_cluster_address_and_float32(plink_bed, client):
     assert np.abs(single.matrix - ref.matrix).max() <= 1e-5 * np.abs(ref.matrix).max()  # float32 rounding
 
 
+@pytest.mark.structural
 def test_bad_input(plink_bed, tmp_path):
     with pytest.raises(bb.InputError, match="allele_freq applies to"):
         bb.genomic_relationship_bed(plink_bed, allele_freq=np.full(20, 0.5))
@@ -133,6 +139,7 @@ def test_bad_input(plink_bed, tmp_path):
         bb.genomic_relationship_bed(tmp_path / "cut.bed")
 
 
+@pytest.mark.structural
 def test_missing_dask_says_how_to_install(plink_bed, monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now raises ImportError
     with pytest.raises(bb.InputError, match=r"pip install 'bayesblup\[dask\]'"):
@@ -142,12 +149,14 @@ def test_missing_dask_says_how_to_install(plink_bed, monkeypatch, tmp_path, caps
     assert err.count("\n") == 1 and "pip install 'bayesblup[dask]'" in err
 
 
+@pytest.mark.structural
 def test_import_does_not_load_dask():
     code = "import sys, bayesblup; print('dask' in sys.modules, 'distributed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
 
+@pytest.mark.exact
 def test_cli_dask_writes_the_same_file(plink_bed, sim_bed, client, tmp_path):
     # One block on the sample: the same syrk on the same slab, so the CSV text is identical.
     base = ["grm", "--genotypes", str(plink_bed), "--scaling", "centered", "--quiet"]
@@ -169,6 +178,7 @@ def test_cli_dask_writes_the_same_file(plink_bed, sim_bed, client, tmp_path):
                 np.testing.assert_array_equal(mem[name], dsk[name])
 
 
+@pytest.mark.structural
 def test_cli_dask_refuses_non_plink_input(tmp_path, capsys):
     csv = tmp_path / "geno.csv"
     csv.write_text("id,m1,m2\na,0,1\nb,2,1\n")
@@ -178,6 +188,7 @@ def test_cli_dask_refuses_non_plink_input(tmp_path, capsys):
     assert "add --dask" in capsys.readouterr().err
 
 
+@pytest.mark.structural
 def test_default_client_is_used(plink_bed, client):
     """client=None runs on the active distributed Client, as dask.compute does."""
     ref, _ = in_memory(plink_bed, scaling="standardized")

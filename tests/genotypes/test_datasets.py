@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from bayesblup.datasets import wheat_path
+
+pytestmark = pytest.mark.structural
 
 
 def test_load_wheat__shapes_and_ids(wheat):

@@ -25,6 +25,7 @@ def write_csv(path, rows, header="line_id,m1,m2,m3"):
 # --- arrays ----------------------------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_from_array__float_with_nan_is_missing():
     geno = bb.Genotypes.from_array(np.array([[0, np.nan], [2.0, 1]]), ids=["a", "b"])
     assert geno.calls.dtype == np.int8
@@ -33,6 +34,7 @@ def test_from_array__float_with_nan_is_missing():
     assert list(geno.markers) == ["marker_1", "marker_2"]
 
 
+@pytest.mark.structural
 def test_from_array__auto_coding():
     assert bb.Genotypes.from_array(np.array([[0, 1], [1, 2]]), ids=["a", "b"]).coding == "additive"
     assert bb.Genotypes.from_array(np.array([[0, 1], [1, 0]]), ids=["a", "b"]).coding == "presence-absence"
@@ -40,11 +42,13 @@ def test_from_array__auto_coding():
     assert explicit.coding == "additive" and explicit.max_count == 2
 
 
+@pytest.mark.structural
 def test_from_array__ids_become_strings():
     geno = bb.Genotypes.from_array(np.array([[0, 1], [1, 0]]), ids=[775, 2166])
     assert list(geno.ids) == ["775", "2166"]
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_code_outside_coding():
     with pytest.raises(
         bb.InputError,
@@ -55,51 +59,61 @@ def test_from_array__raise_on_code_outside_coding():
         )
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_negative_missing_code():
     with pytest.raises(bb.InputError, match=r"found -9 at \(individual b, marker m1\).*replace it with NaN"):
         bb.Genotypes.from_array(np.array([[0, 1], [-9, 2]]), ids=["a", "b"], markers=["m1", "m2"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_dosage():
     with pytest.raises(bb.InputError, match=r"found 0\.5 at \(individual a, marker m2\).*Dosages"):
         bb.Genotypes.from_array(np.array([[0, 0.5], [1, 2]]), ids=["a", "b"], markers=["m1", "m2"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_text():
     with pytest.raises(bb.InputError, match=r"must be numbers.*'AA', 'AB'"):
         bb.Genotypes.from_array(np.array([["AA", "AB"], ["BB", "AA"]]), ids=["a", "b"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_wrong_shape():
     with pytest.raises(bb.InputError, match=r"2-D array \(individuals x markers\), got shape \(3,\)"):
         bb.Genotypes.from_array(np.array([0, 1, 2]), ids=["a"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_id_count():
     with pytest.raises(bb.InputError, match=r"ids: expected 2 labels \(one per row.*got 3"):
         bb.Genotypes.from_array(np.zeros((2, 2)), ids=["a", "b", "c"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_duplicated_ids():
     with pytest.raises(bb.InputError, match=r"ids: duplicated label\(s\) a"):
         bb.Genotypes.from_array(np.zeros((2, 2)), ids=["a", "a"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_duplicated_markers():
     with pytest.raises(bb.InputError, match=r"markers: duplicated label\(s\) x"):
         bb.Genotypes.from_array(np.zeros((2, 2)), ids=["a", "b"], markers=["x", "x"])
 
 
+@pytest.mark.structural
 def test_from_array__raise_on_empty_id():
     with pytest.raises(bb.InputError, match=r"ids: empty label at position\(s\) 1"):
         bb.Genotypes.from_array(np.zeros((2, 2)), ids=["a", ""])
 
 
+@pytest.mark.structural
 def test_genotypes__raise_on_empty_matrix():
     with pytest.raises(bb.InputError, match=r"is empty \(0 individuals x 2 markers\)"):
         bb.Genotypes.from_array(np.zeros((0, 2)), ids=[])
 
 
+@pytest.mark.structural
 def test_genotypes__select():
     geno = bb.Genotypes.from_array(np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0]]), ids=list("abc"), markers=list("xyz"))
     sub = geno.select(individuals=[2, 0], markers=np.array([True, False, True]))
@@ -111,6 +125,7 @@ def test_genotypes__select():
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+@pytest.mark.structural
 def test_read_csv__values_ids_and_missing(tmp_path, suffix):
     path = write_csv(tmp_path / f"g{suffix}", ["a,0,1,2", "b,NA,2,1", "c,2,,0"])
     geno = bb.read_genotypes(path)
@@ -122,6 +137,7 @@ def test_read_csv__values_ids_and_missing(tmp_path, suffix):
     assert geno.calls[0].tolist() == [0, 1, 2]
 
 
+@pytest.mark.structural
 def test_read_csv__numeric_ids_are_kept_as_text(tmp_path):
     path = write_csv(tmp_path / "g.csv", ["007,0,1,2", "8,1,2,1"])
     assert list(bb.read_genotypes(path).ids) == ["007", "8"]
@@ -142,12 +158,14 @@ def test_read_csv__numeric_ids_are_kept_as_text(tmp_path):
     ],
     ids=["text_cell", "out_of_range_code", "ragged_row", "duplicated_marker", "missing_id"],
 )
+@pytest.mark.structural
 def test_read_csv__raise_on_bad_file(tmp_path, rows, header, message):
     path = write_csv(tmp_path / "g.csv", rows, **({"header": header} if header else {}))
     with pytest.raises(bb.InputError, match=message):
         bb.read_genotypes(path)
 
 
+@pytest.mark.structural
 def test_read_csv__raise_on_header_only(tmp_path):
     path = tmp_path / "g.csv"
     path.write_text("id,m1,m2\n")
@@ -155,11 +173,13 @@ def test_read_csv__raise_on_header_only(tmp_path):
         bb.read_genotypes(path)
 
 
+@pytest.mark.structural
 def test_read_csv__raise_on_missing_file(tmp_path):
     with pytest.raises(bb.InputError, match=r"genotype file not found: .*nope\.csv"):
         bb.read_genotypes(tmp_path / "nope.csv")
 
 
+@pytest.mark.structural
 def test_read_genotypes__raise_on_unknown_format(tmp_path):
     with pytest.raises(bb.InputError, match=r"cannot tell the format of .*g\.xlsx"):
         bb.read_genotypes(tmp_path / "g.xlsx")
@@ -168,6 +188,7 @@ def test_read_genotypes__raise_on_unknown_format(tmp_path):
 # --- PLINK -----------------------------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_read_plink__sample_counts_141_missing_calls(plink_bed):
     geno = bb.read_genotypes(plink_bed)
     assert (geno.n_individuals, geno.n_markers) == (120, 20)
@@ -177,12 +198,14 @@ def test_read_plink__sample_counts_141_missing_calls(plink_bed):
     assert geno.markers[0] == "IGR1118a_1"  # .bim column 2
 
 
+@pytest.mark.structural
 def test_read_plink__prefix_or_any_member_of_the_set(plink_bed):
     reference = bb.read_plink(plink_bed).calls
     for path in (plink_bed.with_suffix(""), plink_bed.with_suffix(".bim")):
         np.testing.assert_array_equal(bb.read_genotypes(path).calls, reference)
 
 
+@pytest.mark.exact
 def test_read_plink__matches_bed_decoding_by_hand(plink_bed):
     """Decode the SNP-major .bed bytes by the PLINK 1 spec, as an independent oracle of the reader.
 
@@ -208,12 +231,14 @@ def copy_plink(plink_bed, folder, suffixes):
         shutil.copy(plink_bed.with_suffix(suffix), folder / f"s{suffix}")
 
 
+@pytest.mark.structural
 def test_read_plink__raise_on_missing_member(tmp_path, plink_bed):
     copy_plink(plink_bed, tmp_path, [".bed", ".fam"])
     with pytest.raises(bb.InputError, match=r"missing file\(s\) .*s\.bim"):
         bb.read_genotypes(tmp_path / "s.bed")
 
 
+@pytest.mark.structural
 def test_read_plink__raise_on_duplicated_iid(tmp_path, plink_bed):
     copy_plink(plink_bed, tmp_path, [".bed", ".bim"])
     lines = plink_bed.with_suffix(".fam").read_text().splitlines()
@@ -225,6 +250,7 @@ def test_read_plink__raise_on_duplicated_iid(tmp_path, plink_bed):
         bb.read_genotypes(tmp_path / "s.bed")
 
 
+@pytest.mark.structural
 def test_read_plink__raise_on_corrupt_bed(tmp_path, plink_bed):
     copy_plink(plink_bed, tmp_path, [".bim", ".fam"])
     (tmp_path / "s.bed").write_bytes(b"not a bed file")
@@ -232,6 +258,7 @@ def test_read_plink__raise_on_corrupt_bed(tmp_path, plink_bed):
         bb.read_genotypes(tmp_path / "s.bed")
 
 
+@pytest.mark.structural
 def test_read_plink__raise_on_non_additive_coding(plink_bed):
     with pytest.raises(bb.InputError, match=r"PLINK files hold 0/1/2 allele counts"):
         bb.read_genotypes(plink_bed, coding="presence-absence")

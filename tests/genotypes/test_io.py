@@ -7,6 +7,8 @@ import pytest
 
 import bayesblup as bb
 
+pytestmark = pytest.mark.structural
+
 
 @pytest.fixture
 def relationship():

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import bayesblup as bb
+
+pytestmark = pytest.mark.exact
 
 calls_strategy = st.integers(2, 9).flatmap(
     lambda n: st.integers(1, 12).flatmap(

@@ -28,6 +28,7 @@ def genotypes():
     return bb.Genotypes.from_array(CALLS, ids=IDS, markers=MARKERS, coding="additive")
 
 
+@pytest.mark.structural
 def test_quality_control__always_drops_monomorphic_and_empty_markers():
     geno, report = bb.quality_control(genotypes())
     assert list(geno.markers) == ["ok", "lowcall", "rare"]
@@ -37,6 +38,7 @@ def test_quality_control__always_drops_monomorphic_and_empty_markers():
     assert report.n_missing_out == 3  # the three in 'lowcall', to be imputed
 
 
+@pytest.mark.structural
 def test_quality_control__optional_filters():
     geno, report = bb.quality_control(genotypes(), min_call_rate=0.5, min_maf=0.15)
     assert list(geno.markers) == ["ok"]
@@ -44,11 +46,13 @@ def test_quality_control__optional_filters():
     assert report.dropped_markers["maf"] == ("rare",)  # p = 1/10 < 0.15
 
 
+@pytest.mark.structural
 def test_quality_control__maf_at_threshold_is_kept():
     _, report = bb.quality_control(genotypes(), min_maf=0.1)  # 'rare' has MAF exactly 0.1
     assert "maf" not in report.dropped_markers
 
 
+@pytest.mark.structural
 def test_quality_control__individual_call_rate_runs_first():
     calls = CALLS.copy()
     calls[3, :] = NAN  # d has no call at all
@@ -62,6 +66,7 @@ def test_quality_control__individual_call_rate_runs_first():
     assert "rare" in report.dropped_markers["monomorphic"]
 
 
+@pytest.mark.structural
 def test_quality_control__report_lines_and_dict():
     _, report = bb.quality_control(genotypes(), min_maf=0.15)
     text = str(report)
@@ -76,6 +81,7 @@ def test_quality_control__report_lines_and_dict():
 
 
 @pytest.mark.parametrize("scaling", ["standardized", "standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_quality_control__then_G_imputes_missing_to_the_marker_mean(scaling):
     """After QC, each scaling fills a missing call with the observed mean and matches the exact oracle."""
     geno, _ = bb.quality_control(genotypes())
@@ -89,22 +95,26 @@ def test_quality_control__then_G_imputes_missing_to_the_marker_mean(scaling):
     np.testing.assert_allclose(W.values[1:4, lowcall], expected, atol=1e-15)
 
 
+@pytest.mark.structural
 def test_quality_control__raise_when_nothing_is_left():
     geno = bb.Genotypes.from_array(np.ones((3, 2)), ids=list("abc"), coding="additive")
     with pytest.raises(bb.InputError, match=r"no marker passes quality control \(monomorphic: 2\)"):
         bb.quality_control(geno)
 
 
+@pytest.mark.structural
 def test_quality_control__raise_on_threshold_out_of_range():
     with pytest.raises(bb.InputError, match=r"min_maf must lie in \[0, 0.5\], got 0.7"):
         bb.quality_control(genotypes(), min_maf=0.7)
 
 
+@pytest.mark.structural
 def test_quality_control__raise_when_every_individual_fails():
     with pytest.raises(bb.InputError, match=r"every individual has call rate below 1.0"):
         bb.quality_control(genotypes(), min_individual_call_rate=1.0)
 
 
+@pytest.mark.structural
 def test_quality_control__plink_sample_reports_missing(plink_bed):
     raw = bb.read_genotypes(plink_bed)
     geno, report = bb.quality_control(raw)

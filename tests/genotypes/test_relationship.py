@@ -24,6 +24,7 @@ HAND_G = {"centered": HAND_WWT, "standardized-hwe": HAND_WWT, "standardized": HA
 
 
 @pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.exact
 def test_genomic_relationship__by_hand(scaling):
     geno = bb.Genotypes.from_array(HAND_M, ids=["a", "b", "c"], coding="additive")
     G = bb.genomic_relationship(geno, scaling=scaling)
@@ -43,6 +44,7 @@ def _random_calls(rng, n, m, k, missing_rate):
 @pytest.mark.parametrize("scaling", SCALINGS)
 @pytest.mark.parametrize("coding", ["additive", "presence-absence"])
 @pytest.mark.parametrize("missing_rate", [0.0, 0.15])
+@pytest.mark.exact
 def test_genomic_relationship__matches_exact_oracle(rng, scaling, coding, missing_rate):
     k = 2 if coding == "additive" else 1
     calls = _random_calls(rng, 9, 13, k, missing_rate)
@@ -55,6 +57,7 @@ def test_genomic_relationship__matches_exact_oracle(rng, scaling, coding, missin
 
 
 @pytest.mark.parametrize("scaling", ["standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_genomic_relationship__base_population_frequencies(rng, scaling):
     calls = _random_calls(rng, 7, 11, 2, 0.1)
     base = rng.uniform(0.1, 0.9, size=11)
@@ -66,6 +69,7 @@ def test_genomic_relationship__base_population_frequencies(rng, scaling):
     np.testing.assert_array_equal(G.marker_scaling.allele_freq, base)
 
 
+@pytest.mark.exact
 def test_genomic_relationship__base_frequencies_by_marker_name(rng):
     import pandas as pd
 
@@ -78,6 +82,7 @@ def test_genomic_relationship__base_frequencies_by_marker_name(rng):
     np.testing.assert_array_equal(by_name.matrix, by_position.matrix)
 
 
+@pytest.mark.exact
 def test_genotype_matrix__is_the_factor_of_G(rng):
     calls = _random_calls(rng, 8, 10, 2, 0.1)
     geno = bb.Genotypes.from_array(calls, ids=[f"i{i}" for i in range(8)])
@@ -93,6 +98,7 @@ def test_genotype_matrix__is_the_factor_of_G(rng):
 # --- exact: the wheat data against a direct computation as in R --------------------------------
 
 
+@pytest.mark.exact
 def test_wheat_standardized__equals_r_scale(wheat):
     """G = scale(X) scale(X)' / m, the G of the BGLR/rrBLUP reference runs (reference README)."""
     X = wheat.genotypes.calls.astype(float)
@@ -102,6 +108,7 @@ def test_wheat_standardized__equals_r_scale(wheat):
     np.testing.assert_allclose(G.matrix, expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.exact
 def test_wheat_standardized__mean_diagonal_is_n_minus_1_over_n(wheat):
     """Closed form: each column of W has sum of squares n - 1 (ddof=1), so trace(G) = m (n-1) / m.
 
@@ -116,6 +123,7 @@ def test_wheat_standardized__mean_diagonal_is_n_minus_1_over_n(wheat):
     assert eigenvalues[1:].mean() == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.exact
 def test_wheat_centered__presence_absence_uses_bernoulli_variance(wheat):
     """0/1 DArT calls: W* = X - p, nu_p = sum p(1-p) (k = 1), by direct computation."""
     X = wheat.genotypes.calls.astype(float)
@@ -129,6 +137,7 @@ def test_wheat_centered__presence_absence_uses_bernoulli_variance(wheat):
 # --- numerics: blocking and precision ---------------------------------------------------------
 
 
+@pytest.mark.exact
 def test_relationship_matrix__block_size_does_not_change_G(rng):
     geno, _ = simulate_genotypes(50, 700, seed=rng, missing_rate=0.05)
     geno, _ = bb.quality_control(geno)
@@ -139,6 +148,7 @@ def test_relationship_matrix__block_size_does_not_change_G(rng):
         np.testing.assert_allclose(G, reference, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.exact
 def test_relationship_matrix__float32(rng):
     geno, _ = simulate_genotypes(80, 3000, seed=rng)
     geno, _ = bb.quality_control(geno)
@@ -149,6 +159,7 @@ def test_relationship_matrix__float32(rng):
     np.testing.assert_allclose(G32, G64, rtol=0, atol=1e-4)
 
 
+@pytest.mark.structural
 def test_relationship_matrix__result_is_symmetric_and_c_contiguous(rng):
     geno, _ = simulate_genotypes(30, 200, seed=rng)
     G = bb.genomic_relationship(geno, scaling="standardized-hwe").matrix
@@ -167,6 +178,7 @@ def _hwe_moments(p):
     return (probs * values**2).sum(0), (probs * values**4).sum(0)
 
 
+@pytest.mark.recovery
 def test_centered__unrelated_hwe_with_true_frequencies(rng):
     """With the true p, E[G*_ii] = 1 and E[G*_ik] = 0 exactly; tolerances are 4 analytic sds."""
     n, m = 300, 5000
@@ -185,6 +197,7 @@ def test_centered__unrelated_hwe_with_true_frequencies(rng):
     assert off.std() == pytest.approx(sd_offdiag, rel=0.05)
 
 
+@pytest.mark.recovery
 def test_centered__unrelated_hwe_with_sample_frequencies(rng):
     """With p from the sample, centring makes every row of G* sum to zero (closed form):
     mean off-diagonal = -trace / (n (n-1)). The mean diagonal is 1 - O(1/n): E[p(1-p)] is shrunk
@@ -203,6 +216,7 @@ def test_centered__unrelated_hwe_with_sample_frequencies(rng):
 # --- the pedigree scale: realised relationships of relatives ----------------------------------
 
 
+@pytest.mark.recovery
 def test_centered__relatives_and_inbreeding_on_the_pedigree_scale(rng):
     """G* with base-population p recovers pedigree expectations: parent-offspring and full sibs 1/2,
     half sibs 1/4, unrelated 0, and offspring of full sibs have F = 1/4.
@@ -251,6 +265,7 @@ def test_centered__relatives_and_inbreeding_on_the_pedigree_scale(rng):
 # --- the Relationship object ----------------------------------------------------------------
 
 
+@pytest.mark.exact
 def test_relationship__summary_and_labels():
     geno = bb.Genotypes.from_array(HAND_M, ids=["a", "b", "c"], coding="additive")
     G = bb.genomic_relationship(geno, scaling="centered")
@@ -265,6 +280,7 @@ def test_relationship__summary_and_labels():
     assert list(da["individual_0"].values) == ["a", "b", "c"]
 
 
+@pytest.mark.structural
 def test_relationship__index_names_absent_ids():
     geno = bb.Genotypes.from_array(HAND_M, ids=["a", "b", "c"], coding="additive")
     G = bb.genomic_relationship(geno, scaling="centered")
@@ -275,36 +291,42 @@ def test_relationship__index_names_absent_ids():
 # --- errors, one test per message -------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_monomorphic_marker():
     geno = bb.Genotypes.from_array(np.array([[0, 1], [1, 1], [2, 1]]), ids=list("abc"), markers=["ok", "flat"])
     with pytest.raises(bb.InputError, match=r"1 markers are monomorphic.*flat.*quality_control"):
         bb.genomic_relationship(geno, scaling="centered")
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_unknown_scaling():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"))
     with pytest.raises(bb.InputError, match=r"scaling must be one of standardized, standardized-hwe, centered"):
         bb.genomic_relationship(geno, scaling="vanraden")
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_base_frequencies_with_standardized():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"))
     with pytest.raises(bb.InputError, match=r"allele_freq applies to 'standardized-hwe' and 'centered' only"):
         bb.genomic_relationship(geno, scaling="standardized", allele_freq=[0.5, 0.5])
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_base_frequencies_wrong_length():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"))
     with pytest.raises(bb.InputError, match=r"one frequency per marker \(2\), got shape \(3,\)"):
         bb.genomic_relationship(geno, scaling="centered", allele_freq=[0.5, 0.5, 0.5])
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_base_frequencies_out_of_range():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"), markers=["m1", "m2"])
     with pytest.raises(bb.InputError, match=r"must lie in \[0, 1\]; markers m2"):
         bb.genomic_relationship(geno, scaling="centered", allele_freq=[0.5, 1.5])
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_base_frequencies_missing_marker_name():
     import pandas as pd
 
@@ -313,12 +335,14 @@ def test_genomic_relationship__raise_on_base_frequencies_missing_marker_name():
         bb.genomic_relationship(geno, scaling="centered", allele_freq=pd.Series([0.5], index=["m1"]))
 
 
+@pytest.mark.structural
 def test_genomic_relationship__raise_on_fixed_base_frequency_with_hwe():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"), markers=["m1", "m2"])
     with pytest.raises(bb.InputError, match=r"allele_freq is 0 or 1 at 1 markers \(m1\)"):
         bb.genomic_relationship(geno, scaling="standardized-hwe", allele_freq=[0.0, 0.5])
 
 
+@pytest.mark.structural
 def test_relationship_matrix__raise_on_bad_dtype():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"))
     with pytest.raises(bb.InputError, match=r"dtype must be float64 or float32"):

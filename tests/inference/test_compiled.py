@@ -53,6 +53,7 @@ def _draws(fit) -> np.ndarray:
 
 
 @pytest.mark.parametrize("build", ["gblup", "gblup-fixed", "mblup"])
+@pytest.mark.exact
 def test_reused_model_gives_the_draws_of_a_fresh_compilation(data, compiles, build):
     traits, G, W = data
 
@@ -81,6 +82,7 @@ def test_reused_model_gives_the_draws_of_a_fresh_compilation(data, compiles, bui
     pd.testing.assert_frame_equal(again.genetic_values, fresh.genetic_values)
 
 
+@pytest.mark.exact
 def test_cached_logp_equals_the_models_own_after_the_swap(data):
     traits, G, _ = data
     bb.GBLUP(traits["a"], G).fit(**QUICK)
@@ -92,6 +94,7 @@ def test_cached_logp_equals_the_models_own_after_the_swap(data):
     assert entry.model.compile_logp()(point) == pytest.approx(own, rel=1e-12)
 
 
+@pytest.mark.structural
 def test_each_structure_compiles_once_and_user_models_are_left_alone(data, compiles):
     traits, G, W = data
     models = [bb.GBLUP(traits["a"], G), bb.GBLUP(traits["a"], G, prior="bglr"), bb.MBLUP(traits["a"], W)]
@@ -108,6 +111,7 @@ def test_each_structure_compiles_once_and_user_models_are_left_alone(data, compi
     assert len(compiles) == 4
 
 
+@pytest.mark.structural
 def test_cross_validation_compiles_once(data, compiles):
     traits, G, _ = data
     folds = pd.Series(np.arange(60) % 5, index=traits.index)
@@ -115,12 +119,14 @@ def test_cross_validation_compiles_once(data, compiles):
     assert len(cv.folds) == 5 and len(compiles) == 1
 
 
+@pytest.mark.structural
 def test_forms_that_cannot_be_reused_sample_as_before(data, compiles):
     traits, G, _ = data
     fit = bb.GBLUP(traits["a"], G, form="latent").fit(**QUICK)
     assert fit.settings["compiled"] == "per fit" and not compiles
 
 
+@pytest.mark.exact
 def test_reused_model_in_worker_processes_gives_the_same_draws(data):
     """cores=2 samples the chains in PyMC's worker processes, which get a copy of the cached step. They do
     not reset its adaptation themselves (a reuse once inherited the last fit's tuned state and gave a wrong

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import bayesblup as bb
 from bayesblup.testing import simulate_genotypes
 
 
+@pytest.mark.recovery
 def test_genetic_value_draws__thinned_and_consistent_with_moments():
     geno, _ = simulate_genotypes(80, 300, seed=5)
     geno, _ = bb.quality_control(geno)
@@ -28,6 +30,7 @@ def test_genetic_value_draws__thinned_and_consistent_with_moments():
     np.testing.assert_allclose(flat.std(0, ddof=1), fit.genetic_values["sd"], rtol=0.25)
 
 
+@pytest.mark.exact
 def test_genetic_value_draws__reproducible_with_the_seed():
     geno, _ = simulate_genotypes(40, 120, seed=6)
     geno, _ = bb.quality_control(geno)

@@ -65,6 +65,7 @@ def _converged(fit, label: str) -> None:
 
 
 @pytest.mark.parametrize("nuts_sampler", JAX_SAMPLERS)
+@pytest.mark.recovery
 def test_latent_gblup__jax_matches_pymc_nuts(pymc_latent, nuts_sampler):
     """n = 80, m = 150, h2 = 0.5: E[h2] and sd(h2) from NUTS on JAX agree with PyMC's NUTS (module docstring).
 
@@ -91,6 +92,7 @@ def test_latent_gblup__jax_matches_pymc_nuts(pymc_latent, nuts_sampler):
 
 
 @pytest.mark.parametrize("nuts_sampler", JAX_SAMPLERS)
+@pytest.mark.exact
 def test_single_kernel_marginal__runs_on_jax_and_a_seed_repeats_it(nuts_sampler):
     """The single-kernel marginal form is pure PyTensor, so it translates; the same seed gives the same draws."""
     _need(nuts_sampler)
@@ -108,6 +110,7 @@ def test_single_kernel_marginal__runs_on_jax_and_a_seed_repeats_it(nuts_sampler)
 
 
 @pytest.mark.parametrize("model_class", ["MultiGBLUP", "MultiMBLUP"])
+@pytest.mark.structural
 def test_multiset_marginal__jax_sampler_refused_before_sampling(monkeypatch, model_class):
     """The NumPy likelihood Ops of several marker sets have no JAX translation: a clear InputError, early."""
     monkeypatch.setattr(samplers, "_missing", lambda packages: [])  # as if installed: the refusal needs no JAX
@@ -123,6 +126,7 @@ def test_multiset_marginal__jax_sampler_refused_before_sampling(monkeypatch, mod
     assert model._model is None  # refused before the model was built
 
 
+@pytest.mark.structural
 def test_untranslatable_op__caught_by_the_generic_check():
     """Any model whose logp holds an Op without a JAX translation is refused by name, not deep inside JAX."""
     _need("numpyro")
@@ -147,6 +151,7 @@ def test_untranslatable_op__caught_by_the_generic_check():
         ("nutpie", {"nutpie"}, r"pip install 'bayesblup\[nutpie\]'"),
     ],
 )
+@pytest.mark.structural
 def test_missing_package__install_hint(monkeypatch, nuts_sampler, absent, message):
     import importlib.util
 
@@ -157,6 +162,7 @@ def test_missing_package__install_hint(monkeypatch, nuts_sampler, absent, messag
         bb.GBLUP(y, G, form="latent").fit(nuts_sampler=nuts_sampler)
 
 
+@pytest.mark.structural
 def test_blackjax_too_new__install_hint():
     """BlackJAX >= 1.6 under PyMC 6.4 fails in warm-up with a TypeError on progress_bar (pymc-devs/pymc#8367)."""
     choice = samplers.NutsChoice("blackjax")
@@ -166,6 +172,7 @@ def test_blackjax_too_new__install_hint():
         raise TypeError("other")
 
 
+@pytest.mark.structural
 def test_nuts_sampler_option_checked():
     y, G, _ = _simulate(n=30, m=60, seed=9)
     model = bb.GBLUP(y, G)
@@ -175,6 +182,7 @@ def test_nuts_sampler_option_checked():
         model.fit(method="map", nuts_sampler="numpyro")
 
 
+@pytest.mark.structural
 def test_cli_fit__nuts_sampler_numpyro(tmp_path, capsys):
     """``bayesblup fit --nuts-sampler numpyro`` (wheat, single-kernel marginal form): recorded in summary.json."""
     _need("numpyro")

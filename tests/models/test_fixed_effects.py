@@ -30,6 +30,7 @@ def simulate(n=60, m=150, seed=31, h2=0.5, sex_effect=0.8, age_slope=0.05):
     return geno, p, pd.Series(y, index=geno.ids, name="y"), fixed
 
 
+@pytest.mark.structural
 def test_design_matrix__numbers_and_factors():
     table = pd.DataFrame({"age": [30.0, 40.0, 50.0, 35.0], "herd": ["b", "a", "c", "a"]}, index=list("wxyz"))
     X, names = design_matrix(table)
@@ -50,12 +51,14 @@ def test_design_matrix__numbers_and_factors():
     ],
     ids=["missing", "constant", "single_level", "collinear"],
 )
+@pytest.mark.structural
 def test_design_matrix__raise_on_bad_table(table, message):
     with pytest.raises(bb.InputError, match=message):
         design_matrix(table)
 
 
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_spectral_logp_with_fixed_effects_equals_dense_mvn(name):
     """logp(y_rotated) = log N(y; mu 1 + X beta, sigma2_k K + sigma2_e I), to 1e-8 relative."""
     geno, _, y, fixed = simulate()
@@ -76,6 +79,7 @@ def test_spectral_logp_with_fixed_effects_equals_dense_mvn(name):
         assert logp(point) == pytest.approx(dense, rel=1e-8)
 
 
+@pytest.mark.exact
 def test_conditional_genetic_values_with_fixed_effects_solve_henderson_mme():
     """[[X1'X1, X1'], [X1, I + G^-1 se2/sg2]] [beta; g] = [X1'y; y] with X1 = [1, X], full-rank G."""
     geno, p, y, fixed = simulate(m=300)
@@ -92,6 +96,7 @@ def test_conditional_genetic_values_with_fixed_effects_solve_henderson_mme():
     np.testing.assert_allclose(mean, g_hat, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.recovery
 def test_fixed_effects__recovered_with_h2():
     """Seeded (chosen before the run): n = 400; the 90% intervals of the sex effect, the age slope and
     h2 contain the truth."""
@@ -105,6 +110,7 @@ def test_fixed_effects__recovered_with_h2():
     assert fit.diagnostics()["divergences"] == 0
 
 
+@pytest.mark.structural
 def test_fixed_effects__latent_form_builds_with_beta():
     geno, _, y, fixed = simulate()
     model = bb.GBLUP(y, bb.genomic_relationship(geno, scaling="centered"), fixed=fixed, form="latent")
@@ -114,6 +120,7 @@ def test_fixed_effects__latent_form_builds_with_beta():
     assert np.isfinite(pm_model.compile_logp()(point))
 
 
+@pytest.mark.structural
 def test_fit_cli__fixed_columns(tmp_path):
     geno, _, y, fixed = simulate()
     pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers).to_csv(tmp_path / "g.csv")

@@ -77,6 +77,7 @@ def _random_theta(rng, c: float):
 @pytest.mark.parametrize("prior", ["default", "bglr"])
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_marginal_logp__equals_dense_multivariate_normal(rng, name, kernel, prior):
     """log N(y; mu 1, sigma2_k K + sigma2_e I) from the rotated diagonal likelihood, at random theta.
 
@@ -101,6 +102,7 @@ def test_marginal_logp__equals_dense_multivariate_normal(rng, name, kernel, prio
         assert float(logp(_point(model, mu, sigma2_k, sigma2_e))) == pytest.approx(expected, rel=1e-8)
 
 
+@pytest.mark.exact
 def test_marginal_logp__mblup_kernel_is_c_times_G(rng):
     """M-BLUP's kernel is WW' = c G with c = m (standardized): its logp at sigma2_b is G-BLUP's at c sigma2_b."""
     G, W = _simulated("full-rank")
@@ -126,6 +128,7 @@ def _records_shuffled(G, rng) -> pd.Series:
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_conditional_genetic_values__solve_henderson_mme(rng, name):
     """E[g | y, theta] solves Henderson's mixed-model equations; Var equals (G^-1/sg2 + I/se2)^-1.
 
@@ -164,6 +167,7 @@ def test_conditional_genetic_values__solve_henderson_mme(rng, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_conditional_genetic_values__singular_G_matches_covariance_form(rng, name):
     """For a singular (centred) G, where the MME need G^-1, the covariance form of the BLUP is exact.
 
@@ -184,6 +188,7 @@ def test_conditional_genetic_values__singular_G_matches_covariance_form(rng, nam
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.exact
 def test_marker_effects__dense_ridge_solution(rng, kernel):
     """E[b | y, theta] = sb2 W'(sb2 WW' + se2 I)^-1 (y - mu 1), its variance, and W E[b] = E[g].
 
@@ -212,6 +217,7 @@ def test_marker_effects__dense_ridge_solution(rng, kernel):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_posterior_moments__law_of_total_variance_over_draws(rng, name):
     """Over D = 300 draws (more than one chunk of 256): mean of E[g|theta_d], and Var = mean Var + var E.
 
@@ -236,6 +242,7 @@ def test_posterior_moments__law_of_total_variance_over_draws(rng, name):
     np.testing.assert_allclose(g.sd**2, variances.mean(0) + means.var(0), rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.exact
 def test_posterior_moments__marker_effects_over_draws_equal_the_draw_by_draw_oracle(rng):
     """M-BLUP's marker effects over D = 700 independent draws (three chunks): the package averages in
     the rotated basis and takes the between-draw variance from a low-rank basis of the draws; the
@@ -261,6 +268,7 @@ def test_posterior_moments__marker_effects_over_draws_equal_the_draw_by_draw_ora
     np.testing.assert_allclose(b.sd**2, variances.mean(0) + means.var(0), rtol=1e-8, atol=1e-14)
 
 
+@pytest.mark.exact
 def test_posterior_moments__float32_marker_variances_within_1e_6(rng, monkeypatch):
     """Large problems form A = W'U in float32 (bayesblup.inference.posterior.FLOAT32_ABOVE). Forced here on a small
     one: the marker sds move by less than 1e-6 relative (float32 rounding is ~6e-8 per product, and rows
@@ -281,6 +289,7 @@ def test_posterior_moments__float32_marker_variances_within_1e_6(rng, monkeypatc
 
 # --- the latent form has the same prior on g ---------------------------------------------------
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_latent_form__g_has_covariance_sigma2_k_K(rng, name):
     """In the latent form g = J z is linear in the non-centred z; J J' must be sigma2_k c G.
 
@@ -312,6 +321,7 @@ EXPECTED_VARS = {
 
 @pytest.mark.parametrize("form", ["marginal", "latent"])
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.structural
 def test_model_structure_and_mock_fit(rng, mock_pymc_sample, name, form):
     G, W = _simulated("rank-deficient", n=30, m=60)
     y = _records_shuffled(G, rng)
@@ -365,6 +375,7 @@ def test_model_structure_and_mock_fit(rng, mock_pymc_sample, name, form):
         assert fit.marker_effects is None
 
 
+@pytest.mark.structural
 def test_mock_fit__genetic_value_draws_are_thinned(rng, mock_pymc_sample):
     G, _ = _simulated("rank-deficient", n=30, m=60)
     model = bb.GBLUP(_trait(G.ids, rng), G)
@@ -375,6 +386,7 @@ def test_mock_fit__genetic_value_draws_are_thinned(rng, mock_pymc_sample):
     assert np.isfinite(g.values).all()
 
 
+@pytest.mark.exact
 def test_default_prior__variables_and_deterministic_mapping(rng):
     """prior="default": h2 and sigma2_p are free; sigma2_k = h2 sigma2_p / c and sigma2_e = (1 - h2) sigma2_p."""
     G, W = _simulated("full-rank")
@@ -407,6 +419,7 @@ def _logp(pm_model, name: str, x: float) -> float:
     return float(pm.logp(pm_model[name], x).eval())
 
 
+@pytest.mark.exact
 def test_bglr_prior__wheat_gblup(wheat, wheat_G, reference_dir):
     """InverseGamma(df0/2, S0/2), S0_g = var(y) R2 (df0+2) / mean non-zero eigenvalue, S0_e = var(y)(1-R2)(df0+2).
 
@@ -440,6 +453,7 @@ def test_bglr_prior__wheat_gblup(wheat, wheat_G, reference_dir):
             assert _logp(model.model, name, x) == pytest.approx(expected, rel=0, abs=_LOGP_ABS)
 
 
+@pytest.mark.exact
 def test_bglr_prior__wheat_mblup_uses_msx(wheat, wheat_W, reference_dir):
     """BRR: S0_b = var(y) R2 (df0+2) / MSx, MSx = sum of column variances of W (divisor n), as BGLR chose.
 
@@ -460,6 +474,7 @@ def test_bglr_prior__wheat_mblup_uses_msx(wheat, wheat_W, reference_dir):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.exact
 def test_custom_prior_dict(rng, name):
     G, W = _simulated("full-rank")
     kv = bb.GBLUP.kernel_variance if name == "gblup" else bb.MBLUP.kernel_variance
@@ -479,6 +494,7 @@ def test_custom_prior_dict(rng, name):
     assert model.priors[1][kv] == prior[kv]
 
 
+@pytest.mark.exact
 def test_default_prior_mu_is_flat_around_the_data(rng):
     G, _ = _simulated("full-rank")
     y = _trait(G.ids, rng)
@@ -502,6 +518,7 @@ BAD_PRIORS = [
 
 
 @pytest.mark.parametrize(("prior", "match"), BAD_PRIORS)
+@pytest.mark.structural
 def test_bad_prior__input_error(rng, prior, match):
     G, _ = _simulated("full-rank", n=20, m=40)
     with pytest.raises(bb.InputError, match=match):
@@ -517,6 +534,7 @@ def small():
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.structural
 def test_error__bad_form(small, name):
     y, G, W = small
     with pytest.raises(bb.InputError, match=r"form must be one of marginal, latent; got 'dense'"):
@@ -532,6 +550,7 @@ def test_error__bad_form(small, name):
         ({"tune": -1}, r"tune must be >= 0, got -1"),
     ],
 )
+@pytest.mark.structural
 def test_error__bad_fit_settings(small, kwargs, match):
     y, G, _ = small
     with pytest.raises(bb.InputError, match=match):
@@ -539,6 +558,7 @@ def test_error__bad_fit_settings(small, kwargs, match):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.structural
 def test_error__phenotyped_ids_without_genotype_are_named(small, name):
     y, G, W = small
     extra = pd.Series([1.0, 2.0, np.nan], index=["ghost_a", "ghost_b", "ghost_na"], name="t")
@@ -547,6 +567,7 @@ def test_error__phenotyped_ids_without_genotype_are_named(small, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.structural
 def test_error__duplicate_records(small, name):
     y, G, W = small
     doubled = pd.concat([y, y.iloc[[4]]])
@@ -554,6 +575,7 @@ def test_error__duplicate_records(small, name):
         _model(name, doubled, G, W)
 
 
+@pytest.mark.structural
 def test_error__relationship_missing_ids_named():
     """Records passed as matched Records for other IDs: G's index lookup names the absent IDs."""
     G, _ = _simulated("full-rank", n=20, m=40)
@@ -562,6 +584,7 @@ def test_error__relationship_missing_ids_named():
         bb.GBLUP(records, G)
 
 
+@pytest.mark.structural
 def test_error__mblup_needs_a_genotype_matrix(small):
     y, G, _ = small
     with pytest.raises(bb.InputError, match=r"MBLUP needs W as a GenotypeMatrix"):
@@ -569,12 +592,14 @@ def test_error__mblup_needs_a_genotype_matrix(small):
 
 
 @pytest.mark.parametrize("rtol", [0.0, 1.0, -1e-10])
+@pytest.mark.structural
 def test_error__eigen_rtol_out_of_range(small, rtol):
     y, G, _ = small
     with pytest.raises(bb.InputError, match=re.escape(f"eigen_rtol must lie in (0, 1), got {rtol}")):
         bb.GBLUP(y, G, eigen_rtol=rtol)
 
 
+@pytest.mark.structural
 def test_error__not_positive_semi_definite():
     Q = scipy.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
     bad = Q @ np.diag([2.0, 1.0, 0.5, -0.3]) @ Q.T
@@ -586,6 +611,7 @@ def test_error__not_positive_semi_definite():
         model.model  # noqa: B018  (the eigendecomposition runs on build)
 
 
+@pytest.mark.structural
 def test_rank_deficiency_warning__centred_G_once(rng):
     G, _ = _simulated("rank-deficient", n=40)
     model = bb.GBLUP(_trait(G.ids, rng), G)
@@ -598,6 +624,7 @@ def test_rank_deficiency_warning__centred_G_once(rng):
         model.model  # noqa: B018  (cached: no second warning)
 
 
+@pytest.mark.structural
 def test_rank_deficiency_warning__not_for_full_rank_G(rng):
     G, W = _simulated("full-rank")
     with warnings.catch_warnings():
@@ -606,6 +633,7 @@ def test_rank_deficiency_warning__not_for_full_rank_G(rng):
         assert bb.MBLUP(_trait(G.ids, rng), W).spectral.n_clipped == 0
 
 
+@pytest.mark.structural
 def test_prior__raise_on_misspelled_parameter(rng):
     y = pd.Series(rng.normal(size=20), index=[f"i{i}" for i in range(20)], name="y")
     G = bb.Relationship(matrix=np.eye(20), ids=y.index, scaling="user")
@@ -614,6 +642,7 @@ def test_prior__raise_on_misspelled_parameter(rng):
         bb.GBLUP(y, G, prior=prior).build()
 
 
+@pytest.mark.structural
 def test_prior__raise_on_vector_parameter(rng):
     y = pd.Series(rng.normal(size=20), index=[f"i{i}" for i in range(20)], name="y")
     G = bb.Relationship(matrix=np.eye(20), ids=y.index, scaling="user")

@@ -82,6 +82,7 @@ def _dense_means(model):
 
 @pytest.mark.parametrize("case", PE_CASES)
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_marginal_logp_with_X_Z_D_equals_dense_mvn(name, case):
     """log N(y; mu 1 + X beta, Z (sigma2_k K + sigma2_pe I) Z' + sigma2_e D), to 1e-8 relative.
 
@@ -160,6 +161,7 @@ def _henderson(model, G, sg2, se2, spe2=None):
 
 
 @pytest.mark.parametrize("case", PE_CASES)
+@pytest.mark.exact
 def test_conditional_fixed_effects_and_genetic_values_solve_henderson_mme(case):
     """With X (intercept, sex, a per-record age), Z (1-4 records, 20% unphenotyped) and D together, at
     fixed variance components: E[beta | y, theta] (GLS), E[g | y, theta] and Var[g | y, theta] of the
@@ -211,6 +213,7 @@ def test_conditional_fixed_effects_and_genetic_values_solve_henderson_mme(case):
     np.testing.assert_allclose(u_var, pev[model.n :], rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.exact
 def test_mblup_with_records_gives_gblup_conditional_values():
     """Same records, G = WW'/m: M-BLUP at sigma2_b = sigma2_g / m gives G-BLUP's g | y, theta (1e-8)."""
     geno, G, W = _genotypes()
@@ -223,6 +226,7 @@ def test_mblup_with_records_gives_gblup_conditional_values():
         np.testing.assert_allclose(x, z, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.exact
 def test_one_record_each_with_unit_weights_is_the_plain_model():
     """Weights of 1 on one record each: same eigendecomposition path as no weights at all (S = I up to 1e-12)."""
     geno, G, _W = _genotypes()
@@ -239,6 +243,7 @@ def test_one_record_each_with_unit_weights_is_the_plain_model():
 
 
 @pytest.mark.parametrize("form", ["marginal", "latent"])
+@pytest.mark.structural
 def test_model_structure_with_repeated_records(mock_pymc_sample, form):
     geno, G, W = _genotypes()
     table = _records(geno, W, "augmented")
@@ -268,6 +273,7 @@ def test_model_structure_with_repeated_records(mock_pymc_sample, form):
     assert summary["permanent_environment"] == "augmented" and summary["weights"] is True
 
 
+@pytest.mark.exact
 def test_bglr_prior_splits_r2_with_a_permanent_environment():
     """BGLR's rule: S0 of each of two random terms uses R2/2; Z's MSx is 1 - sum(n_i^2)/N^2."""
     geno, G, W = _genotypes()
@@ -287,6 +293,7 @@ def test_bglr_prior_splits_r2_with_a_permanent_environment():
 # --- errors --------------------------------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_repeated_records_need_to_be_allowed():
     geno, G, W = _genotypes()
     table = _records(geno, W, "none")
@@ -296,6 +303,7 @@ def test_repeated_records_need_to_be_allowed():
     assert model.n_records == len(table) and model.n < len(table)
 
 
+@pytest.mark.structural
 def test_permanent_environment_needs_repeated_records():
     geno, G, _ = _genotypes()
     y = pd.Series(np.arange(geno.n_individuals, dtype=float), index=geno.ids, name="t")
@@ -304,6 +312,7 @@ def test_permanent_environment_needs_repeated_records():
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, "heavy"])
+@pytest.mark.structural
 def test_weights_must_be_positive_numbers(bad):
     geno, G, _ = _genotypes()
     y = pd.Series(np.arange(geno.n_individuals, dtype=float), index=geno.ids, name="t")
@@ -313,6 +322,7 @@ def test_weights_must_be_positive_numbers(bad):
         bb.GBLUP(y, G, weights=w)
 
 
+@pytest.mark.structural
 def test_weights_of_records_without_a_trait_value_are_not_checked():
     geno, G, _ = _genotypes()
     y = pd.Series(np.arange(geno.n_individuals, dtype=float), index=geno.ids, name="t")
@@ -322,6 +332,7 @@ def test_weights_of_records_without_a_trait_value_are_not_checked():
     assert bb.GBLUP(y, G, weights=w).records.weights.tolist() == [2.0] * (geno.n_individuals - 1)
 
 
+@pytest.mark.structural
 def test_repeated_records_need_row_aligned_covariates():
     geno, G, W = _genotypes()
     table = _records(geno, W, "none")
@@ -330,6 +341,7 @@ def test_repeated_records_need_row_aligned_covariates():
         bb.GBLUP(table["y"], G, fixed=shuffled, repeated=True)
 
 
+@pytest.mark.structural
 def test_phenotyped_without_genotype__names_ten_then_counts():
     geno, G, _ = _genotypes()
     strangers = [f"x{i:02d}" for i in range(13)]
@@ -342,6 +354,7 @@ def test_phenotyped_without_genotype__names_ten_then_counts():
 
 
 @pytest.mark.parametrize(("case", "seed"), [("diagonal", 41), ("augmented", 42)])
+@pytest.mark.recovery
 def test_recovery_with_repeated_records_sex_effect_and_weights(case, seed):
     """Seeded (chosen before the run): 400 individuals, 80 without records, 1-4 weighted records each
     (or weights summing to 3), h2 = 0.4, sigma2_pe = 0.2, sex effect 0.8, age slope 0.1.
@@ -375,6 +388,7 @@ def test_recovery_with_repeated_records_sex_effect_and_weights(case, seed):
 # --- command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_fit_cli__repeated_records_weights_permanent_environment(tmp_path):
     geno, _G, W = _genotypes()
     table = _records(geno, W, "augmented")
@@ -402,6 +416,7 @@ def test_fit_cli__repeated_records_weights_permanent_environment(tmp_path):
     assert main([*missing[:-1], "--force", "--quiet"]) == 2
 
 
+@pytest.mark.exact
 def test_cross_validation_with_repeated_records_holds_out_individuals():
     """Folds per record, row for row; every held-out record is scored against its individual's
     prediction, which is exactly that of a fit with the fold's records hidden (MAP, deterministic)."""
@@ -430,6 +445,7 @@ def test_cross_validation_with_repeated_records_holds_out_individuals():
 
 
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_latent_form_record_likelihood_is_normal_with_weights(name):
     """Latent form: y_j ~ N(mu + x_j beta + g_i(j) + p_i(j), sigma2_e / w_j), record by record (1e-10)."""
     geno, G, W = _genotypes()
@@ -451,6 +467,7 @@ def test_latent_form_record_likelihood_is_normal_with_weights(name):
     assert float(logp) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.exact
 def test_equivalence_check_accepts_repeated_records():
     """The same records through M-BLUP and G-BLUP (MAP, G = WW'/m): the premise holds and records match."""
     geno, _, _ = _genotypes()

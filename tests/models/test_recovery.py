@@ -20,6 +20,8 @@ import scipy.stats as st
 import bayesblup as bb
 from bayesblup.testing import simulate_genotypes
 
+pytestmark = pytest.mark.recovery
+
 
 def _simulate(n: int, m: int, h2: float, seed: int, *, mu: float = 2.0, sigma2_p: float = 1.5):
     """Genotypes (HWE, p ~ U(0.1, 0.9): no monomorphic marker), G = WW'/m (standardized) and a trait.

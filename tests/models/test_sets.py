@@ -40,6 +40,7 @@ def _kernels(geno, scaling="standardized"):
 # --- the set mapping ---------------------------------------------------------------------------
 
 
+@pytest.mark.structural
 def test_marker_sets_from_names_indices_csv_and_series(tmp_path):
     markers = ["a", "b", "c", "d", "e"]
     by_name = bb.marker_sets({"f": ["a", "c"]}, markers)
@@ -55,11 +56,13 @@ def test_marker_sets_from_names_indices_csv_and_series(tmp_path):
     assert by_name.sizes == {"f": 2, "rest": 3}
 
 
+@pytest.mark.structural
 def test_marker_sets_without_rest_leave_markers_out():
     s = bb.marker_sets({"f": ["a"], "g": ["b", "c"]}, ["a", "b", "c", "d"], rest=None)
     assert s.names == ["f", "g"] and s.unused.tolist() == ["d"]
 
 
+@pytest.mark.structural
 def test_markers_dropped_by_qc_are_reported_not_refused():
     s = bb.marker_sets({"f": ["a", "gone"]}, ["a", "b"], dropped=["gone"])
     assert s.dropped.tolist() == ["gone"] and s.columns["f"].tolist() == [0]
@@ -78,11 +81,13 @@ def test_markers_dropped_by_qc_are_reported_not_refused():
         ([("f", "a")], r"sets must be a CSV path"),
     ],
 )
+@pytest.mark.structural
 def test_bad_marker_sets_are_refused_with_what_and_where(sets, message):
     with pytest.raises(bb.InputError, match=message):
         bb.marker_sets(sets, ["a", "b", "c", "d"])
 
 
+@pytest.mark.structural
 def test_bad_marker_sets_file(tmp_path):
     path = tmp_path / "sets.csv"
     path.write_text("snp,group\na,f\n")
@@ -100,6 +105,7 @@ def test_bad_marker_sets_file(tmp_path):
 
 
 @pytest.mark.parametrize("scaling", ["standardized", "standardized-hwe", "centered"])
+@pytest.mark.exact
 def test_set_kernels_equal_the_exact_oracle_on_each_subset(scaling):
     """G_k is the textbook G of the set's markers alone (rational arithmetic), and W_k W_k' / c_k = G_k."""
     geno = _genotypes(n=12, m=30)
@@ -117,6 +123,7 @@ def test_set_kernels_equal_the_exact_oracle_on_each_subset(scaling):
 
 
 @pytest.mark.parametrize("scaling", ["standardized", "centered"])
+@pytest.mark.exact
 def test_set_kernels_add_up_to_the_whole_g(scaling):
     """sum_k c_k G_k = c G: the sets partition the markers, so their cross-products add up."""
     geno = _genotypes()
@@ -172,6 +179,7 @@ PATH_CASES = [("woodbury", c) for c in RECORD_CASES if c != "pe-augmented"] + [(
 
 @pytest.mark.parametrize(("path", "case"), PATH_CASES)
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_marginal_logp_equals_dense_mvn(name, path, case):
     """log N(y; X beta, Z (sum_k s_k K_k + s_pe I) Z' + s_e D) of the records, to 1e-9 relative, on each path.
 
@@ -213,6 +221,7 @@ def test_marginal_logp_equals_dense_mvn(name, path, case):
 
 @pytest.mark.parametrize(("path", "case"), [("woodbury", "pe-diagonal"), ("dense", "pe-augmented")])
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_hand_written_gradients_match_finite_differences(name, path, case):
     """Both paths compute their gradient by hand; central differences of the log-likelihood (step 1e-5,
     truncation error ~1e-10) agree to 1e-6 relative in every direction of the unconstrained space."""
@@ -228,6 +237,7 @@ def _three_sets(geno):
 
 
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_three_sets_woodbury_logp_equals_dense_mvn_and_gradient(name):
     """With two small sets the Woodbury path factors the R x R capacitance matrix per gradient (one small set
     takes the interpolated surface instead): its logp equals the dense MVN to 1e-9 relative, and its
@@ -254,6 +264,7 @@ def test_three_sets_woodbury_logp_equals_dense_mvn_and_gradient(name):
     _check_gradient(pm_model)
 
 
+@pytest.mark.exact
 def test_surface_interpolant_equals_the_direct_computation():
     """The one-small-set likelihood reads f = log det(I + tau M(rho)) and Phi = tau P'(I + tau M)^-1 P from a
     tensor Chebyshev interpolant (degree 31 per square of side 2 in t = log rho and s = log tau).
@@ -312,6 +323,7 @@ def _check_gradient(pm_model):
         assert grad[j] == pytest.approx(numeric, rel=1e-6, abs=1e-6), j
 
 
+@pytest.mark.structural
 def test_woodbury_refuses_unequal_noise():
     geno = _genotypes()
     model = _multi("gblup", _table(geno, "pe-augmented"), _kernels(geno), "pe-augmented", path="woodbury")
@@ -319,6 +331,7 @@ def test_woodbury_refuses_unequal_noise():
         model.model  # noqa: B018
 
 
+@pytest.mark.structural
 def test_auto_path_choice():
     """Woodbury for a small set beside a large one (R <= n/2), dense for two large sets or unequal noise."""
     geno = _genotypes()
@@ -333,6 +346,7 @@ def test_auto_path_choice():
 
 
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_latent_form_record_likelihood(name):
     """Latent form: y_j ~ N(mu + x_j beta + sum_k g_k,i(j) + p_i(j), sigma2_e / w_j), and g = sum_k g_k (1e-10)."""
     geno = _genotypes()
@@ -355,6 +369,7 @@ def test_latent_form_record_likelihood(name):
 
 
 @pytest.mark.parametrize("path", ["woodbury", "dense"])
+@pytest.mark.exact
 def test_conditional_genetic_values_per_set_equal_the_dense_conditional(path):
     """At one theta, set_moments' mean of g_k (every individual) is the dense Gaussian conditional exactly
     (1e-8), and its variance within 5%: it comes from 20,000 exact Matheron draws, whose variance has
@@ -373,8 +388,8 @@ def test_conditional_genetic_values_per_set_equal_the_dense_conditional(path):
     resid = rec.y - mu - rec.X @ beta
     Vinv_r = np.linalg.solve(V, resid)
     moments, total, _ = set_moments(
-        model.posterior_data, np.array([mu]), {k: np.array([v]) for k, v in s.items()}, np.array([se]), beta=beta[None, :],
-        seed=1, min_samples=20_000,
+        model.posterior_data, np.array([mu]), {k: np.array([v]) for k, v in s.items()}, np.array([se]),
+        beta=beta[None, :], seed=1, min_samples=20_000,
     )  # fmt: skip
     cross_total = 0
     for k in s:
@@ -389,6 +404,7 @@ def test_conditional_genetic_values_per_set_equal_the_dense_conditional(path):
 # --- M-BLUP = G-BLUP, set by set -----------------------------------------------------------------
 
 
+@pytest.mark.exact
 def test_mblup_and_gblup_marginal_logp_agree_set_by_set():
     """With G_k = W_k W_k'/c_k and sigma2_g_k = c_k sigma2_b_k the two models' log-likelihoods agree (1e-9)."""
     geno = _genotypes()
@@ -403,6 +419,7 @@ def test_mblup_and_gblup_marginal_logp_agree_set_by_set():
     assert float(_likelihood(g.model)(pg)) == pytest.approx(float(_likelihood(m.model)(pm_)), rel=1e-9)
 
 
+@pytest.mark.recovery
 def test_mblup_and_gblup_posteriors_agree_set_by_set_on_wheat(wheat):
     """NUTS on wheat y1, feature = the first 100 markers, prior="default" (the same prior on h2, the
     total variance and the sets' shares in both models). Each set's genetic variance (sigma2_g_<set>
@@ -433,6 +450,7 @@ def test_mblup_and_gblup_posteriors_agree_set_by_set_on_wheat(wheat):
     assert "sigma2_g_first100 vs c*sigma2_b_first100" in str(report)
 
 
+@pytest.mark.structural
 def test_check_equivalence_per_set_names_a_scaling_mismatch():
     """MAP fits of MultiMBLUP (centered W*) and MultiGBLUP (standardized G): the premise fails per set and
     the report says why; with matching scalings it holds, each set with its own factor c_k = m_k."""
@@ -457,6 +475,7 @@ def test_check_equivalence_per_set_names_a_scaling_mismatch():
 
 @pytest.mark.parametrize("form", ["marginal", "latent"])
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.structural
 def test_model_structure_and_outputs(mock_pymc_sample, name, form):
     geno = _genotypes()
     model = _multi(name, _table(geno, "single"), _kernels(geno), "single", form=form)
@@ -487,6 +506,7 @@ def test_model_structure_and_outputs(mock_pymc_sample, name, form):
     np.testing.assert_allclose(draws["h2"], draws["h2_feature"] + draws["h2_rest"], rtol=1e-12)
 
 
+@pytest.mark.exact
 def test_bglr_prior_splits_r2_equally_over_the_sets():
     """BGLR with K random terms: S0_k = var(y) (R2/K) (df0 + 2) / MSx_k for each set."""
     geno = _genotypes()
@@ -507,6 +527,7 @@ def test_bglr_prior_splits_r2_equally_over_the_sets():
     )
 
 
+@pytest.mark.structural
 def test_custom_prior_needs_every_set():
     geno = _genotypes()
     prior = {"sigma2_e": bb.Prior("HalfNormal")}
@@ -515,6 +536,7 @@ def test_custom_prior_needs_every_set():
         model.priors  # noqa: B018
 
 
+@pytest.mark.structural
 def test_sets_need_the_same_individuals():
     geno = _genotypes()
     G, _ = _kernels(geno)
@@ -523,6 +545,7 @@ def test_sets_need_the_same_individuals():
         bb.MultiGBLUP(_table(geno, "single")["y"], {"feature": G["feature"], "rest": other["rest"]})
 
 
+@pytest.mark.structural
 def test_fit_cli_with_sets(tmp_path):
     geno = _genotypes(n=60)
     table = _table(geno, "single")[["y"]].rename_axis("id").reset_index()

@@ -10,7 +10,7 @@ import pytest
 import bayesblup as bb
 from bayesblup.testing import simulate_genotypes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.recovery]
 
 N, M_FEATURE, M_REST = 1000, 200, 10_000
 TRUTH = {"feature": 0.3, "rest": 0.1}

@@ -26,6 +26,7 @@ def short_fit(wheat, wheat_G):
     return bb.GBLUP(wheat.phenotypes["y1"], wheat_G, prior="bglr").fit(chains=2, draws=40, tune=100, seed=3)
 
 
+@pytest.mark.structural
 def test_short_fit_warns_with_advice_and_notes_the_rank(short_fit):
     d = short_fit.diagnostics()
     assert d["min_ess_bulk"] < 400 and d["min_ess_tail"] < 400
@@ -38,6 +39,7 @@ def test_short_fit_warns_with_advice_and_notes_the_rank(short_fit):
     assert d["notes"] == [n for n in d["notes"] if "rank 598 of 599" in n] and len(d["notes"]) == 1
 
 
+@pytest.mark.structural
 def test_divergences_become_a_warning_with_advice(short_fit):
     """Divergent transitions cannot be produced on demand by this well-behaved model, so two are marked in a
     copy of the fit's sample_stats; the warning must count them and say what to do."""
@@ -54,6 +56,7 @@ def test_divergences_become_a_warning_with_advice(short_fit):
     assert warning.startswith("2 divergent transitions") and "--target-accept 0.95" in warning
 
 
+@pytest.mark.structural
 def test_strict_exits_3_on_a_warning_and_keeps_the_outputs(tmp_path, capsys):
     out = tmp_path / "short"
     assert main([*fit_args(out, "--chains", "2", "--draws", "40", "--tune", "100", "--seed", "3", "--strict")]) == 3
@@ -82,6 +85,7 @@ def _run(out, *extra) -> dict:
     }
 
 
+@pytest.mark.exact
 def test_same_seed_gives_bit_identical_results_across_runs_and_cores(tmp_path):
     """Three fresh processes, the same data, options and seed: summary.json's numbers and
     genetic_values.csv are identical bit for bit, with the chains in one process or in two (--cores 2).

@@ -32,6 +32,7 @@ def dense_prediction(G_pp, G_up, G_uu_diag, y, mu, sg2, se2):
 
 
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
+@pytest.mark.exact
 def test_unphenotyped__conditional_moments_equal_the_dense_blup(data, name):
     """At one theta the moments of g for individuals without a record equal the dense formula (1e-8)."""
     geno, y = data
@@ -53,6 +54,7 @@ def test_unphenotyped__conditional_moments_equal_the_dense_blup(data, name):
     np.testing.assert_allclose(extra["unphenotyped"].sd ** 2, var, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.structural
 def test_unphenotyped__in_genetic_values_with_pev_and_reliability(data):
     geno, y = data
     y = y.copy()
@@ -71,6 +73,7 @@ def test_unphenotyped__in_genetic_values_with_pev_and_reliability(data):
     assert gv.loc[gv["phenotyped"], "reliability"].mean() > gv.loc[~gv["phenotyped"], "reliability"].mean() + 0.1
 
 
+@pytest.mark.exact
 def test_predict__new_individuals_by_hand(data):
     """New genotypes on the training scale (training p), G21 = W_new W_train'/m, at the MAP theta."""
     geno, y = data
@@ -94,6 +97,7 @@ def test_predict__new_individuals_by_hand(data):
     np.testing.assert_allclose(pred["sd"] ** 2, var, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.exact
 def test_predict__mblup_equals_gblup_at_the_same_theta(data):
     """With G = WW'/m the two models predict identically at equal theta (the MAP of one model)."""
     geno, y = data
@@ -105,6 +109,7 @@ def test_predict__mblup_equals_gblup_at_the_same_theta(data):
     np.testing.assert_allclose(m_pred["mean"], g_pred["mean"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.structural
 def test_predict__raise_on_individuals_already_fitted(data):
     geno, y = data
     fit = bb.GBLUP(y, bb.genomic_relationship(geno, scaling="centered")).fit(method="map")
@@ -112,6 +117,7 @@ def test_predict__raise_on_individuals_already_fitted(data):
         fit.predict(geno, training=geno)
 
 
+@pytest.mark.structural
 def test_predict__raise_without_training_genotypes(data):
     geno, y = data
     train, new = geno.select(individuals=np.arange(60)), geno.select(individuals=np.arange(60, 70))
@@ -120,6 +126,7 @@ def test_predict__raise_without_training_genotypes(data):
         fit.predict(new)
 
 
+@pytest.mark.structural
 def test_predict__raise_for_a_g_read_from_file(data):
     geno, y = data
     G = bb.genomic_relationship(geno.select(individuals=np.arange(60)), scaling="centered")
@@ -129,6 +136,7 @@ def test_predict__raise_for_a_g_read_from_file(data):
         fit.predict(geno.select(individuals=np.arange(60, 70)), training=geno)
 
 
+@pytest.mark.structural
 def test_fit_cli__unphenotyped_rows_and_predictions_csv(tmp_path, data):
     geno, y = data
     train, new = geno.select(individuals=np.arange(60)), geno.select(individuals=np.arange(60, 70))
@@ -150,6 +158,7 @@ def test_fit_cli__unphenotyped_rows_and_predictions_csv(tmp_path, data):
     assert (pred["sd"] > 0).all()
 
 
+@pytest.mark.exact
 def test_back_solve_markers__equals_dense_ridge_at_one_theta(data):
     """At the MAP theta: E[b | y] = (sg2/m) W' V^-1 (y - mu), Var = sg2/m - (sg2/m)^2 diag(W' V^-1 W)."""
     geno, y = data
@@ -167,6 +176,7 @@ def test_back_solve_markers__equals_dense_ridge_at_one_theta(data):
     assert b["marker"].tolist() == list(geno.markers)
 
 
+@pytest.mark.recovery
 def test_back_solve_markers__equals_mblup_within_monte_carlo_error(data):
     """Both fits (same default prior, so one posterior) give the same marker effects.
 
@@ -184,6 +194,7 @@ def test_back_solve_markers__equals_mblup_within_monte_carlo_error(data):
     np.testing.assert_allclose(b_g["sd"], b_m["sd"], rtol=0.05)  # sds: same draws argument, 5%
 
 
+@pytest.mark.structural
 def test_back_solve_markers__raise_for_mblup(data):
     geno, y = data
     fit = bb.MBLUP(y, bb.genotype_matrix(geno, scaling="standardized")).fit(method="map")
