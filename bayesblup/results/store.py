@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..files import atomic_folder
 
-__all__ = ["save"]
+__all__ = ["save", "write_fit"]
 
 
 def save(
@@ -36,50 +34,57 @@ def save(
     estimates of h2 drawn on the h2 plot).
 
     Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
-    succeeded. An existing ``out_dir`` is kept unless ``force``; with ``force`` it is replaced.
+    succeeded (:func:`bayesblup.files.atomic_folder`). An existing ``out_dir`` is kept unless
+    ``force``, and so is one that appears while writing (made by another run or program); with
+    ``force`` it is replaced.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise InputError(f"output folder {out_dir} already exists; choose another or pass --force to replace it.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        t0 = time.perf_counter()
-        summary = fit.to_dict() | (extra_summary or {})
-        fit.genetic_values.to_csv(tmp / "genetic_values.csv", index=False, float_format="%.10g")
-        if fit.marker_effects is not None:
-            fit.marker_effects.to_csv(tmp / "marker_effects.csv", index=False, float_format="%.10g")
-        if predictions is not None:
-            predictions.to_csv(tmp / "predictions.csv", index=False, float_format="%.10g")
-        if cv is not None:  # per fold, and every held-out record's prediction
-            cv.folds.to_csv(tmp / "cv.csv", index=False, float_format="%.10g")
-            cv.predictions.to_csv(tmp / "cv_predictions.csv", index=False, float_format="%.10g")
-            summary["cross_validation"] = cv.to_dict()
-        for name, table in (tables or {}).items():
-            table.to_csv(tmp / name, index=False, float_format="%.10g")
-        _drop_unserialisable(fit.datatree).to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
-        if plots:
-            from ..plots import write_plots
-
-            summary["plots"] = [path.name for path in write_plots(fit, tmp, reference=reference)]
-        # summary.json goes last, so that it can say how long writing took.
-        timings = dict(summary["timings"])
-        timings["write_s"] = time.perf_counter() - t0
-        phases = sum(v for k, v in fit.timings.items() if k != "draws_s")  # draws_s is part of sampling_s
-        timings["total_s"] = timings.get("total_s", phases) + timings["write_s"]
-        summary["timings"] = timings
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-        if out_dir.exists():  # force: move the old folder aside first, so a failure loses nothing
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(out_dir, force=force) as tmp:
+        write_fit(
+            fit, tmp, extra_summary=extra_summary, predictions=predictions, cv=cv, plots=plots, reference=reference,
+            tables=tables,
+        )  # fmt: skip
     return out_dir
+
+
+def write_fit(
+    fit,
+    folder: Path,
+    *,
+    extra_summary: dict | None = None,
+    predictions: pd.DataFrame | None = None,
+    cv=None,
+    plots: bool = False,
+    reference: dict[str, float] | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Write the files of :func:`save` into ``folder``, a new empty folder (from :func:`atomic_folder`)."""
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    summary = fit.to_dict() | (extra_summary or {})
+    fit.genetic_values.to_csv(folder / "genetic_values.csv", index=False, float_format="%.10g")
+    if fit.marker_effects is not None:
+        fit.marker_effects.to_csv(folder / "marker_effects.csv", index=False, float_format="%.10g")
+    if predictions is not None:
+        predictions.to_csv(folder / "predictions.csv", index=False, float_format="%.10g")
+    if cv is not None:  # per fold, and every held-out record's prediction
+        cv.folds.to_csv(folder / "cv.csv", index=False, float_format="%.10g")
+        cv.predictions.to_csv(folder / "cv_predictions.csv", index=False, float_format="%.10g")
+        summary["cross_validation"] = cv.to_dict()
+    for name, table in (tables or {}).items():
+        table.to_csv(folder / name, index=False, float_format="%.10g")
+    _drop_unserialisable(fit.datatree).to_netcdf(folder / "posterior.nc", engine="h5netcdf")
+    if plots:
+        from ..plots import write_plots
+
+        summary["plots"] = [path.name for path in write_plots(fit, folder, reference=reference)]
+    # summary.json goes last, so that it can say how long writing took.
+    timings = dict(summary["timings"])
+    timings["write_s"] = time.perf_counter() - t0
+    phases = sum(v for k, v in fit.timings.items() if k != "draws_s")  # draws_s is part of sampling_s
+    timings["total_s"] = timings.get("total_s", phases) + timings["write_s"]
+    summary["timings"] = timings
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):
