@@ -60,6 +60,7 @@ from .models.priors import Prior
 from .phenotypes import Records, match_records, read_phenotypes
 from .results.fit import BLUPFit
 from .results.sets import SetsFit
+from .results.store import load_fit
 
 __all__ = [
     "GBLUP",
@@ -95,6 +96,7 @@ __all__ = [
     "genotype_matrices_by_set",
     "genotype_matrix",
     "interval_coverage",
+    "load_fit",
     "marker_sets",
     "match_records",
     "plots",

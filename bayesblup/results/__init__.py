@@ -2,5 +2,6 @@
 
 from .fit import THRESHOLDS, BLUPFit
 from .sets import SetsFit
+from .store import load_fit
 
-__all__ = ["THRESHOLDS", "BLUPFit", "SetsFit"]
+__all__ = ["THRESHOLDS", "BLUPFit", "SetsFit", "load_fit"]

@@ -76,6 +76,10 @@ class BLUPFit:
         Columns ``marker, mean, sd`` (M-BLUP).
     timings : dict
         Seconds per phase.
+    stored : dict or None
+        For a fit read back by :func:`bayesblup.load_fit`: its summary.json (and under ``"tables"``
+        the further CSV files of the folder); its diagnostics and parameter names come from here,
+        and ``model`` is None unless one was passed.
     """
 
     model: object
@@ -87,6 +91,7 @@ class BLUPFit:
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)  # summary and diagnostics: the draws never change
+    stored: dict | None = field(default=None, repr=False)  # summary.json of a fit read back by load_fit
 
     @classmethod
     def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
@@ -180,7 +185,7 @@ class BLUPFit:
         pandas.DataFrame
             Columns ``id, mean, sd``.
         """
-        model = self.model
+        model = self._fitted_model("predict")
         scaling, W_fit, c = self._training_scale(training)
         again = sorted(set(genotypes.ids) & set(model.individuals.astype(str)))
         if again:
@@ -210,11 +215,20 @@ class BLUPFit:
         pandas.DataFrame
             Columns ``marker, mean, sd``, as M-BLUP's ``marker_effects``.
         """
-        if self.model.name != "gblup":
+        if self._fitted_model("back_solve_markers").name != "gblup":
             raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
         scaling, W_fit, c = self._training_scale(training)
         moments = self._target_moments(W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c))
         return pd.DataFrame({"marker": scaling.markers.astype(str), "mean": moments.mean, "sd": moments.sd})
+
+    def _fitted_model(self, what: str):
+        """The model, or a clear error for a fit read back without one."""
+        if self.model is None:
+            raise InputError(
+                f"{what} needs the model: this fit was read from a folder without one; pass the model built on the "
+                "same inputs, bayesblup.load_fit(path, model=bayesblup.GBLUP(y, G, ...))."
+            )
+        return self.model
 
     def _training_scale(self, training):
         """(MarkerScaling, W of the fitted individuals, c with G = WW'/c) of the training data."""
@@ -253,6 +267,8 @@ class BLUPFit:
     # --- tables --------------------------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
+        if self.model is None:  # read back by load_fit: summary.json's rows, beta[a], beta[b] as beta
+            return list(dict.fromkeys(name.split("[", 1)[0] for name in self.stored["parameters"]))
         return self.model.parameter_names
 
     def summary(self) -> pd.DataFrame:
@@ -301,6 +317,8 @@ class BLUPFit:
 
     def diagnostics(self) -> dict:
         """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""
+        if self.stored is not None:  # read back: as computed at fit time (the model's eigenvalues included)
+            return copy.deepcopy(self.stored["diagnostics"])
         if "diagnostics" not in self._cache:
             self._cache["diagnostics"] = self._diagnostics()
         return copy.deepcopy(self._cache["diagnostics"])
@@ -376,6 +394,8 @@ class BLUPFit:
             name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k in _JSON_FIELDS}
             for name, row in table.iterrows()
         }
+        if self.stored is not None:  # read back: summary.json as written, with the table from the draws
+            return copy.deepcopy({k: v for k, v in self.stored.items() if k != "tables"}) | {"parameters": parameters}
         label, priors = model.priors
         sp = model._spectral
         return {

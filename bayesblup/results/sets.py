@@ -118,6 +118,8 @@ class SetsFit(BLUPFit):
         ``prob_more_per_marker`` is the share of posterior draws in which the set's genetic variance per
         marker exceeds that of the other sets pooled.
         """
+        if self.stored is not None:  # read back by load_fit: as computed at fit time
+            return pd.DataFrame.from_dict(self.stored["enrichment"], orient="index")
         model = self.model
         post = self.datatree["posterior"]
         rows = {}
@@ -136,6 +138,8 @@ class SetsFit(BLUPFit):
 
     def to_dict(self) -> dict:
         out = super().to_dict()
+        if self.stored is not None:  # read back: sets and enrichment are in the stored summary
+            return out
         model = self.model
         out["path"] = model.path
         out["sets"] = {

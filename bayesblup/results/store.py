@@ -1,4 +1,4 @@
-"""Saving a fit: the ``bayesblup fit`` out folder (summary.json, genetic_values.csv, posterior.nc, ...)."""
+"""Saving and loading a fit: the ``bayesblup fit`` out folder (summary.json, genetic_values.csv, posterior.nc, ...)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..files import atomic_folder
+from ..names import INDIVIDUAL
 
-__all__ = ["save", "write_fit"]
+__all__ = ["load_fit", "save", "write_fit"]
 
 
 def save(
@@ -36,7 +38,7 @@ def save(
     Files are written to a temporary folder beside ``out_dir`` and renamed onto it only when all
     succeeded (:func:`bayesblup.files.atomic_folder`). An existing ``out_dir`` is kept unless
     ``force``, and so is one that appears while writing (made by another run or program); with
-    ``force`` it is replaced.
+    ``force`` it is replaced. :func:`load_fit` reads the folder back.
     """
     out_dir = Path(out_dir)
     with atomic_folder(out_dir, force=force) as tmp:
@@ -85,6 +87,147 @@ def write_fit(
     timings["total_s"] = timings.get("total_s", phases) + timings["write_s"]
     summary["timings"] = timings
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+
+def load_fit(path: str | Path, *, model=None):
+    """Read a ``bayesblup fit`` out folder (or :func:`save`'s) back into a fit.
+
+    The fit has the posterior (posterior.nc), ``genetic_values`` and ``marker_effects`` (the CSV
+    files), and summary.json as ``fit.stored``, with the further CSV files of the folder (predictions,
+    cross-validation, prior sensitivity) under ``fit.stored["tables"]``, by file name.
+    ``summary()`` is computed again from the draws; ``diagnostics()`` and ``to_dict()`` give what
+    was stored; the plots of :mod:`bayesblup.plots` draw from it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The out folder.
+    model : BLUPModel, optional
+        The model built again on the same inputs (e.g. ``bb.GBLUP(y, G, prior=...)``), for
+        ``fit.predict`` and ``fit.back_solve_markers``. It must match the stored fit: the same model,
+        form, trait, scaling, records and individuals in the same order, and the same parameters.
+
+    Returns
+    -------
+    BLUPFit
+        A :class:`~bayesblup.SetsFit` for a fit with several marker sets.
+
+    Raises
+    ------
+    InputError
+        If the folder, summary.json, posterior.nc or genetic_values.csv is missing or unreadable, or
+        ``model`` does not match.
+    """
+    from .fit import BLUPFit
+    from .sets import SetsFit
+
+    folder = Path(path)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"fit folder {folder} {what}; pass a folder written by `bayesblup fit --out` or fit.save.")
+    summary = _read_summary(folder)
+    datatree = _read_posterior(folder)
+    genetic_values = _read_table(folder / "genetic_values.csv", ("id", "mean", "sd"), required=True)
+    ids = genetic_values["id"].to_numpy(dtype=str)
+    stored_ids = datatree["genetic_values"][INDIVIDUAL].values.astype(str)
+    if not np.array_equal(ids, stored_ids):
+        raise InputError(
+            f"{folder}/genetic_values.csv and posterior.nc list different individuals: the files come from "
+            "different fits; write the folder again."
+        )
+    marker_effects = _read_table(folder / "marker_effects.csv", ("marker", "mean", "sd"), required=False)
+    known = {"genetic_values.csv", "marker_effects.csv"}
+    tables = {p.name: pd.read_csv(p, dtype={"id": str}) for p in sorted(folder.glob("*.csv")) if p.name not in known}
+    cls = SetsFit if summary.get("sets") else BLUPFit
+    fit = cls(
+        None, datatree, summary["method"], summary["sampler"], genetic_values, marker_effects,
+        dict(summary.get("timings") or {}), dict(summary.get("settings") or {}), stored=summary | {"tables": tables},
+    )  # fmt: skip
+    if model is not None:
+        _check_model(model, fit, ids, folder)
+        fit.model = model
+    return fit
+
+
+#: What summary.json must hold for load_fit.
+_SUMMARY_KEYS = ("model", "form", "trait", "prior", "method", "sampler", "parameters", "diagnostics")
+
+
+def _read_summary(folder: Path) -> dict:
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{folder} has no summary.json: pass a folder written by `bayesblup fit --out` or fit.save.")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # unreadable, truncated, not JSON
+        raise InputError(f"{path} cannot be read as JSON ({exc}); write the fit again.") from exc
+    missing = [key for key in _SUMMARY_KEYS if not isinstance(summary, dict) or key not in summary]
+    if missing:
+        raise InputError(f"{path} is not a bayesblup summary: it lacks {', '.join(missing)}.")
+    return summary
+
+
+def _read_posterior(folder: Path):
+    """posterior.nc, read into memory (the file is closed again)."""
+    import xarray as xr
+
+    path = folder / "posterior.nc"
+    if not path.is_file():
+        raise InputError(f"{folder} has no posterior.nc: the draws are needed; write the fit again.")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+    except Exception as exc:  # h5py and xarray raise many kinds on a truncated or foreign file
+        raise InputError(f"{path} cannot be read ({type(exc).__name__}: {exc}); write the fit again.") from exc
+    missing = [group for group in ("posterior", "genetic_values") if group not in tree.children]
+    if missing:
+        raise InputError(f"{path} has no group {', '.join(missing)}: it was not written by bayesblup.")
+    return tree
+
+
+def _read_table(path: Path, columns: tuple[str, ...], *, required: bool) -> pd.DataFrame | None:
+    if not path.is_file():
+        if required:
+            raise InputError(f"{path.parent} has no {path.name}; write the fit again.")
+        return None
+    try:
+        table = pd.read_csv(path, dtype={columns[0]: str})
+    except (OSError, ValueError) as exc:  # pandas' parser errors are ValueErrors
+        raise InputError(f"{path} cannot be read ({exc}); write the fit again.") from exc
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)}; write the fit again.")
+    return table
+
+
+def _check_model(model, fit, ids: np.ndarray, folder: Path) -> None:
+    """Refuse a model that is not the one the stored fit was fitted with."""
+    stored = fit.stored
+    here = {
+        "model": model.name,
+        "form": model.form,
+        "trait": model.records.trait,
+        "scaling": model.scaling,
+        "n_records": int(model.n_records),
+    }
+    for key, value in here.items():
+        if stored.get(key) != value:
+            raise InputError(
+                f"the model does not match the fit in {folder}: {key} is {value!r} here, {stored.get(key)!r} in "
+                "summary.json; pass the model built on the same inputs and options."
+            )
+    individuals = model.individuals.astype(str)
+    if not np.array_equal(individuals, ids):
+        raise InputError(
+            f"the model does not match the fit in {folder}: its {individuals.size} individuals are not the "
+            f"{ids.size} of genetic_values.csv in the same order; pass the model built on the same genotypes and "
+            "records."
+        )
+    if list(model.parameter_names) != fit.parameter_names:  # fixed effects, a permanent environment, sets
+        raise InputError(
+            f"the model does not match the fit in {folder}: its parameters are {', '.join(model.parameter_names)}, "
+            f"the fit's {', '.join(fit.parameter_names)}; pass the model built with the same options."
+        )
 
 
 def _json_default(value):

@@ -73,7 +73,7 @@ def test_two_runs_to_one_out_folder__one_writes_the_other_exits_2(inputs, tmp_pa
     assert sorted(p.name for p in runs_dir.iterdir()) == ["fit"]
     assert sorted(p.name for p in out.iterdir()) == ["genetic_values.csv", "posterior.nc", "summary.json"]
     assert json.loads((out / "summary.json").read_text())["settings"]["seed"] == winner
-    assert list(json.loads((out / "summary.json").read_text())["parameters"]) == ["h2", "sigma2_g", "sigma2_e", "mu"]
+    assert bb.load_fit(out).summary().index.tolist() == ["h2", "sigma2_g", "sigma2_e", "mu"]
 
 
 @pytest.mark.parametrize("kind", ["with_a_file", "empty"])
