@@ -59,7 +59,7 @@ from .genotypes.scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genot
 from .linalg.spectral import RankDeficiencyWarning, Spectral, eigendecompose
 from .models.priors import Prior
 from .phenotypes import Records, match_records, read_phenotypes
-from .results import BLUPFit, SetsFit
+from .results import BLUPFit, SetsFit, load_fit
 
 __all__ = [
     "GBLUP",
@@ -95,6 +95,7 @@ __all__ = [
     "genotype_matrices_by_set",
     "genotype_matrix",
     "interval_coverage",
+    "load_fit",
     "marker_sets",
     "match_records",
     "plots",

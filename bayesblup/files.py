@@ -2,21 +2,39 @@
 
 Writers refuse to replace an existing file unless told to (``force=True``), and write to a temporary
 file that is renamed into place, so an interrupted write never leaves a half-written output under
-the final name.
+the final name. An output folder (:func:`atomic_folder`) is put in place by a rename that refuses
+whatever is there, even an empty folder another run or a user made meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import gzip
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_output", "check_input_file", "check_new_output", "delimiter_hint", "open_text"]
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock, and the rename alone refuses an existing folder
+    fcntl = None
+
+__all__ = [
+    "atomic_folder",
+    "atomic_output",
+    "check_input_file",
+    "check_new_folder",
+    "check_new_output",
+    "delimiter_hint",
+    "open_text",
+]
 
 
 @contextlib.contextmanager
@@ -73,3 +91,180 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def check_new_folder(path: Path, *, force: bool) -> None:
+    """Refuse an output folder that exists (unless ``force``), and a file where the folder should go."""
+    if path.is_symlink() or path.exists():
+        if not path.is_dir():  # never replaced, even with force: the output is a folder
+            raise InputError(f"output {path} is a file, not a folder; give the name of a new folder.")
+        if not force:
+            raise InputError(f"output folder {path} already exists; choose another or pass --force to replace it.")
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``path`` to write into; it becomes ``path`` if the block succeeds.
+
+    ``path`` must not exist unless ``force``: checked on entry (so that a run fails before its work),
+    and again at the end, when the folder is renamed into place under a lock (``.NAME.lock``) that
+    other runs writing to ``path`` take too. Without ``force`` that rename refuses anything at
+    ``path``, even an empty folder that appeared meanwhile, so nothing this run did not create is
+    replaced or deleted. With ``force`` an existing ``path`` is moved aside, and deleted only once
+    the new folder is in place. On any failure the hidden folder is removed, with the parent
+    folders this call made; only a process killed outright (SIGKILL) leaves it behind.
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists (without ``force``), is a file, or appeared while the block ran.
+    """
+    path = Path(path)
+    check_new_folder(path, force=force)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    placed = False
+    try:
+        tmp = _new_hidden_folder(path)
+        try:
+            yield tmp
+            with _lock(path):
+                _put_in_place(tmp, path, force=force)
+            placed = True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing there once renamed; else this run's partial output
+    finally:
+        if not placed:
+            for folder in made:  # deepest first; rmdir removes only what is still empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+def _new_hidden_folder(path: Path) -> Path:
+    """A new empty ``.NAME.xxxxxxxx`` beside ``path``; made by mkdir (not mkdtemp's 0700), so the umask applies."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        with contextlib.suppress(FileExistsError):
+            tmp.mkdir()
+            return tmp
+
+
+def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:
+    """Rename ``tmp`` to ``path``; with ``force``, what is at ``path`` is moved aside, then deleted."""
+    old = None
+    if force and (path.is_symlink() or path.exists()):
+        check_new_folder(path, force=True)  # a file that appeared meanwhile is refused, never replaced
+        old = path.with_name(f".{path.name}.old.{uuid.uuid4().hex[:8]}")
+        os.rename(path, old)  # the lock keeps other runs out; old is a fresh name
+    try:
+        _rename_noreplace(tmp, path)
+    except FileExistsError as exc:
+        kept = "" if old is None else f" (the folder it replaced is kept as {old})"
+        raise InputError(
+            f"output folder {path} was written by another run meanwhile{kept}; choose another --out or pass --force "
+            "to replace it."
+        ) from exc
+    except BaseException:
+        if old is not None:  # the new folder is not in place: put the old one back
+            with contextlib.suppress(OSError):
+                _rename_noreplace(old, path)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``.NAME.lock`` beside ``path``: one run at a time renames onto ``path``.
+
+    Without ``force`` the no-replace rename alone keeps two runs apart; the lock keeps runs with
+    ``force`` from moving each other's folders aside, and serves where that rename is not available.
+    The run that created the lock file removes it, while still holding the lock; a run that waited
+    on that file then holds a lock on a removed file, so it checks and starts over.
+    """
+    if fcntl is None:
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        try:
+            fd, created = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(lock, os.O_RDWR), False
+            except FileNotFoundError:  # removed by its creator meanwhile
+                continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, lock):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+        os.close(fd)  # releases the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, or raise FileExistsError if anything is at ``dst``, even an empty folder.
+
+    ``os.rename`` of a folder replaces an empty folder at ``dst`` (POSIX), so this uses Linux's
+    ``renameat2(RENAME_NOREPLACE)``, atomic, where the system and file system offer it.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        import ctypes
+
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # else: not supported here
+            raise OSError(code, os.strerror(code), str(src), None, str(dst))  # EEXIST: FileExistsError
+    # Otherwise reserve the name with mkdir, which fails on anything there, then rename onto that
+    # empty folder of ours: a rename onto a folder that someone filled meanwhile fails (ENOTEMPTY).
+    os.mkdir(dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.rmdir(dst)  # ours while it is empty; if another's files went in, it stays
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise FileExistsError(exc.errno, exc.strerror, str(dst)) from exc
+        raise
+
+
+_AT_FDCWD = -100  # Linux's "relative to the working directory" for the *at() calls
+_RENAME_NOREPLACE = 1
+
+
+@functools.cache
+def _renameat2():
+    """The C library's ``renameat2`` (Linux, glibc >= 2.28), or None where there is none."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc without it (glibc < 2.28, musl)
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function

@@ -74,6 +74,21 @@ def _interval(draws: np.ndarray, prob: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _about(fit) -> dict:
+    """``model`` name, ``prior`` label and ``sets`` ({set: markers}, or None), from the model or summary.json.
+
+    A fit read back by :func:`bayesblup.load_fit` may have no model; its stored summary says the same.
+    """
+    stored = getattr(fit, "stored", None)
+    if stored is not None:
+        sets = stored.get("sets")
+        markers = None if sets is None else {k: v["n_markers"] for k, v in sets.items()}
+        return {"model": stored["model"], "prior": stored["prior"], "sets": markers}
+    model = fit.model
+    markers = None if model.single else {k.name: k.n_markers for k in model.kernels}
+    return {"model": model.name, "prior": getattr(model, "prior_label", None), "sets": markers}
+
+
 def _variance_components(fit) -> list[str]:
     """h2 and the sampled variances (no derived per-set ratios), for the diagnostics."""
     post = fit.datatree["posterior"]
@@ -105,7 +120,8 @@ def plot_h2(fit, *, reference: dict[str, float] | None = None, prob: float = 0.9
     for (label, value), style in zip((reference or {}).items(), ("--", ":", "-."), strict=False):
         ax.axvline(value, color=GREY, linestyle=style, label=f"{label}: {value:.3f}")
     ax.set_xlabel("h2 = genetic variance / (genetic + residual variance)")
-    ax.set_title(f"h2 posterior ({fit.model.name}, prior {fit.model.prior_label})")
+    about = _about(fit)
+    ax.set_title(f"h2 posterior ({about['model']}, prior {about['prior']})")
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom, bottom + 1.45 * (top - bottom))  # headroom, so that the legend never covers the curve
     ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
@@ -122,7 +138,7 @@ def _density(ax, draws: np.ndarray, *, color: str, label: str) -> None:
 
 def _equivalence_pairs(mblup_fit, gblup_fit) -> list[tuple[str, str, str]]:
     """(title, G-BLUP variable, M-BLUP variable) for each variance and for h2."""
-    sets = getattr(gblup_fit.model, "set_names", None)
+    sets = _about(gblup_fit)["sets"]
     if sets is None:
         pairs = [("sigma2_g (G-BLUP) vs c sigma2_b (M-BLUP)", "sigma2_g", "sigma2_g_equiv")]
     else:
@@ -140,7 +156,7 @@ def plot_equivalence(mblup_fit, gblup_fit):
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    if mblup_fit.model.name != "mblup" or gblup_fit.model.name != "gblup":
+    if _about(mblup_fit)["model"] != "mblup" or _about(gblup_fit)["model"] != "gblup":
         raise InputError("plot_equivalence(mblup_fit, gblup_fit): pass the M-BLUP fit first, then the G-BLUP fit.")
     pairs = _equivalence_pairs(mblup_fit, gblup_fit)
     fig = Figure(figsize=(4.2 * len(pairs), 3.4), layout="constrained")
@@ -199,7 +215,7 @@ def plot_genetic_values(fit, *, prob: float = 0.9, label_top: int = 0):
     ax.axhline(0.0, color=GREY, linewidth=0.6)
     ax.set_xlabel("rank by posterior mean")
     ax.set_ylabel(f"genetic value ({prob:.0%} interval)")
-    ax.set_title(f"Genetic values of {len(gv)} individuals ({fit.model.name})")
+    ax.set_title(f"Genetic values of {len(gv)} individuals ({_about(fit)['model']})")
     ax.legend(loc="upper right", fontsize="small", markerscale=1.5)
     return fig
 
@@ -236,12 +252,11 @@ def plot_partitioned_h2(fit, *, prob: float = 0.9):
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    sets = None if fit.model.single else fit.model.set_names
-    if sets is None:
+    markers = _about(fit)["sets"]
+    if markers is None:
         raise InputError("plot_partitioned_h2 needs a fit with several marker sets (MultiGBLUP or MultiMBLUP).")
-    rows = [("total h2", "h2")] + [(f"h2_{k}", f"h2_{k}") for k in sets]
+    rows = [("total h2", "h2")] + [(f"h2_{k}", f"h2_{k}") for k in markers]
     h2 = _draws(fit, "h2")
-    markers = {k: fit.model.set_markers(k) for k in sets}
     total = sum(m for m in markers.values() if m is not None)
     fig = Figure(figsize=(6.5, 0.6 * len(rows) + 1.4), layout="constrained")
     ax = fig.subplots()
@@ -281,7 +296,7 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         "rank": lambda: plot_rank(fit),
         "energy": lambda: plot_energy(fit),
     }
-    if getattr(fit.model, "set_names", None) is not None:
+    if _about(fit)["sets"] is not None:
         figures["partitioned_h2"] = lambda: plot_partitioned_h2(fit)
     written = []
     for name, make in figures.items():

@@ -6,8 +6,11 @@ Bad input ends with exit code 2 and one line on stderr saying what to fix, never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -395,26 +398,33 @@ def _job(args, genotypes, phenotypes, model: str):
 
 
 def _cmd_fit(args, say) -> int:
+    from ..files import atomic_folder
+    from ..results.store import write_fit
     from .workflow import format_fit_table, h2_line, run_fit
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise InputError(f"output folder {out} already exists; choose another or pass --force to replace it.")
-    if args.plots:
-        from ..plots import require_matplotlib
+    # An existing --out is refused now, before the work; the folder written meanwhile is renamed
+    # onto --out at the end only if nothing appeared there (another run, a user): see atomic_folder.
+    with atomic_folder(out, force=args.force) as folder:
+        if args.plots:
+            from ..plots import require_matplotlib
 
-        require_matplotlib()  # without matplotlib, refuse before the work rather than after it
-    outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
-    fit = outcome.fit
-    fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # save() adds write_s to total_s
-    reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
-    sensitivity = outcome.prior_sensitivity
-    tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
-    fit.save(
-        out, force=args.force, predictions=outcome.predictions, cv=outcome.cv, plots=args.plots, reference=reference,
-        tables=tables,
-    )  # fmt: skip
+            require_matplotlib()  # without matplotlib, refuse before the work rather than after it
+        outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
+        fit = outcome.fit
+        fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # write_fit adds write_s to total_s
+        reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
+        sensitivity = outcome.prior_sensitivity
+        tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
+        plots = None
+        if args.plots:
+            from ..plots import write_plots
+
+            def plots(to):
+                return write_plots(fit, to, reference=reference)
+
+        write_fit(fit, folder, predictions=outcome.predictions, cv=outcome.cv, plots=plots, tables=tables)
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
@@ -481,6 +491,30 @@ def _cmd_demo(args, say) -> None:
         say(line)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised so that the command unwinds: a fit's hidden output folder is then removed."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _unwind_on_sigterm():
+    """Turn SIGTERM (``kill``, a batch system's time limit) into an exception for the duration of a command.
+
+    Python's default ends the process at once, skipping the clean-up of what the run was writing.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _build_parser()
@@ -503,8 +537,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("pymc", "pymc.sampling.mcmc", "pymc.stats.convergence"):
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
+    command = {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command]
     try:
-        code = {"grm": _cmd_grm, "fit": _cmd_fit, "summary": _cmd_summary, "demo": _cmd_demo}[args.command](args, say)
+        with _unwind_on_sigterm():
+            code = command(args, say)
     except InputError as exc:
         print(f"bayesblup {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -514,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bayesblup {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"bayesblup {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as exc:  # a bug or an environment problem: exit 1, with the traceback for a report
         traceback.print_exc()
         print(f"bayesblup {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -137,7 +137,9 @@ class BLUPFit:
     settings : dict
         How the fit ran (form, seed, chains, ...); ``extensions`` names what a user added to the model.
     stored : dict or None
-        The summary.json a loaded fit was read from.
+        For a fit read back by :func:`bayesblup.load_fit`: its summary.json (and under ``"tables"``
+        the further CSV files of the folder); its diagnostics and parameter names come from here,
+        and ``model`` is None unless one was passed.
     """
 
     model: object
@@ -149,7 +151,7 @@ class BLUPFit:
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)  # summary and diagnostics: the draws never change
-    stored: dict | None = None
+    stored: dict | None = field(default=None, repr=False)  # summary.json of a fit read back by load_fit
 
     @classmethod
     def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
@@ -313,6 +315,8 @@ class BLUPFit:
         ``prob_more_per_marker`` is the share of posterior draws in which the set's genetic variance per
         marker exceeds that of the other sets pooled.
         """
+        if self.stored is not None and "enrichment" in self.stored:  # read back: as computed at fit time
+            return pd.DataFrame.from_dict(self.stored["enrichment"], orient="index")
         model = self._require_model("enrichment")
         if model.single:
             raise InputError("enrichment compares marker sets: fit several (MultiGBLUP, MultiMBLUP, --sets).")
@@ -334,6 +338,8 @@ class BLUPFit:
     # --- tables --------------------------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
+        if self.model is None:  # read back by load_fit: summary.json's rows, beta[a], beta[b] as beta
+            return list(dict.fromkeys(name.split("[", 1)[0] for name in self.stored["parameters"]))
         return self.model.parameter_names
 
     def summary(self) -> pd.DataFrame:
@@ -382,6 +388,8 @@ class BLUPFit:
 
     def diagnostics(self) -> dict:
         """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""
+        if self.stored is not None:  # read back: as computed at fit time (the model's eigenvalues included)
+            return copy.deepcopy(self.stored["diagnostics"])
         if "diagnostics" not in self._cache:
             self._cache["diagnostics"] = self._diagnostics()
         return copy.deepcopy(self._cache["diagnostics"])
@@ -467,6 +475,8 @@ class BLUPFit:
             name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k in _JSON_FIELDS}
             for name, row in table.iterrows()
         }
+        if self.stored is not None:  # read back: summary.json as written, with the table from the draws
+            return copy.deepcopy({k: v for k, v in self.stored.items() if k != "tables"}) | {"parameters": parameters}
         label, priors = model.priors
         sp = model._spectral
         out = {

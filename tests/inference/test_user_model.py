@@ -57,7 +57,7 @@ def _extend(model) -> None:
         pm.Potential("pin_mu", pm.logp(pm.Normal.dist(MU_PIN, 0.01), m["mu"]))
         m.add_coord("block", ["a", "b", "c"])
         u = pm.Normal("u", 0.0, 1.0, dims="block")
-        pm.Normal("z", mu=u[:, None], sigma=1.0, observed=Z)
+        pm.Normal("z_block", mu=u[:, None], sigma=1.0, observed=Z)
 
 
 def _builders(data):
@@ -78,7 +78,7 @@ def test_extension_is_in_the_posterior(data, path):
     assert "extra" not in plain.datatree["posterior"]
     model = build()
     _extend(model)
-    assert model.extensions == ["extra", "pin_mu", "u", "z"]
+    assert model.extensions == ["extra", "pin_mu", "u", "z_block"]
     fit = model.fit(**QUICK)
     post = fit.datatree["posterior"]
     assert float(post["extra"].mean()) == pytest.approx(5.0, abs=0.35)
@@ -87,9 +87,9 @@ def test_extension_is_in_the_posterior(data, path):
     np.testing.assert_allclose(post["u"].mean(("chain", "draw")).values, expected_u, atol=0.2)
     if model.reusable:  # the extended structure compiled anew, not the pristine one reused
         assert fit.settings["compiled"] == "new"
-    assert fit.settings["extensions"] == ["extra", "pin_mu", "u", "z"]
+    assert fit.settings["extensions"] == ["extra", "pin_mu", "u", "z_block"]
     notes = " ".join(fit.diagnostics()["notes"])
-    assert "extended with extra, pin_mu, u, z" in notes
+    assert "extended with extra, pin_mu, u, z_block" in notes
     # mu pinned away from where the data put it moves the genetic values' mean only through mu: the
     # genetic values are still g | y, theta, so they average near 0 (their prior mean), not near mu.
     assert abs(float(fit.genetic_values["mean"].mean())) < 1.0

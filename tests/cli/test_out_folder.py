@@ -1,0 +1,108 @@
+"""`bayesblup fit --out` with real processes: two runs to one folder, a folder made while a run works, kill.
+
+Each run writes into a hidden folder ``.NAME.xxxxxxxx`` beside ``--out`` from its start, and renames
+it onto ``--out`` at its end only if nothing appeared there meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bayesblup as bb
+from bayesblup.testing import simulate_genotypes, simulate_records
+
+MEANWHILE = "was written by another run meanwhile; choose another --out or pass --force"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """60 individuals x 150 markers: a fit of one chain of 50 draws takes seconds."""
+    d = tmp_path_factory.mktemp("inputs")
+    geno, _ = simulate_genotypes(60, 150, seed=7)
+    W = bb.genotype_matrix(geno, scaling="standardized").values
+    simulate_records(W, geno.ids, h2=0.5, seed=7).table[["y"]].to_csv(d / "pheno.csv")
+    pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers).to_csv(d / "geno.csv")
+    return d
+
+
+def start_fit(inputs: Path, out: Path, seed: int) -> subprocess.Popen:
+    args = [
+        "fit", "--genotypes", str(inputs / "geno.csv"), "--phenotypes", str(inputs / "pheno.csv"), "--trait", "y",
+        "--model", "gblup", "--out", str(out), "--chains", "1", "--draws", "50", "--tune", "50",
+        "--seed", str(seed), "--quiet",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "bayesblup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(run: subprocess.Popen) -> tuple[int, str]:
+    _, err = run.communicate(timeout=300)
+    return run.returncode, err
+
+
+def wait_for_hidden_folder(parent: Path, run: subprocess.Popen) -> None:
+    """Until the run has passed its check of --out and made its hidden folder."""
+    deadline = time.monotonic() + 120
+    while not any(p.is_dir() for p in parent.glob(".fit.*")):
+        assert run.poll() is None, finish(run)
+        assert time.monotonic() < deadline, "the run never made its hidden folder"
+        time.sleep(0.01)
+
+
+def test_two_runs_to_one_out_folder__one_writes_the_other_exits_2(inputs, tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    out = runs_dir / "fit"
+    runs = {seed: start_fit(inputs, out, seed) for seed in (1, 2)}  # started together, neither with --force
+    results = {seed: finish(run) for seed, run in runs.items()}
+    codes = sorted(code for code, _ in results.values())
+    assert codes == [0, 2], results
+    winner = next(seed for seed, (code, _) in results.items() if code == 0)
+    _, err = next(result for result in results.values() if result[0] == 2)
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"bayesblup fit: error: output folder {out} {MEANWHILE}"), err
+    # The folder holds the winner's whole result, and nothing else is left beside it.
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["fit"]
+    assert sorted(p.name for p in out.iterdir()) == ["genetic_values.csv", "posterior.nc", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["settings"]["seed"] == winner
+    assert bb.load_fit(out).summary().index.tolist() == ["h2", "sigma2_g", "sigma2_e", "mu"]
+
+
+@pytest.mark.parametrize("kind", ["with_a_file", "empty"])
+def test_a_folder_made_at_out_during_the_run_is_kept(inputs, tmp_path, kind):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    out = runs_dir / "fit"
+    run = start_fit(inputs, out, 1)
+    wait_for_hidden_folder(runs_dir, run)
+    out.mkdir()  # a user or another program, while the fit runs
+    if kind == "with_a_file":
+        (out / "mine.txt").write_text("precious")
+    code, err = finish(run)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"bayesblup fit: error: output folder {out} {MEANWHILE}"), err
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["fit"]  # no hidden folder or lock file left
+    assert [p.name for p in out.iterdir()] == (["mine.txt"] if kind == "with_a_file" else [])
+    if kind == "with_a_file":
+        assert (out / "mine.txt").read_text() == "precious"
+
+
+def test_a_terminated_run_leaves_nothing(inputs, tmp_path):
+    """SIGTERM (kill, a batch system's time limit) unwinds the run: its hidden folder goes with it."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    run = start_fit(inputs, runs_dir / "fit", 1)
+    wait_for_hidden_folder(runs_dir, run)
+    run.terminate()
+    code, err = finish(run)
+    assert code == 143 and err == "bayesblup fit: terminated\n", (code, err)
+    assert list(runs_dir.iterdir()) == []
