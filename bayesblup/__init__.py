@@ -35,7 +35,8 @@ from .analyses.equivalence import EquivalenceReport, check_equivalence
 from .analyses.reml import REMLResult, reml
 from .analyses.sensitivity import prior_sensitivity
 from .errors import InputError
-from .fitting import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
+from .kernels import MarkerKernel, RelationshipKernel
+from .fitting import GBLUP, MBLUP, BLUPModel, MultiGBLUP, MultiMBLUP
 from .genotypes.calls import MISSING, Genotypes
 from .genotypes.dask import genomic_relationship_bed
 from .genotypes.marker_sets import (
@@ -66,11 +67,13 @@ __all__ = [
     "MBLUP",
     "MISSING",
     "BLUPFit",
+    "BLUPModel",
     "CVResult",
     "EquivalenceReport",
     "GenotypeMatrix",
     "Genotypes",
     "InputError",
+    "MarkerKernel",
     "MarkerScaling",
     "MarkerSets",
     "MultiGBLUP",
@@ -81,6 +84,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "Records",
     "Relationship",
+    "RelationshipKernel",
     "SBCResult",
     "SetsFit",
     "Spectral",

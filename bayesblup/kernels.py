@@ -75,6 +75,7 @@ class Kernel:
     #: The label of K in messages ("G", "W W'"), and what holds its individuals.
     label: str = "K"
     source_label: str = "the kernel"
+    symbol: str = "K"
 
     def __init__(self, *, name: str | None = None):
         self.name = name
@@ -204,6 +205,7 @@ class RelationshipKernel(Kernel):
     model_label = "gblup"
     label = "G"
     source_label = "the relationship matrix"
+    symbol = "G"
 
     def __init__(self, relationship: Relationship, *, name: str | None = None):
         if not isinstance(relationship, Relationship):
@@ -306,6 +308,7 @@ class MarkerKernel(Kernel):
     reports_equivalent = True
     label = "W W'"
     source_label = "the marker matrix W"
+    symbol = "W"
 
     def __init__(self, genotypes: GenotypeMatrix, *, name: str | None = None):
         if not isinstance(genotypes, GenotypeMatrix):
@@ -444,10 +447,8 @@ def kernel_ids(kernels: list[Kernel]) -> np.ndarray:
     ids = kernels[0].ids
     for kernel in kernels[1:]:
         if kernel.ids.size != ids.size or (kernel.ids != ids).any():
-            what = "the relationship matrix" if kernel.model_label == "gblup" else "W"
-            symbol = "G" if kernel.model_label == "gblup" else "W"
             raise InputError(
-                f"{what} of set {kernel.name!r} has other individuals (or another order) than the first set's; build "
-                f"every set's {symbol} from the same genotypes."
+                f"{kernel.source_label} of set {kernel.name!r} has other individuals (or another order) than the first "
+                f"set's; build every set's {kernel.symbol} from the same genotypes."
             )
     return ids

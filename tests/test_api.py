@@ -21,7 +21,7 @@ PUBLIC = {
     "MultiGBLUP", "MultiMBLUP", "SetsFit", "MarkerSets", "marker_sets", "read_marker_sets", "relationships_by_set",
     "genotype_matrices_by_set", "genomic_relationship_bed",
     "SBCResult", "simulation_based_calibration", "interval_coverage", "prior_sensitivity",
-    "check_equivalence", "EquivalenceReport", "load_fit",
+    "check_equivalence", "EquivalenceReport", "BLUPModel", "RelationshipKernel", "MarkerKernel", "load_fit",
 }  # fmt: skip
 
 

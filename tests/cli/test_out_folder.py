@@ -18,6 +18,8 @@ import pytest
 import bayesblup as bb
 from bayesblup.testing import simulate_genotypes, simulate_records
 
+pytestmark = pytest.mark.structural
+
 MEANWHILE = "was written by another run meanwhile; choose another --out or pass --force"
 
 
