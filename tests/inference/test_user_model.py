@@ -30,7 +30,7 @@ pytestmark = pytest.mark.structural
 
 MU_PIN = 7.0
 Z = np.array([[1.0, 2.0, 0.5, 1.5], [-1.0, -2.0, 0.0, -0.5], [0.2, 0.1, -0.3, 0.4]])
-QUICK = {"chains": 2, "draws": 300, "tune": 300, "seed": 11}
+QUICK = {"chains": 2, "draws": 200, "tune": 200, "seed": 11}
 
 
 @pytest.fixture(scope="module")

@@ -152,6 +152,7 @@ def _latent_vs_marginal(n: int, m: int, seed: int, latent_draws: int) -> None:
     np.testing.assert_array_less(0, gv_marginal["sd"])
 
 
+@pytest.mark.slow  # a full fit of 10+ s: the slow tier keeps the default tier under 4 minutes
 def test_gblup_latent_vs_marginal__small():
     """n = 80, m = 150, h2 = 0.5; marginal 4 x 1000 draws, latent 4 x 3000 (its h2 mixes slower, ESS ~1/4).
 

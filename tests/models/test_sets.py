@@ -419,6 +419,7 @@ def test_mblup_and_gblup_marginal_logp_agree_set_by_set():
     assert float(_likelihood(g.model)(pg)) == pytest.approx(float(_likelihood(m.model)(pm_)), rel=1e-9)
 
 
+@pytest.mark.slow  # a full fit of 10+ s: the slow tier keeps the default tier under 4 minutes
 @pytest.mark.recovery
 def test_mblup_and_gblup_posteriors_agree_set_by_set_on_wheat(wheat):
     """NUTS on wheat y1, feature = the first 100 markers, prior="default" (the same prior on h2, the

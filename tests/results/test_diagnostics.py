@@ -85,6 +85,7 @@ def _run(out, *extra) -> dict:
     }
 
 
+@pytest.mark.slow  # a full fit of 10+ s: the slow tier keeps the default tier under 4 minutes
 @pytest.mark.exact
 def test_same_seed_gives_bit_identical_results_across_runs_and_cores(tmp_path):
     """Three fresh processes, the same data, options and seed: summary.json's numbers and
