@@ -35,7 +35,6 @@ from .analyses.equivalence import EquivalenceReport, check_equivalence
 from .analyses.reml import REMLResult, reml
 from .analyses.sensitivity import prior_sensitivity
 from .errors import InputError
-from .kernels import MarkerKernel, RelationshipKernel
 from .fitting import GBLUP, MBLUP, BLUPModel, MultiGBLUP, MultiMBLUP
 from .genotypes.calls import MISSING, Genotypes
 from .genotypes.dask import genomic_relationship_bed
@@ -57,6 +56,7 @@ from .genotypes.readers import (
 )
 from .genotypes.relationship import Relationship, genomic_relationship, relationship_matrix
 from .genotypes.scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .kernels import MarkerKernel, RelationshipKernel
 from .linalg.spectral import RankDeficiencyWarning, Spectral, eigendecompose
 from .models.priors import Prior
 from .phenotypes import Records, match_records, read_phenotypes

@@ -32,12 +32,9 @@ from .errors import InputError, preview
 from .genotypes.relationship import Relationship, check_relationship
 from .genotypes.scaling import GenotypeMatrix
 from .linalg.spectral import RankDeficiencyWarning, Spectral, eigendecompose
-from .names import MARKER
+from .names import MARKER, SIGMA2_B, SIGMA2_G
 
 __all__ = ["Kernel", "MarkerKernel", "RelationshipKernel", "as_kernel", "kernel_ids"]
-
-SIGMA2_G = "sigma2_g"
-SIGMA2_B = "sigma2_b"
 
 
 def _quiet_eigendecompose(K: np.ndarray, *, rtol: float, name: str) -> Spectral:

@@ -31,3 +31,19 @@ MAX_COUNT = {ADDITIVE: 2, PRESENCE_ABSENCE: 1}
 GBLUP_NAME = "gblup"  # a relationship kernel G
 MBLUP_NAME = "mblup"  # marker effects on W
 MODELS = (GBLUP_NAME, MBLUP_NAME)
+
+# Variables of the models, as they appear in posteriors, summary tables and summary.json.
+MU = "mu"  # the intercept
+BETA = "beta"  # fixed effects besides the intercept (dim "covariate")
+H2 = "h2"  # heritability: genetic over phenotypic variance
+SIGMA2_G = "sigma2_g"  # the genetic variance on G's scale (G-BLUP's kernel variance)
+SIGMA2_B = "sigma2_b"  # the variance of a marker effect (M-BLUP's kernel variance)
+SIGMA2_G_EQUIV = "sigma2_g_equiv"  # c sigma2_b: M-BLUP's genetic variance on G's scale (eq 7)
+SIGMA2_E = "sigma2_e"  # the residual variance
+SIGMA2_PE = "sigma2_pe"  # the permanent-environment variance (repeated records)
+SIGMA2_P = "sigma2_p"  # the phenotypic variance (the h2 parameterisation of prior="default")
+REPEATABILITY = "repeatability"
+PE_SHARE = "pe_share"  # the permanent share of the non-genetic variance (prior="default")
+SET_SHARE = "set_share"  # each kernel's share of the genetic variance (prior="default", several kernels)
+G = "g"  # genetic values (dim "individual")
+B = "b"  # marker effects (dim "marker")

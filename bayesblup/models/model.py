@@ -66,7 +66,25 @@ from ..errors import InputError
 from ..kernels import Kernel, as_kernel, kernel_ids
 from ..linalg.spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
 from ..linalg.woodbury import Resolvent
-from ..names import INDIVIDUAL, KERNEL, MARKER, PHENOTYPED, RECORD
+from ..names import (
+    BETA,
+    H2,
+    INDIVIDUAL,
+    KERNEL,
+    MARKER,
+    MU,
+    PE_SHARE,
+    PHENOTYPED,
+    RECORD,
+    REPEATABILITY,
+    SET_SHARE,
+    SIGMA2_E,
+    SIGMA2_G_EQUIV,
+    SIGMA2_P,
+    SIGMA2_PE,
+    B,
+    G,
+)
 from ..phenotypes import Records, as_records
 from .data import KernelsData, SpectralData, add_within_potential, kernels_means, within_terms
 from .ops import dense_logp, surface_logp, woodbury_logp
@@ -524,13 +542,13 @@ class BLUPModel:
             # p (latent form) or the residual excess (augmented path) lives here
             coords[PHENOTYPED] = self.ids.astype(str)
         with pm.Model(coords=coords) as model:
-            mu = self._create_prior(priors, "mu")
+            mu = self._create_prior(priors, MU)
             sigma2, sigma2_pe, sigma2_e = self._variance_block(label, priors)
             beta = None
             if rec.X is not None:
                 # Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
                 scale = 10 * np.std(self.y, ddof=1) / rec.X.std(axis=0)
-                beta = pm.Normal("beta", 0.0, self._constant("beta_scale", scale, dims="covariate"), dims="covariate")
+                beta = pm.Normal(BETA, 0.0, self._constant("beta_scale", scale, dims="covariate"), dims="covariate")
             if self.form == "marginal" and self.single:
                 self._spectral_likelihood(mu, beta, sigma2[0], sigma2_pe, sigma2_e)
             elif self.form == "marginal":
@@ -564,39 +582,39 @@ class BLUPModel:
             pm.modelcontext(None).add_coord(KERNEL, self.set_names)
         c = [self._constant("factor_c", float(k.c)) if self.single else k.c for k in kernels]
         sigma2_pe = None
-        if "h2" in priors:  # the h2 parameterisation: "default", or a user's dict with "h2"
-            h2 = self._create_prior(priors, "h2")
-            total = self._create_prior(priors, "sigma2_p")
+        if H2 in priors:  # the h2 parameterisation: "default", or a user's dict with "h2"
+            h2 = self._create_prior(priors, H2)
+            total = self._create_prior(priors, SIGMA2_P)
             share = None
             if not self.single:  # the kernels' shares of the genetic variance
-                a = float(priors["set_share"].parameters.get("a", 1.0))
-                share = pm.Dirichlet("set_share", a=np.full(len(kernels), a), dims=KERNEL)
+                a = float(priors[SET_SHARE].parameters.get("a", 1.0))
+                share = pm.Dirichlet(SET_SHARE, a=np.full(len(kernels), a), dims=KERNEL)
             rest = (1 - h2) * total
             if self.permanent_environment:  # the share of the non-genetic variance that is permanent
-                pe_share = self._create_prior(priors, "pe_share")
-                sigma2_pe = pm.Deterministic("sigma2_pe", pe_share * rest)
+                pe_share = self._create_prior(priors, PE_SHARE)
+                sigma2_pe = pm.Deterministic(SIGMA2_PE, pe_share * rest)
                 rest = (1 - pe_share) * rest
-            sigma2_e = pm.Deterministic("sigma2_e", rest)
+            sigma2_e = pm.Deterministic(SIGMA2_E, rest)
             genetic = [h2 * total] if share is None else [h2 * total * share[i] for i in range(len(kernels))]
             sigma2 = [pm.Deterministic(k.variance_name, gk / ck) for k, gk, ck in zip(kernels, genetic, c, strict=True)]
         else:
             sigma2 = [self._create_prior(priors, k.variance_name) for k in kernels]
             if self.permanent_environment:
-                sigma2_pe = self._create_prior(priors, "sigma2_pe")
-            sigma2_e = self._create_prior(priors, "sigma2_e")
+                sigma2_pe = self._create_prior(priors, SIGMA2_PE)
+            sigma2_e = self._create_prior(priors, SIGMA2_E)
             genetic = [ck * sk for ck, sk in zip(c, sigma2, strict=True)]
         total_g = genetic[0] if self.single else pt.add(*genetic)
         other = sigma2_e if sigma2_pe is None else sigma2_pe + sigma2_e
-        if "h2" not in priors:
-            pm.Deterministic("h2", total_g / (total_g + other))
+        if H2 not in priors:
+            pm.Deterministic(H2, total_g / (total_g + other))
         if not self.single:
             for k, gk in zip(kernels, genetic, strict=True):
                 pm.Deterministic(f"h2_{k.name}", gk / (total_g + other))
         for k, gk in zip(kernels, genetic, strict=True):
             if k.reports_equivalent:
-                pm.Deterministic("sigma2_g_equiv" if self.single else f"sigma2_g_equiv_{k.name}", gk)
+                pm.Deterministic(SIGMA2_G_EQUIV if self.single else f"sigma2_g_equiv_{k.name}", gk)
         if self.permanent_environment:
-            pm.Deterministic("repeatability", (total_g + sigma2_pe) / (total_g + other))
+            pm.Deterministic(REPEATABILITY, (total_g + sigma2_pe) / (total_g + other))
         if self.has_enrichment:
             m_total = sum(k.n_markers for k in kernels)
             for k, gk in zip(kernels, genetic, strict=True):
@@ -686,7 +704,7 @@ class BLUPModel:
             z = pm.Normal("z", 0.0, 1.0, dims=MARKER)
             by_kernel = dict(zip(self.kernels, sigma2, strict=True))
             sd = pt.concatenate([pt.repeat(pt.sqrt(by_kernel[k])[None], k.n_markers) for k in markers])
-            b = pm.Deterministic("b", sd * z, dims=MARKER)
+            b = pm.Deterministic(B, sd * z, dims=MARKER)
             start = 0
             for k in markers:
                 stop = start + k.n_markers
@@ -702,28 +720,28 @@ class BLUPModel:
             z = pm.Normal("z" if single else f"z_{k.name}", 0.0, 1.0, dims=dim)
             parts[k.name] = pt.sqrt(s2) * pt.dot(L, z)
         if single:
-            return pm.Deterministic("g", parts[self.kernels[0].name], dims=INDIVIDUAL)
+            return pm.Deterministic(G, parts[self.kernels[0].name], dims=INDIVIDUAL)
         named = [pm.Deterministic(f"g_{k.name}", parts[k.name], dims=INDIVIDUAL) for k in self.kernels]
-        return pm.Deterministic("g", pt.add(*named), dims=INDIVIDUAL)
+        return pm.Deterministic(G, pt.add(*named), dims=INDIVIDUAL)
 
     @property
     def parameter_names(self) -> list[str]:
         """The scalar (and covariate) parameters of the summary table, in order."""
-        names = ["h2"]
+        names = [H2]
         if not self.single:
             names += [f"h2_{k.name}" for k in self.kernels]
         if self.permanent_environment:
-            names.append("repeatability")
+            names.append(REPEATABILITY)
         names += [k.variance_name for k in self.kernels]
         for k in self.kernels:
             if k.reports_equivalent:
-                names.append("sigma2_g_equiv" if self.single else f"sigma2_g_equiv_{k.name}")
+                names.append(SIGMA2_G_EQUIV if self.single else f"sigma2_g_equiv_{k.name}")
         if self.has_enrichment:
             names += [f"enrichment_{k.name}" for k in self.kernels]
         if self.permanent_environment:
-            names.append("sigma2_pe")
-        names += ["sigma2_e", "mu"]
-        return [*names, "beta"] if self.records.X is not None else names
+            names.append(SIGMA2_PE)
+        names += [SIGMA2_E, MU]
+        return [*names, BETA] if self.records.X is not None else names
 
     def describe(self) -> dict:
         """The model's specification, as summary.json records it."""
