@@ -10,6 +10,7 @@ INDIVIDUAL = "individual"
 MARKER = "marker"
 RECORD = "record"
 KERNEL = "kernel"
+TRAIT = "trait"
 PHENOTYPED = "phenotyped_individual"  # individuals with a record: the dim of permanent-environment effects
 
 # How allele counts become the marker matrix W (see bayesblup.genotypes.scaling).

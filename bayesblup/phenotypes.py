@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import InputError, preview
 
-__all__ = ["Records", "as_records", "design_matrix", "match_records", "read_phenotypes"]
+__all__ = ["Records", "TraitRecords", "as_records", "design_matrix", "match_records", "match_traits", "read_phenotypes"]
 
 
 def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
@@ -396,8 +396,158 @@ def match_records(
     )
 
 
-def as_records(y, genotyped_ids, **options) -> Records:
-    """``y`` itself if already matched (:class:`Records`), else :func:`match_records` with ``options``.
+@dataclass(frozen=True, eq=False)
+class TraitRecords:
+    """Several traits matched to genotyped individuals: one record per individual and trait, some missing.
+
+    The multi-trait model is ``Y = 1 mu' + X B + G_eff + E`` with ``vec(g) ~ N(0, Sigma_g (x) G)`` and
+    ``vec(e) ~ N(0, Sigma_e (x) I)``. A record missing for one trait is not dropped: the model
+    treats it as an unknown (sampled with the rest), so the records of the other traits still count.
+
+    Attributes
+    ----------
+    Y : ndarray, shape (individuals, traits)
+        The records, NaN where missing; every row has at least one record.
+    ids : ndarray of str
+        Individuals with a genotype and at least one record.
+    traits : tuple of str
+        The traits' names, in the order given.
+    n_missing : dict of str to int
+        Missing records per trait, among the individuals in ``ids``.
+    unphenotyped : tuple of str
+        Genotyped individuals without any record: part of the model, predicted through G.
+    X : ndarray, shape (individuals, q), optional
+        Fixed-effect covariates besides the intercept, shared by the traits (each trait has its own effects).
+    covariates : tuple of str
+        Their names.
+    """
+
+    Y: np.ndarray
+    ids: np.ndarray
+    traits: tuple[str, ...]
+    n_missing: dict
+    unphenotyped: tuple[str, ...]
+    X: np.ndarray | None = None
+    covariates: tuple[str, ...] = ()
+
+    @property
+    def n_individuals(self) -> int:
+        return self.ids.size
+
+    @property
+    def n_traits(self) -> int:
+        return len(self.traits)
+
+    @property
+    def n_covariates(self) -> int:
+        return len(self.covariates)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(individuals, traits) mask of the records present."""
+        return ~np.isnan(self.Y)
+
+    @property
+    def n_records(self) -> int:
+        return int(self.observed.sum())
+
+    def trait_values(self, trait: str) -> np.ndarray:
+        """The observed records of one trait."""
+        column = self.Y[:, self.traits.index(trait)]
+        return column[~np.isnan(column)]
+
+    def lines(self) -> list[str]:
+        n = self.n_individuals
+        out = [f"traits {', '.join(self.traits)}: {n} genotyped individuals with a record of at least one trait"]
+        for trait in self.traits:
+            missing = self.n_missing[trait]
+            if missing:
+                out.append(f"  {trait}: {n - missing} records, {missing} missing (sampled with the model, not dropped)")
+        if self.unphenotyped:
+            out.append(
+                f"  {len(self.unphenotyped)} genotyped individuals have no record; their genetic values are "
+                f"predicted through G: {preview(self.unphenotyped)}"
+            )
+        return out
+
+
+def match_traits(
+    table: pd.DataFrame, genotyped_ids, *, fixed: pd.DataFrame | None = None, min_records: int = 3
+) -> TraitRecords:
+    """Match several traits (a DataFrame indexed by ID, one column per trait) to genotyped individuals.
+
+    Each trait is checked as :func:`match_records` checks one (numbers, at least ``min_records``
+    records, not constant); an individual with a record of any trait is in the model, its missing
+    records sampled with it.
+
+    Raises
+    ------
+    InputError
+        If an ID has several rows (repeated records are not available with several traits), a
+        phenotyped individual has no genotype, two traits share a name, or a trait fails its checks.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InputError("several traits must be a pandas DataFrame indexed by individual ID, one column per trait.")
+    traits = tuple(str(c) for c in table.columns)
+    if len(set(traits)) < len(traits):
+        twice = sorted({t for t in traits if traits.count(t) > 1})
+        raise InputError(f"traits {', '.join(twice)} appear twice; give each trait once.")
+    source = table.attrs.get("source")
+    where = f"{source}: " if source else ""
+    columns = {t: _numeric_trait(table.iloc[:, j], t, where) for j, t in enumerate(traits)}
+    index = table.index.astype(str)
+    present = np.column_stack([c.notna().to_numpy() for c in columns.values()])
+    any_record = present.any(axis=1)
+    duplicated = index[any_record & index.duplicated(keep=False)].unique()
+    if len(duplicated):
+        raise InputError(
+            f"{where}individual(s) {preview(duplicated)} have several rows; repeated records are not available with "
+            "several traits yet: fit each trait alone with repeated records (--repeated-records), or fix the IDs."
+        )
+    genotyped = pd.Index(np.asarray(genotyped_ids, dtype=str))
+    without_genotype = index[any_record & ~index.isin(genotyped)].unique()
+    if len(without_genotype):
+        raise InputError(
+            f"{where}{len(without_genotype)} phenotyped individuals have no genotype: {preview(without_genotype)}. "
+            "Check that IDs match between the files (same spelling, no leading zeros lost), or drop those records."
+        )
+    Y = np.column_stack([c.to_numpy(dtype=float) for c in columns.values()])[any_record]
+    ids = index[any_record]
+    for j, trait in enumerate(traits):
+        values = Y[~np.isnan(Y[:, j]), j]
+        if values.size < min_records:
+            raise InputError(
+                f"{where}trait {trait}: {values.size} records; at least {min_records} are needed to tell genetic from "
+                "residual variance. Check the trait column, or leave the trait out."
+            )
+        if np.ptp(values) == 0:
+            raise InputError(
+                f"{where}trait {trait} is constant: all {values.size} records equal {values[0]:g}; a trait with no "
+                "variation has no variance to split. Check the trait columns (--trait, the DataFrame's columns)."
+            )
+    X, covariates = None, ()
+    if fixed is not None:
+        if not isinstance(fixed, pd.DataFrame):
+            raise InputError("fixed must be a pandas DataFrame of covariates indexed by individual ID.")
+        any_series = pd.Series(np.where(any_record, 1.0, np.nan), index=table.index, name="any trait")
+        aligned = _record_aligned(fixed, any_series, "fixed effects", by_id=True, present=any_record)
+        X, covariates = design_matrix(aligned[any_record])
+    return TraitRecords(
+        Y=Y,
+        ids=np.asarray(ids, dtype=object),
+        traits=traits,
+        n_missing={t: int(np.isnan(Y[:, j]).sum()) for j, t in enumerate(traits)},
+        unphenotyped=tuple(genotyped[~genotyped.isin(ids)]),
+        X=X,
+        covariates=covariates,
+    )
+
+
+def as_records(y, genotyped_ids, **options) -> Records | TraitRecords:
+    """``y`` itself if already matched, else its records matched to ``genotyped_ids``.
+
+    One trait goes through :func:`match_records` with ``options``; a DataFrame of several traits
+    through :func:`match_traits` (its ``fixed`` option only).
 
     Examples
     --------
@@ -408,4 +558,16 @@ def as_records(y, genotyped_ids, **options) -> Records:
     >>> as_records(rec, ["a", "b", "c", "d"]) is rec
     True
     """
-    return y if isinstance(y, Records) else match_records(y, genotyped_ids, **options)
+    if isinstance(y, Records | TraitRecords):
+        return y
+    if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
+        y = y.iloc[:, 0]
+    if isinstance(y, pd.DataFrame):
+        extra = sorted(k for k, v in options.items() if k != "fixed" and v not in (None, False))
+        if extra:
+            raise InputError(
+                f"{', '.join(extra)} are not available with several traits yet: fit each trait alone for repeated or "
+                "weighted records."
+            )
+        return match_traits(y, genotyped_ids, fixed=options.get("fixed"))
+    return match_records(y, genotyped_ids, **options)

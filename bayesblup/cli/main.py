@@ -104,7 +104,13 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--phenotypes", required=True, metavar="PATH", help="CSV: ID in the first column, one column per trait"
     )
-    fit.add_argument("--trait", required=True, metavar="COLUMN", help="the trait column to analyse")
+    fit.add_argument(
+        "--trait",
+        required=True,
+        nargs="+",
+        metavar="COLUMN",
+        help="the trait column to analyse; several (--trait y1 y2 y4) fit them jointly, with genetic correlations",
+    )
     fit.add_argument(
         "--model", required=True, choices=["gblup", "mblup"], help="G-BLUP (genetic values) or M-BLUP (marker effects)"
     )
@@ -368,7 +374,7 @@ def _job(args, genotypes, phenotypes, model: str):
     return FitJob(
         genotypes=genotypes,
         phenotypes=phenotypes,
-        trait=args.trait,
+        trait=args.trait[0] if len(args.trait) == 1 else args.trait,
         model=model,
         scaling=args.scaling,
         prior=args.prior,
@@ -458,7 +464,8 @@ def _cmd_summary(args, say) -> None:
     try:
         summary = json.loads(path.read_text())
         head = (
-            f"{summary['model']} ({summary['form']}) of trait {summary['trait']}: {summary['n_records']} records, "
+            f"{summary['model']} ({summary['form']}) of trait {_traits(summary['trait'])}: "
+            f"{summary['n_records']} records, "
             f"{summary['n_individuals']} individuals, prior {summary['prior']}, method {summary['method']}"
         )
         lines = [head, summary_h2_line(summary), *format_summary_table(summary)]
@@ -562,3 +569,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _traits(trait) -> str:
+    """summary.json's trait: a name, or the list of several traits."""
+    return ", ".join(trait) if isinstance(trait, list) else str(trait)

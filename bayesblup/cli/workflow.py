@@ -22,7 +22,7 @@ class FitJob:
 
     genotypes: object  # a path, or Genotypes already read
     phenotypes: object  # a path, or a DataFrame already read
-    trait: str
+    trait: str | list[str]  # one trait, or several fitted jointly
     model: str = "gblup"
     scaling: str = "standardized"
     prior: str = "default"
@@ -73,7 +73,7 @@ def run_fit(job: FitJob, say=print):
     from ..genotypes.readers import read_genotypes
     from ..genotypes.relationship import genomic_relationship
     from ..genotypes.scaling import genotype_matrix
-    from ..phenotypes import match_records, read_phenotypes, trait_values
+    from ..phenotypes import match_records, match_traits, read_phenotypes, trait_values
 
     if job.model not in MODELS:
         raise InputError(f"model must be gblup or mblup; got {job.model!r}.")
@@ -87,7 +87,13 @@ def run_fit(job: FitJob, say=print):
     t = time.perf_counter()
     geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes
     table = read_phenotypes(job.phenotypes) if not hasattr(job.phenotypes, "columns") else job.phenotypes
-    y = trait_values(table, job.trait)
+    traits = [job.trait] if isinstance(job.trait, str) else list(job.trait)
+    if len(traits) > 1:
+        _check_multitrait_options(job, traits)
+        y = pd.concat([trait_values(table, trait) for trait in traits], axis=1)
+        y.attrs["source"] = table.attrs.get("source")
+    else:
+        y = trait_values(table, traits[0])
     named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
     missing = [c for c in named if c not in table.columns]
     if missing:
@@ -111,6 +117,8 @@ def run_fit(job: FitJob, say=print):
     repeated = job.repeated or job.permanent_environment
 
     def records_of(y_fit):
+        if isinstance(y_fit, pd.DataFrame):  # several traits
+            return match_traits(y_fit, geno.ids, fixed=fixed)
         return match_records(y_fit, geno.ids, fixed=fixed, weights=weights, repeated=repeated)
 
     records = records_of(y)
@@ -222,6 +230,28 @@ def run_fit(job: FitJob, say=print):
     return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
 
 
+def _check_multitrait_options(job: FitJob, traits: list[str]) -> None:
+    """What several traits cannot do yet, refused before any fitting."""
+    twice = sorted({t for t in traits if traits.count(t) > 1})
+    if twice:
+        raise InputError(f"--trait names {', '.join(twice)} twice; give each trait once.")
+    options = {
+        "--sets": job.sets is not None,
+        "--folds": bool(job.folds),
+        "--prior-sensitivity": job.prior_sensitivity,
+        "--weights": bool(job.weights),
+        "--repeated-records": job.repeated,
+        "--permanent-environment": job.permanent_environment,
+        "--form latent": job.form == "latent",
+    }
+    refused = [name for name, given in options.items() if given]
+    if refused:
+        raise InputError(
+            f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not available with several traits yet: fit "
+            "the traits one at a time for that, or drop the option."
+        )
+
+
 def _check_sampling_options(job: FitJob) -> None:
     """Chains, draws and tuning steps, refused before any file is read (the model checks them again)."""
     for name, value, least, what in (
@@ -288,7 +318,15 @@ def h2_line(fit) -> str:
 
 
 def summary_h2_line(summary: dict) -> str:
-    row = summary["parameters"]["h2"]
-    if summary["method"] == "map":
-        return f"h2 = {row['mean']:.3f} (MAP)"
-    return f"h2 = {row['mean']:.3f} (sd {row['sd']:.3f}), 90% interval [{row['q05']:.3f}, {row['q95']:.3f}]"
+    """``h2 = ...`` with its interval; one line per trait (``h2_<trait> = ...``) for several traits."""
+    names = ["h2"] if "h2" in summary["parameters"] else [n for n in summary["parameters"] if n.startswith("h2_")]
+    lines = []
+    for name in names:
+        row = summary["parameters"][name]
+        if summary["method"] == "map":
+            lines.append(f"{name} = {row['mean']:.3f} (MAP)")
+        else:
+            lines.append(
+                f"{name} = {row['mean']:.3f} (sd {row['sd']:.3f}), 90% interval [{row['q05']:.3f}, {row['q95']:.3f}]"
+            )
+    return "\n".join(lines)

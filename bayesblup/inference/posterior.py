@@ -54,9 +54,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.data import KernelsData, SpectralData
+from ..models.data import KernelsData, MultiTraitData, SpectralData
 
-__all__ = ["Moments", "conditional_fixed_effects", "conditional_genetic_values", "posterior_moments", "set_moments"]
+__all__ = [
+    "Moments",
+    "conditional_fixed_effects",
+    "conditional_genetic_values",
+    "multitrait_moments",
+    "posterior_moments",
+    "set_moments",
+]
 
 _CHUNK = 256
 
@@ -449,3 +456,83 @@ def _add(acc: _Accumulator, mean: np.ndarray, draws: np.ndarray) -> None:
     """Add a chunk of thetas: conditional means (len, k) and exact draws (len, k, repeats) of each conditional."""
     within = ((draws - mean[:, :, None]) ** 2).mean(2)
     acc.add(mean, within)
+
+
+# --- several traits --------------------------------------------------------------------------------
+
+
+def multitrait_moments(
+    data: MultiTraitData,
+    mu: np.ndarray,
+    Sigma_k: np.ndarray,
+    Sigma_e: np.ndarray,
+    *,
+    B: np.ndarray | None = None,
+    missing: np.ndarray | None = None,
+    targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[list[Moments], dict[str, list[Moments]]]:
+    """Posterior mean and sd of each trait's genetic values (phenotyped individuals) and of other targets.
+
+    Given theta and the completed records, component k of the rotated data has ``y*_k ~ N(m_k, V_k)``,
+    ``V_k = lam_k Sigma_k + Sigma_e``, and with ``x_k = Sigma_k V_k^-1 r*_k`` (a t-vector)
+
+        E[g | Y, theta] = U diag(lam) X,
+        Var[g_ij | Y, theta] = sum_k U_ik^2 (lam_k Sigma_k - lam_k^2 Sigma_k V_k^-1 Sigma_k)_jj;
+
+    a target T with ``Cov(T_:,j, y*_k,l) = (M U)_:,k Sigma_k,jl`` (individuals without a record: M = G_21 on
+    K's scale; marker effects: M = W') has ``E[T_:,j] = (M U) X_:,j`` and ``Var = Sigma_k,jj v - sum_k
+    (M U)_:k^2 (Sigma_k V_k^-1 Sigma_k)_jj``. Draws of theta (and of the missing records) are combined by
+    the laws of total expectation and variance, trait by trait, as for one trait.
+
+    Parameters
+    ----------
+    data : MultiTraitData
+    mu : ndarray (D, t)
+    Sigma_k, Sigma_e : ndarray (D, t, t)
+        The kernel's covariance (``Sigma_g``, or ``Sigma_b`` for marker effects) and the residual one.
+    B : ndarray (D, q, t), optional
+    missing : ndarray (D, n_missing), optional
+        Draws of the missing records.
+    targets : dict, optional
+        ``{name: (M, v)}`` as in :func:`posterior_moments`.
+
+    Returns
+    -------
+    (list of Moments, dict of str to list of Moments)
+        Per trait, the phenotyped individuals' genetic values, and per target its moments per trait.
+    """
+    U, lam = data.vectors, data.lam
+    n, t = data.Y.shape
+    D = mu.shape[0]
+    x = np.empty((t, n, D))
+    within_g = np.zeros((t, n))  # sum over draws of the per-component conditional variances of g*
+    within_t = np.zeros((t, n))  # sum over draws of (Sigma_k V^-1 Sigma_k)_jj per component
+    for start in range(0, D, _CHUNK):
+        sl = slice(start, min(start + _CHUNK, D))
+        R = data.rotated_residuals(mu[sl], None if B is None else B[sl], None if missing is None else missing[sl])
+        Sk, Se = Sigma_k[sl], Sigma_e[sl]  # (d, t, t)
+        V = lam[None, :, None, None] * Sk[:, None] + Se[:, None]  # (d, n, t, t)
+        Vinv = np.linalg.inv(V)
+        SV = np.einsum("dij,dkjl->dkil", Sk, Vinv)  # Sigma_k V^-1: (d, n, t, t)
+        xk = np.einsum("dkil,dkl->dki", SV, R)  # (d, n, t)
+        x[:, :, sl] = xk.transpose(2, 1, 0)
+        SVS = np.einsum("dkil,dlj->dkij", SV, Sk)  # Sigma_k V^-1 Sigma_k
+        diag_SVS = np.einsum("dkjj->dkj", SVS)  # (d, n, t)
+        diag_Sk = np.einsum("djj->dj", Sk)  # (d, t)
+        within_g += (lam[None, :, None] * diag_Sk[:, None, :] - lam[None, :, None] ** 2 * diag_SVS).sum(0).T
+        within_t += diag_SVS.sum(0).T
+    g = []
+    for j in range(t):
+        moments = _moments(U, lam[:, None] * x[j], (U**2) @ (within_g[j] / D))
+        g.append(moments)
+    extra: dict[str, list[Moments]] = {}
+    prior_k = Sigma_k.mean(axis=0)  # (t, t)
+    for name, (M, v) in (targets or {}).items():
+        M = np.asarray(M, dtype=np.float64)
+        v = np.asarray(v, dtype=np.float64)
+        extra[name] = []
+        for j in range(t):
+            prior = prior_k[j, j] * v
+            within = prior - _weighted_squares(M, U, within_t[j] / D, prior)
+            extra[name].append(_moments(M, x[j], within, right=U))
+    return g, extra

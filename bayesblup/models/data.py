@@ -206,3 +206,76 @@ def kernels_means(rec: Records, scale: np.ndarray | None, permanent_environment:
     W = rec.total_weight
     noise = (np.ones(rec.n_individuals), 0.0) if not permanent_environment else (1.0 / W, 1.0)
     return s * ybar, s.copy(), None if Xbar is None else s[:, None] * Xbar, s, noise
+
+
+@dataclass
+class MultiTraitData:
+    """One kernel's multi-trait marginal form in the eigenbasis of K (``K = U diag(lam) U'``).
+
+    In that basis the n components are independent t-variate normals, ``y*_k ~ N(M*_k, lam_k Sigma_k +
+    Sigma_e)``. A missing record is an unknown of the model (sampled with the rest, exactly as the
+    missing data of a Gibbs sampler): ``Y = Y0 + scatter(y_missing)`` with Y0 holding the trait's mean
+    where a record is missing, so ``U'Y = Y0* + sum over missing entries of U[row, :]' y_missing``.
+
+    Attributes
+    ----------
+    vectors : ndarray (n, n)
+        U.
+    lam : ndarray (n,)
+        Eigenvalues of K (``c`` times those of G).
+    Y : ndarray (n, t)
+        ``U' Y0``.
+    one, X : ndarray
+        ``U' 1`` and ``U' X`` (None without covariates).
+    missing_rows, missing_traits : ndarray of int
+        Where the records are missing (individual, trait), in the order of the sampled unknowns.
+    fill : ndarray (t,)
+        The value Y0 holds at a missing record of each trait (its observed mean).
+    traits : tuple of str
+    """
+
+    vectors: np.ndarray
+    lam: np.ndarray
+    Y: np.ndarray
+    one: np.ndarray
+    X: np.ndarray | None
+    missing_rows: np.ndarray
+    missing_traits: np.ndarray
+    fill: np.ndarray
+    traits: tuple
+
+    @classmethod
+    def build(cls, rec, spectral, *, c: float) -> MultiTraitData:
+        Y0 = rec.Y.copy()
+        rows, traits = np.nonzero(np.isnan(Y0))
+        fill = np.nanmean(rec.Y, axis=0)
+        Y0[rows, traits] = fill[traits]
+        return cls(
+            vectors=spectral.vectors,
+            lam=c * spectral.values,
+            Y=spectral.rotate(Y0),
+            one=spectral.rotate(np.ones(rec.n_individuals)),
+            X=None if rec.X is None else spectral.rotate(rec.X),
+            missing_rows=rows,
+            missing_traits=traits,
+            fill=fill,
+            traits=tuple(rec.traits),
+        )
+
+    @property
+    def n_traits(self) -> int:
+        return len(self.traits)
+
+    def rotated_residuals(self, mu: np.ndarray, B: np.ndarray | None, missing: np.ndarray | None) -> np.ndarray:
+        """``U'(Y - 1 mu' - X B)`` for a chunk of draws: (draws, n, t); ``missing`` (draws, n_missing) completes Y."""
+        mu = np.atleast_2d(mu)
+        R = self.Y[None, :, :] - self.one[None, :, None] * mu[:, None, :]
+        if self.X is not None:
+            R = R - np.einsum("kq,dqt->dkt", self.X, B)
+        if missing is not None and self.missing_rows.size:
+            U_rows = self.vectors[self.missing_rows]  # (n_missing, n): U[row, :] for each unknown
+            for j in range(self.n_traits):
+                pick = self.missing_traits == j
+                if pick.any():
+                    R[:, :, j] += (missing[:, pick] - self.fill[j]) @ U_rows[pick]
+        return R

@@ -82,13 +82,15 @@ from ..names import (
     SIGMA2_G_EQUIV,
     SIGMA2_P,
     SIGMA2_PE,
+    TRAIT,
     B,
     G,
 )
-from ..phenotypes import Records, as_records
-from .data import KernelsData, SpectralData, add_within_potential, kernels_means, within_terms
+from ..phenotypes import Records, TraitRecords, as_records
+from . import multitrait
+from .data import KernelsData, MultiTraitData, SpectralData, add_within_potential, kernels_means, within_terms
 from .ops import dense_logp, surface_logp, woodbury_logp
-from .priors import Prior, resolve_priors
+from .priors import Prior, resolve_multitrait_priors, resolve_priors
 
 __all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel"]
 
@@ -159,8 +161,10 @@ class BLUPModel:
         sources = _kernel_list(kernels)
         ids = kernel_ids(sources)
         records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
-        if not isinstance(records, Records):
+        if not isinstance(records, Records | TraitRecords):
             raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
+        if isinstance(records, TraitRecords):
+            _check_multitrait(records, sources, form=form, permanent_environment=permanent_environment)
         self.records = records
         self.form = form
         self.eigen_rtol = eigen_rtol
@@ -177,6 +181,7 @@ class BLUPModel:
         self._spectral: Spectral | None = None
         self._spectral_data: SpectralData | None = None
         self._kernels_data: KernelsData | None = None
+        self._multitrait_data: MultiTraitData | None = None
         self._model = None
         self._built_names: frozenset[str] | None = None
         self.prior_label: str | None = None
@@ -195,9 +200,15 @@ class BLUPModel:
         return labels.pop() if len(labels) == 1 else "mixed"
 
     @property
-    def traits(self) -> tuple[str]:
-        """The traits (one today; the slot a multi-trait model fills)."""
+    def traits(self) -> tuple[str, ...]:
+        """The traits: one, or several for a multi-trait model (:mod:`bayesblup.models.multitrait`)."""
+        if isinstance(self.records, TraitRecords):
+            return self.records.traits
         return (self.records.trait,)
+
+    @property
+    def multi_trait(self) -> bool:
+        return len(self.traits) > 1
 
     @property
     def set_names(self) -> list[str]:
@@ -306,7 +317,7 @@ class BLUPModel:
     @property
     def scale(self) -> np.ndarray | None:
         """``sqrt(W_i)``, by which the kernels are rescaled (module docstring); None where they are not."""
-        if self.records.is_collapsible or self.permanent_environment:
+        if self.multi_trait or self.records.is_collapsible or self.permanent_environment:
             return None  # with p, S would put sigma2_pe diag(W) in the kernel's basis: not diagonal
         return np.sqrt(self.records.total_weight)
 
@@ -439,8 +450,17 @@ class BLUPModel:
         return self._kernels_data
 
     @property
-    def posterior_data(self) -> SpectralData | KernelsData:
+    def multitrait_data(self) -> MultiTraitData:
+        """Several traits' marginal form in the kernel's eigenbasis (:class:`MultiTraitData`), computed once."""
+        if self._multitrait_data is None:
+            self._multitrait_data = MultiTraitData.build(self.records, self.spectral, c=self.factor)
+        return self._multitrait_data
+
+    @property
+    def posterior_data(self) -> SpectralData | KernelsData | MultiTraitData:
         """What :mod:`bayesblup.inference.posterior` needs of the marginal form."""
+        if self.multi_trait:
+            return self.multitrait_data
         return self.spectral_data if self.single else self.kernels_data
 
     # --- priors ------------------------------------------------------------------------------------
@@ -452,6 +472,8 @@ class BLUPModel:
             counts = np.bincount(self.records.record_index, minlength=self.n)
             pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
         msx = {k.variance_name: self._msx(k) for k in self.kernels}
+        if self.multi_trait:
+            return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=msx[self.kernels[0].variance_name])
         return resolve_priors(self._prior_spec, self.y, msx=msx, pe_msx=pe_msx)
 
     # --- the PyMC model ------------------------------------------------------------------------------
@@ -476,7 +498,7 @@ class BLUPModel:
         latent form, whose free variables grow with n, nor the augmented path, nor several kernels
         (their likelihood Ops hold their arrays).
         """
-        return self.single and self.form == "marginal" and not self.samples_excess
+        return self.single and self.form == "marginal" and not self.samples_excess and not self.multi_trait
 
     @property
     def samples_excess(self) -> bool:
@@ -530,6 +552,8 @@ class BLUPModel:
         import pytensor.tensor as pt
 
         label, priors = self.priors
+        if self.multi_trait:
+            return self._build_multitrait(label, priors)
         rec = self.records
         coords = {INDIVIDUAL: self.individuals.astype(str)}
         if self.reusable:  # nothing in the marginal graph is per individual: keep them out of the shared model
@@ -569,6 +593,30 @@ class BLUPModel:
                     mean = mean + pe[idx]
                 sigma = pt.sqrt(sigma2_e) if rec.weights is None else pt.sqrt(sigma2_e / rec.weights)
                 pm.Normal("y", mu=mean, sigma=sigma, observed=self.y, dims=RECORD)
+        self.prior_label = label
+        return model
+
+    def _build_multitrait(self, label: str, priors: dict):
+        """Several traits, one kernel, marginal form (:mod:`bayesblup.models.multitrait`)."""
+        import pymc as pm
+
+        rec = self.records
+        coords = {TRAIT: list(self.traits), "component": np.arange(self.n)}
+        if rec.X is not None:
+            coords["covariate"] = list(rec.covariates)
+        mean = np.nanmean(rec.Y, axis=0)
+        sd = np.nanstd(rec.Y, axis=0, ddof=1)
+        with pm.Model(coords=coords) as model:
+            # Effectively flat, as for one trait: 10 sd(y_t) around the trait's mean, 10 sd(y_t) / sd(x) per covariate.
+            mu = pm.Normal(MU, mu=mean, sigma=10 * sd, dims=TRAIT)
+            Sigma_k, Sigma_e = multitrait.variance_block(self, label, priors)
+            B = None
+            if rec.X is not None:
+                scale = 10 * sd[None, :] / rec.X.std(axis=0)[:, None]
+                B = pm.Normal(BETA, 0.0, scale, dims=("covariate", TRAIT))
+            for j, trait in enumerate(self.traits):
+                pm.Deterministic(f"mu_{trait}", mu[j])
+            multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
         self.prior_label = label
         return model
 
@@ -727,6 +775,9 @@ class BLUPModel:
     @property
     def parameter_names(self) -> list[str]:
         """The scalar (and covariate) parameters of the summary table, in order."""
+        if self.multi_trait:
+            names = multitrait.variance_names(self)
+            return [*names, BETA] if self.records.X is not None else names
         names = [H2]
         if not self.single:
             names += [f"h2_{k.name}" for k in self.kernels]
@@ -767,3 +818,21 @@ def _kernel_list(kernels) -> list[Kernel]:
     if len(out) > 1 and any(k.name is None for k in out):
         raise InputError("with several kernels, name each one (a dict {name: G or W}, or Kernel(..., name=...)).")
     return out
+
+
+def _check_multitrait(records: TraitRecords, kernels: list[Kernel], *, form: str, permanent_environment: bool) -> None:
+    """Refuse, with what to do instead, what the multi-trait model does not do yet."""
+    if len(kernels) > 1:
+        raise InputError(
+            f"several traits ({', '.join(records.traits)}) with several kernels are not available yet: fit the traits "
+            "with one G (or W), or each trait alone with its marker sets."
+        )
+    if form != "marginal":
+        raise InputError(
+            "several traits take form='marginal' (the latent form is not available for several traits yet)."
+        )
+    if permanent_environment:
+        raise InputError(
+            "a permanent environment needs repeated records, which are not available with several traits yet: fit "
+            "each trait alone with --repeated-records --permanent-environment."
+        )

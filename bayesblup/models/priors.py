@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_priors"]
+__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_multitrait_priors", "resolve_priors"]
 
 BGLR_DF0 = 5.0
 BGLR_R2 = 0.5
@@ -207,3 +207,23 @@ def resolve_priors(
 def _inverse_gamma(vy: float, r2: float, msx: float) -> Prior:
     """BGLR's scaled-inverse-chi-square prior of a term with R2 share ``r2`` and kernel scale ``msx``."""
     return Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2 * (BGLR_DF0 + 2) / msx / 2)
+
+
+def resolve_multitrait_priors(prior, Y: np.ndarray, *, msx: float) -> tuple[str, dict]:
+    """Priors of a multi-trait model (:mod:`bayesblup.models.multitrait`): ``(label, details)``.
+
+    ``"default"`` needs no numbers here (per-trait h2 and sigma2_p, LKJ(1) correlations); ``"bglr"``
+    gives ``{"Sigma_g": (df0, S0), "Sigma_e": (df0, S0)}``, BGLR ``Multitrait``'s inverse Wishart
+    priors for the kernel's MSx (:func:`bayesblup.models.covariance.bglr_multitrait_priors`).
+    """
+    if isinstance(prior, str) and prior == "default":
+        return "default", {}
+    if isinstance(prior, str) and prior == "bglr":
+        from .covariance import bglr_multitrait_priors
+
+        found = bglr_multitrait_priors(Y, msx)
+        return "bglr", {"Sigma_g": found["genetic"], "Sigma_e": found["residual"]}
+    raise InputError(
+        f"prior must be one of {', '.join(PRESETS)} with several traits (a dict of Prior objects is for one trait); "
+        f"got {prior!r}."
+    )

@@ -13,6 +13,7 @@ gives the posterior probability that a set explains more variance per marker tha
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, preview
-from ..inference.posterior import Moments, posterior_moments, set_moments
-from ..names import INDIVIDUAL, MARKER
+from ..inference.posterior import Moments, multitrait_moments, posterior_moments, set_moments
+from ..names import INDIVIDUAL, MARKER, TRAIT
 
 __all__ = ["THRESHOLDS", "BLUPFit"]
 
@@ -115,6 +116,94 @@ def _genetic_moments(model, post, *, seed, keep):
     return total, per_kernel, markers
 
 
+def _covariances(post, model) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of ``Sigma_k`` (the kernel's) and ``Sigma_e``, (D, t, t), from the per-trait variances and correlations."""
+    traits = model.traits
+    t = len(traits)
+    D = _flat(post, f"sigma2_g_{traits[0]}").size
+    S_g, S_e = np.empty((D, t, t)), np.empty((D, t, t))
+    for j, trait in enumerate(traits):
+        S_g[:, j, j] = _flat(post, f"sigma2_g_{trait}")
+        S_e[:, j, j] = _flat(post, f"sigma2_e_{trait}")
+    for a, b in itertools.combinations(range(t), 2):
+        pair = f"{traits[a]}_{traits[b]}"
+        for S, prefix in ((S_g, "r_g"), (S_e, "r_e")):
+            S[:, a, b] = S[:, b, a] = _flat(post, f"{prefix}_{pair}") * np.sqrt(S[:, a, a] * S[:, b, b])
+    return S_g / model.kernels[0].c, S_e
+
+
+def _multitrait_draws(model, post) -> dict:
+    """Draws that :func:`multitrait_moments` conditions on: mu, Sigma_k, Sigma_e, B and the missing records."""
+    t = len(model.traits)
+    S_k, S_e = _covariances(post, model)
+    mu = np.asarray(post["mu"].values, dtype=np.float64).reshape(-1, t)
+    out = {"mu": mu, "Sigma_k": S_k, "Sigma_e": S_e, "B": None, "missing": None}
+    if model.records.X is not None:
+        out["B"] = np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates, t)
+    if "y_missing" in post:
+        out["missing"] = np.asarray(post["y_missing"].values, dtype=np.float64).reshape(mu.shape[0], -1)
+    return out
+
+
+def _multitrait_target(model, post, M: np.ndarray, v: np.ndarray) -> list[Moments]:
+    """Per trait, the moments of a target T with ``Cov(T_:,j, Y) = M Sigma_k`` (new individuals)."""
+    draws = _multitrait_draws(model, post)
+    _, extra = multitrait_moments(
+        model.multitrait_data, draws.pop("mu"), draws.pop("Sigma_k"), draws.pop("Sigma_e"), **draws,
+        targets={"target": (M, v)},
+    )  # fmt: skip
+    return extra["target"]
+
+
+def _multitrait_tables(model, datatree) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Genetic values (one row per individual and trait) and marker effects of a multi-trait fit."""
+    import xarray as xr
+
+    post = datatree["posterior"]
+    kernel = model.kernels[0]
+    traits = list(model.traits)
+    t = len(traits)
+    draws = _multitrait_draws(model, post)
+    S_k = draws["Sigma_k"]
+    g, extra = multitrait_moments(
+        model.multitrait_data, draws.pop("mu"), draws.pop("Sigma_k"), draws.pop("Sigma_e"), **draws,
+        targets=kernel.targets(),
+    )  # fmt: skip
+    ids = model.individuals.astype(str)
+    others = extra.get("unphenotyped")
+    mean = np.column_stack([np.concatenate([g[j].mean, others[j].mean if others else []]) for j in range(t)])
+    sd = np.column_stack([np.concatenate([g[j].sd, others[j].sd if others else []]) for j in range(t)])
+    prior = S_k.mean(axis=0)
+    diag = kernel.diagonal()
+    pev = sd**2
+    reliability = 1.0 - pev / (diag[:, None] * np.diag(prior)[None, :])
+    observed = np.zeros((ids.size, t), dtype=bool)
+    observed[: model.n] = model.records.observed
+    columns = {"mean": mean, "sd": sd, "pev": pev, "reliability": reliability, "phenotyped": observed}
+    datatree["genetic_values"] = xr.DataTree(
+        xr.Dataset({k: ((INDIVIDUAL, TRAIT), v) for k, v in columns.items()}, coords={INDIVIDUAL: ids, TRAIT: traits})
+    )
+    table = pd.DataFrame(
+        {"id": np.repeat(ids, t), "trait": np.tile(traits, ids.size)} | {k: v.reshape(-1) for k, v in columns.items()}
+    )
+    markers = None
+    if "markers" in extra:
+        labels = kernel.markers.astype(str)
+        b_mean = np.column_stack([m.mean for m in extra["markers"]])
+        b_sd = np.column_stack([m.sd for m in extra["markers"]])
+        datatree["marker_effects"] = xr.DataTree(
+            xr.Dataset(
+                {"mean": ((MARKER, TRAIT), b_mean), "sd": ((MARKER, TRAIT), b_sd)},
+                coords={MARKER: labels, TRAIT: traits},
+            )
+        )
+        markers = pd.DataFrame(
+            {"marker": np.repeat(labels, t), "trait": np.tile(traits, labels.size)}
+            | {"mean": b_mean.reshape(-1), "sd": b_sd.reshape(-1)}
+        )
+    return table, markers
+
+
 @dataclass
 class BLUPFit:
     """Result of :meth:`GBLUP.fit` (and of every model's ``fit``), or of :func:`bayesblup.load_fit`.
@@ -163,6 +252,13 @@ class BLUPFit:
         import xarray as xr
 
         t0 = time.perf_counter()
+        if model.multi_trait:
+            if genetic_value_draws:
+                raise InputError("genetic_value_draws is not available for several traits yet.")
+            genetic_values, marker_effects = _multitrait_tables(model, datatree)
+            timings = dict(model.timings) | {"genetic_values_s": time.perf_counter() - t0}
+            settings = settings | {"genetic_value_draws": False, "thin": thin}
+            return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
         post = datatree["posterior"]
         ids = model.individuals.astype(str)
         n_p = model.n
@@ -268,8 +364,21 @@ class BLUPFit:
                 "values are in fit.genetic_values."
             )
         W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
-        moments = self._target_moments(W_new @ W_fit.T / divisor, (W_new**2).sum(1) / divisor)
-        return pd.DataFrame({"id": genotypes.ids.astype(str), "mean": moments.mean, "sd": moments.sd})
+        M, v = W_new @ W_fit.T / divisor, (W_new**2).sum(1) / divisor
+        ids = genotypes.ids.astype(str)
+        if self.model.multi_trait:  # one row per individual and trait
+            per_trait = _multitrait_target(self.model, self.datatree["posterior"], M, v)
+            traits = list(self.model.traits)
+            return pd.DataFrame(
+                {
+                    "id": np.repeat(ids, len(traits)),
+                    "trait": np.tile(traits, ids.size),
+                    "mean": np.column_stack([m.mean for m in per_trait]).reshape(-1),
+                    "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
+                }
+            )
+        moments = self._target_moments(M, v)
+        return pd.DataFrame({"id": ids, "mean": moments.mean, "sd": moments.sd})
 
     def back_solve_markers(self, training) -> pd.DataFrame:
         """Marker effects from a G-BLUP fit: posterior mean and sd of b, with ``g = W b``.
@@ -482,18 +591,18 @@ class BLUPFit:
         out = {
             "model": model.name,
             "form": model.form,
-            "trait": model.records.trait,
+            "trait": model.traits[0] if not model.multi_trait else list(model.traits),
             "n_records": int(model.n_records),
             "n_individuals": int(model.n),
             "n_unphenotyped": len(model.records.unphenotyped),
-            "weights": model.records.weights is not None,
+            "weights": getattr(model.records, "weights", None) is not None,
             "permanent_environment": model.pe_path if model.permanent_environment else None,
             "n_markers": model.n_markers,
             "scaling": model.scaling,
             "g_denominator": model.denominator,
             "equivalence_factor": model.factor if model.single and model.kernels[0].reports_equivalent else None,
             "prior": label,
-            "prior_details": {k: v.to_dict() for k, v in priors.items()},
+            "prior_details": {k: _prior_details(v) for k, v in priors.items()},
             "method": self.method,
             "sampler": self.sampler,
             "settings": self.settings,
@@ -525,6 +634,14 @@ class BLUPFit:
         from .store import save
 
         return save(self, out_dir, **options)
+
+
+def _prior_details(prior) -> dict:
+    """A prior as summary.json records it: a Prior's own dict, or an inverse Wishart's (df, scale)."""
+    if isinstance(prior, tuple):  # (df, scale) of an inverse Wishart (several traits, prior="bglr")
+        df, scale = prior
+        return {"distribution": "InverseWishart", "df": float(df), "scale": np.asarray(scale).tolist()}
+    return prior.to_dict()
 
 
 _JSON_FIELDS = ("mean", "sd", "q05", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean")

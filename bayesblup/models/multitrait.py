@@ -1,0 +1,163 @@
+"""Several traits in one model: ``vec(g) ~ N(0, Sigma_g (x) G)``, ``vec(e) ~ N(0, Sigma_e (x) I)``.
+
+The trait dimension of :class:`~bayesblup.models.model.BLUPModel` (one kernel). In the eigenbasis of
+the kernel, ``K = U diag(lam) U'``, the rotated records of the n components are independent t-variate
+normals,
+
+    y*_k ~ N(U'1 mu' + U'X B, lam_k Sigma_k + Sigma_e),
+
+with ``Sigma_k`` the kernel's covariance (``Sigma_g`` for G-BLUP; ``Sigma_b = Sigma_g / c`` for M-BLUP,
+so that the equivalence ``Sigma_g = c Sigma_b`` of eq 7 holds matrix-wise). The log-likelihood is a sum
+of n t-variate normal densities: the t x t Cholesky factors of all n covariances are written out entry by
+entry, each entry a vector over the components, so a gradient costs O(n t^3) and no n x n work. Records
+missing for one trait are unknowns of the model, sampled with the variances; they enter the rotated data
+as ``U[i, :]' y_ij``, O(n) each (an exact treatment: integrating them out instead would break the
+diagonal structure).
+
+Priors (``prior=``):
+
+``"default"``
+    Per trait ``h2_t ~ Beta(1, 1)`` and ``sigma2_p_t ~ LogNormal(log var(y_t), 1)`` as for one trait,
+    and correlation matrices ``R_g``, ``R_e ~ LKJ(1)`` (uniform over correlation matrices):
+    ``Sigma_g = D_g R_g D_g`` with ``D_g = diag(sqrt(h2 sigma2_p))``, ``Sigma_e`` likewise with ``1 - h2``.
+``"bglr"``
+    BGLR's ``Multitrait`` defaults: inverse Wishart priors on ``Sigma_g`` and ``Sigma_e``
+    (:func:`bayesblup.models.covariance.bglr_multitrait_priors`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..errors import InputError
+from ..names import TRAIT
+
+__all__ = ["batched_mvn_logp", "pairs", "variance_names"]
+
+
+def pairs(traits) -> list[tuple[int, int]]:
+    """Index pairs ``(a, b)``, a before b, in the order the traits were given."""
+    return list(itertools.combinations(range(len(traits)), 2))
+
+
+def variance_names(model) -> list[str]:
+    """The summary's scalar parameters of a multi-trait model, in order."""
+    traits = model.traits
+    kernel = model.kernels[0]
+    names = [f"h2_{t}" for t in traits]
+    names += [f"r_g_{traits[a]}_{traits[b]}" for a, b in pairs(traits)]
+    names += [f"r_e_{traits[a]}_{traits[b]}" for a, b in pairs(traits)]
+    names += [f"sigma2_g_{t}" for t in traits]
+    if kernel.reports_equivalent:
+        names += [f"sigma2_b_{t}" for t in traits] + [f"sigma2_g_equiv_{t}" for t in traits]
+    names += [f"sigma2_e_{t}" for t in traits]
+    names += [f"mu_{t}" for t in traits]
+    return names
+
+
+def batched_mvn_logp(lam, S_k, S_e, R):
+    """``sum_k log N(R_k; 0, lam_k S_k + S_e)`` for R (n, t): Cholesky factors written out entry by entry.
+
+    Each entry of the n factors is one vector over the components, so the graph has O(t^3) vector
+    operations and PyTensor differentiates it like any other (no batched LAPACK call per gradient).
+    """
+    import pytensor.tensor as pt
+
+    t = R.shape[1] if isinstance(R, np.ndarray) else int(R.type.shape[1])
+    V = {(i, j): lam * S_k[i, j] + S_e[i, j] for i in range(t) for j in range(i + 1)}
+    L: dict[tuple[int, int], object] = {}
+    for j in range(t):
+        diag = V[(j, j)] - sum((L[(j, k)] ** 2 for k in range(j)), start=0.0)
+        L[(j, j)] = pt.sqrt(diag)
+        for i in range(j + 1, t):
+            L[(i, j)] = (V[(i, j)] - sum((L[(i, k)] * L[(j, k)] for k in range(j)), start=0.0)) / L[(j, j)]
+    z = []
+    for i in range(t):
+        z.append((R[:, i] - sum((L[(i, k)] * z[k] for k in range(i)), start=0.0)) / L[(i, i)])
+    n = lam.shape[0]
+    quad = sum(pt.sum(zi**2) for zi in z)
+    logdet = 2.0 * sum(pt.sum(pt.log(L[(i, i)])) for i in range(t))
+    return -0.5 * (n * t * np.log(2 * np.pi) + logdet + quad)
+
+
+def correlation(name: str, t: int, eta: float = 1.0):
+    """A t x t correlation matrix with an LKJ(eta) prior (PyMC's LKJCorr gives its Cholesky factor)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    L = pm.LKJCorr(f"{name}_cholesky", n=t, eta=eta)
+    return pt.dot(L, L.T)
+
+
+def variance_block(model, label: str, priors: dict):
+    """``(Sigma_k, Sigma_e)`` with the reporting Deterministics (h2, correlations, variances per trait)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    traits = model.traits
+    t = len(traits)
+    kernel = model.kernels[0]
+    c = float(kernel.c)
+    if label == "default":
+        h2 = pm.Beta("h2", alpha=1.0, beta=1.0, dims=TRAIT)
+        vy = np.array([np.var(model.records.trait_values(tr), ddof=1) for tr in traits])
+        sigma2_p = pm.LogNormal("sigma2_p", mu=np.log(vy), sigma=1.0, dims=TRAIT)
+        sd_g = pt.sqrt(h2 * sigma2_p)
+        sd_e = pt.sqrt((1 - h2) * sigma2_p)
+        R_g = correlation("R_g", t)
+        R_e = correlation("R_e", t)
+        Sigma_g = sd_g[:, None] * R_g * sd_g[None, :]
+        Sigma_e = sd_e[:, None] * R_e * sd_e[None, :]
+    elif label == "bglr":
+        from .covariance import inverse_wishart
+
+        df_g, S_g = priors["Sigma_g"]
+        df_e, S_e = priors["Sigma_e"]
+        Sigma_g = inverse_wishart("Sigma_g", df_g, S_g)
+        Sigma_e = inverse_wishart("Sigma_e", df_e, S_e)
+    else:
+        raise InputError(f"prior {label!r} is not available with several traits; use 'default' or 'bglr'.")
+    Sigma_k = Sigma_g / c
+    sd_g = pt.sqrt(pt.diag(Sigma_g))
+    sd_e = pt.sqrt(pt.diag(Sigma_e))
+    for j, tr in enumerate(traits):
+        pm.Deterministic(f"h2_{tr}", Sigma_g[j, j] / (Sigma_g[j, j] + Sigma_e[j, j]))
+        pm.Deterministic(f"sigma2_g_{tr}", Sigma_g[j, j])
+        pm.Deterministic(f"sigma2_e_{tr}", Sigma_e[j, j])
+        if kernel.reports_equivalent:
+            pm.Deterministic(f"sigma2_b_{tr}", Sigma_k[j, j])
+            pm.Deterministic(f"sigma2_g_equiv_{tr}", c * Sigma_k[j, j])
+    for a, b in pairs(traits):
+        pm.Deterministic(f"r_g_{traits[a]}_{traits[b]}", Sigma_g[a, b] / (sd_g[a] * sd_g[b]))
+        pm.Deterministic(f"r_e_{traits[a]}_{traits[b]}", Sigma_e[a, b] / (sd_e[a] * sd_e[b]))
+    return Sigma_k, Sigma_e
+
+
+def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
+    """The rotated records' log-likelihood, with the missing records as unknowns (module docstring)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    data = model.multitrait_data
+    R = data.Y - data.one[:, None] * mu[None, :]
+    if B is not None:
+        R = R - pt.dot(data.X, B)
+    if data.missing_rows.size:
+        model_ctx = pm.modelcontext(None)
+        model_ctx.add_coord("missing_record", np.arange(data.missing_rows.size))
+        # Each unknown record on its trait's scale, flat: p(y_missing, theta | y) integrates to p(theta | y).
+        sd = np.array([np.nanstd(model.records.Y[:, j], ddof=1) for j in range(data.n_traits)])
+        z = pm.Flat("z_missing", dims="missing_record")
+        y_missing = pm.Deterministic(
+            "y_missing", data.fill[data.missing_traits] + sd[data.missing_traits] * z, dims="missing_record"
+        )
+        U_rows = data.vectors[data.missing_rows]  # U[row, :] of each unknown
+        for j in range(data.n_traits):
+            pick = np.flatnonzero(data.missing_traits == j)
+            if pick.size:
+                shift = pt.dot(y_missing[pick] - data.fill[j], U_rows[pick])
+                R = pt.set_subtensor(R[:, j], R[:, j] + shift)
+        # The Jacobian of z -> y_missing is constant: the flat prior on y_missing is a flat prior on z.
+    pm.Potential("y_rotated", batched_mvn_logp(data.lam, Sigma_k, Sigma_e, R))
