@@ -27,6 +27,7 @@ from .errors import InputError
 __all__ = [
     "plot_energy",
     "plot_equivalence",
+    "plot_genetic_correlations",
     "plot_genetic_values",
     "plot_h2",
     "plot_partitioned_h2",
@@ -93,7 +94,7 @@ def _variance_components(fit) -> list[str]:
     """h2 and the sampled variances (no derived per-set ratios), for the diagnostics."""
     post = fit.datatree["posterior"]
     names = [n for n in fit.parameter_names if n in post and post[n].ndim == 2]
-    keep = [n for n in names if n == "h2" or (n.startswith("sigma2") and "equiv" not in n)]
+    keep = [n for n in names if n.startswith("h2") or (n.startswith("sigma2") and "equiv" not in n)]
     return keep or names[:4]
 
 
@@ -279,6 +280,62 @@ def plot_partitioned_h2(fit, *, prob: float = 0.9):
     return fig
 
 
+def _trait_names(fit) -> list[str]:
+    """The fit's traits (one, or several for a multi-trait fit)."""
+    stored = getattr(fit, "stored", None)
+    if fit.model is None and stored is not None:
+        trait = stored.get("trait")
+        return list(trait) if isinstance(trait, list) else [str(trait)]
+    return list(fit.model.traits)
+
+
+def plot_genetic_correlations(fit, *, prob: float = 0.9):
+    """Posteriors of the genetic correlations of a multi-trait fit, one panel per pair, with h2 per trait.
+
+    Each panel shows the posterior density of ``r_g`` for a pair of traits (and, dashed, the residual
+    correlation ``r_e``), with the equal-tailed interval of ``r_g`` in the legend; the last panel shows
+    each trait's h2. A genetic correlation near +-1 says the traits share their genes' effects; one
+    whose interval spans 0 is not told apart from none by these data.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    traits = _trait_names(fit)
+    if len(traits) < 2:
+        raise InputError("plot_genetic_correlations needs a fit of several traits (--trait y1 y2 ...).")
+    pairs = [(a, b) for i, a in enumerate(traits) for b in traits[i + 1 :]]
+    panels = len(pairs) + 1
+    columns = min(3, panels)
+    rows = -(-panels // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).reshape(-1)
+    for ax, (a, b) in zip(axes, pairs, strict=False):
+        r_g = _draws(fit, f"r_g_{a}_{b}")
+        low, high = _interval(r_g, prob)
+        _density(ax, r_g, color=BLUE, label=f"r_g {r_g.mean():.2f} [{low:.2f}, {high:.2f}]")
+        r_e = _draws(fit, f"r_e_{a}_{b}")
+        ax.hist(r_e, bins=40, density=True, histtype="step", color=GREY, linestyle="--", label=f"r_e {r_e.mean():.2f}")
+        ax.axvline(0.0, color=GREY, linewidth=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_yticks([])
+        ax.set_title(f"{a} and {b}", fontsize="medium")
+        ax.set_xlabel("correlation")
+        ax.legend(fontsize="small", frameon=False)
+    ax = axes[len(pairs)]
+    for k, trait in enumerate(traits):
+        h2 = _draws(fit, f"h2_{trait}")
+        low, high = _interval(h2, prob)
+        ax.hlines(k, low, high, color=BLUE, linewidth=2.5)
+        ax.plot(float(h2.mean()), k, "o", color=BLUE)
+    ax.set_yticks(range(len(traits)), traits)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"h2, posterior mean and {prob:.0%} interval")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    fig.suptitle("Genetic correlations (solid) and residual correlations (dashed)")
+    return fig
+
+
 def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None = None) -> list[Path]:
     """Write every plot that applies to ``fit`` as PNGs into an existing ``folder``; returns the paths.
 
@@ -296,6 +353,9 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         "rank": lambda: plot_rank(fit),
         "energy": lambda: plot_energy(fit),
     }
+    if len(_trait_names(fit)) > 1:  # h2 per trait is in the correlations' figure; values per trait in the CSV
+        del figures["h2"], figures["genetic_values"]
+        figures = {"genetic_correlations": lambda: plot_genetic_correlations(fit)} | figures
     if _about(fit)["sets"] is not None:
         figures["partitioned_h2"] = lambda: plot_partitioned_h2(fit)
     written = []
