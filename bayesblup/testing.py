@@ -257,7 +257,8 @@ def simulate_multitrait(
     missing : float
         Share of each trait's records set NaN at random (``round(missing n)`` per trait). The traits are masked
         in turn, each among the individuals that would keep another record, so that no individual loses every
-        trait; this needs ``missing <= (t - 1) / t``.
+        trait; this needs ``missing <= (t - 1) / t``. (With one trait, a missing record leaves its individual
+        without any.)
     allow_empty : bool
         Mask each trait independently of the others instead, so that an individual may be left with no record.
     names : sequence of str, optional
@@ -287,6 +288,8 @@ def simulate_multitrait(
     >>> bool(np.allclose((g + e).where(Y.notna()), Y, equal_nan=True))
     True
     """
+    if not isinstance(G_or_W, Relationship | GenotypeMatrix):
+        raise TypeError("G_or_W must be a bayesblup.Relationship or a bayesblup.GenotypeMatrix")
     rng = np.random.default_rng(seed)
     Fg, Fe = _psd_factor(Sigma_g, "Sigma_g"), _psd_factor(Sigma_e, "Sigma_e")
     t = Fg.shape[0]
@@ -303,19 +306,17 @@ def simulate_multitrait(
     b = None
     if isinstance(G_or_W, Relationship):
         g = _psd_factor(G_or_W.matrix, "the relationship matrix") @ rng.standard_normal((n, t)) @ Fg.T
-    elif isinstance(G_or_W, GenotypeMatrix):
+    else:
         W = np.asarray(G_or_W.values, dtype=float)
         b = rng.standard_normal((W.shape[1], t)) @ Fg.T / np.sqrt(G_or_W.scaling.denominator)
         g = W @ b
-    else:
-        raise TypeError("G_or_W must be a bayesblup.Relationship or a bayesblup.GenotypeMatrix")
     e = rng.standard_normal((n, t)) @ Fe.T
     Y = mu[None, :] + g + e
     k_missing = round(missing * n)
     if k_missing:
         masked = np.zeros((n, t), dtype=bool)
         for k in range(t):
-            eligible = np.arange(n) if allow_empty else np.flatnonzero(masked.sum(axis=1) < t - 1)
+            eligible = np.arange(n) if allow_empty or t == 1 else np.flatnonzero(masked.sum(axis=1) < t - 1)
             if eligible.size < k_missing:
                 raise ValueError(
                     f"missing={missing} would leave individuals without any record; at most (t - 1) / t "

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -68,6 +68,11 @@ def _mean(n: int, t: int, mu, X, B) -> np.ndarray:
     return M
 
 
+def _chol(A: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The lower Cholesky factor in ``cho_solve``'s form (scipy's ``cho_factor`` is much slower here)."""
+    return cholesky(A, lower=True), True
+
+
 def observed(Y: np.ndarray) -> np.ndarray:
     """Positions in vec(Y) of the observed (non-NaN) entries, ascending (trait-major)."""
     return np.flatnonzero(~np.isnan(vec(_as_Y(Y))))
@@ -102,7 +107,7 @@ def dense_logp(Y, G, mu, Sigma_g, Sigma_e, X=None, B=None) -> float:
     if obs.size == 0:
         return 0.0
     r = vec(Y - _mean(n, t, mu, X, B))[obs]
-    L = cholesky(_covariance(Sg, G, Se, obs), lower=True)
+    L = _chol(_covariance(Sg, G, Se, obs))[0]
     z = solve_triangular(L, r, lower=True)
     return float(-0.5 * (obs.size * LOG_2PI + z @ z) - np.log(np.diag(L)).sum())
 
@@ -168,7 +173,7 @@ def henderson(
             raise ValueError("G_cross must be n_new x n and G_new_diag (n_new,)")
     if method == "gls":
         K = np.kron(Sg, G)
-        L = cholesky(K[np.ix_(obs, obs)] + np.kron(Se, np.eye(n))[np.ix_(obs, obs)], lower=True)
+        L = _chol(K[np.ix_(obs, obs)] + np.kron(Se, np.eye(n))[np.ix_(obs, obs)])[0]
         KZ = K[:, obs]  # Cov(vec g, y_o)
         alpha = cho_solve((L, True), r)
         A = solve_triangular(L, KZ.T, lower=True)  # L^-1 Z K: N x n t
@@ -179,19 +184,19 @@ def henderson(
             new_mean = unvec(Kx @ alpha, G_cross.shape[0], t)
             new_var = unvec(np.kron(np.diag(Sg), G_new_diag) - (Ax**2).sum(axis=0), G_cross.shape[0], t)
     elif method == "mme":
-        try:
-            cG = cho_factor(G, lower=True)
-        except np.linalg.LinAlgError as err:
-            raise ValueError("method='mme' needs a positive definite G; use method='gls'") from err
+        lam = np.linalg.eigvalsh(G)
+        if lam[0] <= 1e-10 * lam[-1]:  # a centred G is singular, though rounding may let Cholesky through
+            raise ValueError(f"method='mme' needs a positive definite G (eigenvalues {lam[0]:.2g} .. {lam[-1]:.2g})")
+        cG = _chol(G)
         G_inv = cho_solve(cG, np.eye(n))
-        Sg_inv = cho_solve(cho_factor(Sg, lower=True), np.eye(t))
+        Sg_inv = cho_solve(_chol(Sg), np.eye(t))
         R = np.kron(Se, np.eye(n))[np.ix_(obs, obs)]
-        R_inv = cho_solve(cho_factor(R, lower=True), np.eye(obs.size))
+        R_inv = cho_solve(_chol(R), np.eye(obs.size))
         C = np.kron(Sg_inv, G_inv)
         C[np.ix_(obs, obs)] += R_inv  # Z' R^-1 Z: R^-1 placed on the observed rows and columns
         rhs = np.zeros(n * t)
         rhs[obs] = R_inv @ r  # Z' R^-1 r
-        cC = cho_factor((C + C.T) / 2, lower=True)
+        cC = _chol((C + C.T) / 2)
         mean, cov = cho_solve(cC, rhs), cho_solve(cC, np.eye(n * t))
         if new:
             T = cho_solve(cG, G_cross.T).T  # G_cross G^-1
@@ -254,15 +259,15 @@ def marker_effects(Y, W, c, mu, Sigma_b, Sigma_e, X=None, B=None, *, method: str
     Zb = np.kron(np.eye(t), W)[obs]
     R = np.kron(Se, np.eye(n))[np.ix_(obs, obs)]
     if method == "mme":
-        cR = cho_factor(R, lower=True)
+        cR = _chol(R)
         Ri_Zb = cho_solve(cR, Zb)
-        C = Zb.T @ Ri_Zb + np.kron(cho_solve(cho_factor(Sb, lower=True), np.eye(t)), np.eye(m))
-        cC = cho_factor((C + C.T) / 2, lower=True)
+        C = Zb.T @ Ri_Zb + np.kron(cho_solve(_chol(Sb), np.eye(t)), np.eye(m))
+        cC = _chol((C + C.T) / 2)
         mean, cov = cho_solve(cC, Ri_Zb.T @ r), cho_solve(cC, np.eye(m * t))
     elif method == "gls":
         Kb = np.kron(Sb, np.eye(m))
         KZ = Kb @ Zb.T  # Cov(vec b, y_o)
-        L = cholesky(Zb @ KZ + R, lower=True)
+        L = _chol(Zb @ KZ + R)[0]
         A = solve_triangular(L, KZ.T, lower=True)
         mean, cov = KZ @ cho_solve((L, True), r), Kb - A.T @ A
     else:
@@ -330,9 +335,9 @@ class _Restricted:
     def parts(self, Sg, Se):
         """l_R, beta, P y, and P, at (Sg, Se)."""
         V = _covariance(Sg, self.G, Se, self.obs)
-        cV = cho_factor(V, lower=True)
+        cV = _chol(V)
         Vi_D, Vi_y = cho_solve(cV, self.D), cho_solve(cV, self.y)
-        cA = cho_factor(self.D.T @ Vi_D, lower=True)
+        cA = _chol(self.D.T @ Vi_D)
         beta = cho_solve(cA, self.D.T @ Vi_y)
         Py = Vi_y - Vi_D @ beta
         logdet = 2 * np.log(np.diag(cV[0])).sum() + 2 * np.log(np.diag(cA[0])).sum() - self.logdet_DD
