@@ -12,9 +12,18 @@ import numpy as np
 import pandas as pd
 
 from .genotypes.calls import MISSING, Genotypes
+from .genotypes.relationship import Relationship
+from .genotypes.scaling import GenotypeMatrix
 from .names import ADDITIVE
 
-__all__ = ["SimulatedRecords", "simulate_genotypes", "simulate_offspring", "simulate_records"]
+__all__ = [
+    "MultitraitTruth",
+    "SimulatedRecords",
+    "simulate_genotypes",
+    "simulate_multitrait",
+    "simulate_offspring",
+    "simulate_records",
+]
 
 
 def simulate_genotypes(
@@ -179,3 +188,151 @@ def simulate_records(
     truth = {"sigma2_g": h2, "sigma2_pe": pe_share, "sigma2_e": sigma2_e, "h2": h2, "mu": mu}
     truth |= {"sex[M]": sex_effect, "age": age_slope}
     return SimulatedRecords(table, pd.Series(g, index=ids), truth, tuple(ids[n_phenotyped:]))
+
+
+@dataclass(frozen=True, eq=False)
+class MultitraitTruth:
+    """The truth behind :func:`simulate_multitrait`'s table, kept in its ``attrs["truth"]``.
+
+    Compared by identity (``eq=False``): pandas compares ``attrs`` when it concatenates frames, and frames
+    inside them would make that comparison raise.
+
+    Attributes
+    ----------
+    genetic_values, residuals : pandas.DataFrame
+        g and E, n x t like the table, complete (also where the record is NaN).
+    marker_effects : pandas.DataFrame or None
+        b (m x t, indexed by marker) when simulated from a GenotypeMatrix.
+    Sigma_g, Sigma_e : ndarray, shape (t, t)
+    mu : ndarray, shape (t,)
+    """
+
+    genetic_values: pd.DataFrame
+    residuals: pd.DataFrame
+    marker_effects: pd.DataFrame | None
+    Sigma_g: np.ndarray
+    Sigma_e: np.ndarray
+    mu: np.ndarray
+
+
+def _psd_factor(S: np.ndarray, name: str) -> np.ndarray:
+    """F with ``F F' = S`` for a symmetric positive semi-definite S (eigendecomposition: S may be singular)."""
+    S = np.atleast_2d(np.asarray(S, dtype=float))
+    if S.ndim != 2 or S.shape[0] != S.shape[1] or not np.allclose(S, S.T, rtol=1e-10, atol=1e-12):
+        raise ValueError(f"{name} must be a symmetric square matrix")
+    lam, U = np.linalg.eigh((S + S.T) / 2)
+    if lam.min() < -1e-10 * max(1.0, abs(lam).max()):
+        raise ValueError(f"{name} must be positive semi-definite (smallest eigenvalue {lam.min():.3g})")
+    return U * np.sqrt(np.clip(lam, 0.0, None))
+
+
+def simulate_multitrait(
+    G_or_W: Relationship | GenotypeMatrix,
+    *,
+    Sigma_g,
+    Sigma_e,
+    mu=None,
+    missing: float = 0.0,
+    allow_empty: bool = False,
+    names=None,
+    seed: int | np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """Records of t correlated traits: ``Y = 1 mu' + g + E`` (n x t), one row per individual.
+
+    ``vec(g) ~ N(0, Sigma_g ⊗ G)`` and ``vec(E) ~ N(0, Sigma_e ⊗ I_n)`` (vec stacks the trait columns), i.e. the
+    rows of E are independent ``N(0, Sigma_e)`` and each trait's g has covariance ``Sigma_g[k, k] G``. From a
+    Relationship, ``g = F Z Sg'`` with ``F F' = G`` and ``Sg Sg' = Sigma_g`` (Z standard normal, n x t); from a
+    GenotypeMatrix, ``g = W b`` with the rows of b (m x t) independent ``N(0, Sigma_g / c)``,
+    ``c = W.scaling.denominator``, so that ``Cov(vec g) = Sigma_g ⊗ WW'/c`` as well. Both covariances may be
+    singular (eigendecompositions, not Cholesky factors).
+
+    Parameters
+    ----------
+    G_or_W : Relationship or GenotypeMatrix
+        The individuals (its IDs label the rows) and their kernel.
+    Sigma_g, Sigma_e : array_like, shape (t, t)
+        Genetic and residual covariance between traits, symmetric positive semi-definite.
+    mu : array_like, shape (t,), optional
+        Intercepts; zero by default.
+    missing : float
+        Share of each trait's records set NaN at random (``round(missing n)`` per trait). The traits are masked
+        in turn, each among the individuals that would keep another record, so that no individual loses every
+        trait; this needs ``missing <= (t - 1) / t``. (With one trait, a missing record leaves its individual
+        without any.)
+    allow_empty : bool
+        Mask each trait independently of the others instead, so that an individual may be left with no record.
+    names : sequence of str, optional
+        Trait names; ``t1``, ``t2``, ... by default.
+    seed : int or numpy.random.Generator, optional
+        Random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        n x t, indexed by ID (index name ``id``); ``attrs["truth"]`` holds the truth, a :class:`MultitraitTruth`
+        (g, E, b, Sigma_g, Sigma_e, mu). pandas carries ``attrs`` through most operations, not all: read it
+        from the table returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesblup as bb
+    >>> from bayesblup.testing import simulate_genotypes, simulate_multitrait
+    >>> calls, _ = simulate_genotypes(50, 400, seed=1)
+    >>> G = bb.genomic_relationship(calls)
+    >>> Y = simulate_multitrait(G, Sigma_g=[[1.0, 0.5], [0.5, 2.0]], Sigma_e=np.eye(2), missing=0.2, seed=2)
+    >>> Y.shape, list(Y.columns), Y.isna().sum().tolist(), int(Y.isna().all(axis=1).sum())
+    ((50, 2), ['t1', 't2'], [10, 10], 0)
+    >>> truth = Y.attrs["truth"]
+    >>> g, e = truth.genetic_values, truth.residuals
+    >>> bool(np.allclose((g + e).where(Y.notna()), Y, equal_nan=True))
+    True
+    """
+    if not isinstance(G_or_W, Relationship | GenotypeMatrix):
+        raise TypeError("G_or_W must be a bayesblup.Relationship or a bayesblup.GenotypeMatrix")
+    rng = np.random.default_rng(seed)
+    Fg, Fe = _psd_factor(Sigma_g, "Sigma_g"), _psd_factor(Sigma_e, "Sigma_e")
+    t = Fg.shape[0]
+    if Fe.shape[0] != t:
+        raise ValueError(f"Sigma_g is {t} x {t} but Sigma_e is {Fe.shape[0]} x {Fe.shape[0]}")
+    names = [f"t{k + 1}" for k in range(t)] if names is None else [str(v) for v in names]
+    if len(names) != t or len(set(names)) != t:
+        raise ValueError(f"names must be {t} distinct trait names")
+    mu = np.zeros(t) if mu is None else np.broadcast_to(np.asarray(mu, dtype=float), (t,))
+    if not 0.0 <= missing <= 1.0:
+        raise ValueError("missing must be a share in [0, 1]")
+    ids = np.asarray(G_or_W.ids, dtype=str)
+    n = ids.size
+    b = None
+    if isinstance(G_or_W, Relationship):
+        g = _psd_factor(G_or_W.matrix, "the relationship matrix") @ rng.standard_normal((n, t)) @ Fg.T
+    else:
+        W = np.asarray(G_or_W.values, dtype=float)
+        b = rng.standard_normal((W.shape[1], t)) @ Fg.T / np.sqrt(G_or_W.scaling.denominator)
+        g = W @ b
+    e = rng.standard_normal((n, t)) @ Fe.T
+    Y = mu[None, :] + g + e
+    k_missing = round(missing * n)
+    if k_missing:
+        masked = np.zeros((n, t), dtype=bool)
+        for k in range(t):
+            eligible = np.arange(n) if allow_empty or t == 1 else np.flatnonzero(masked.sum(axis=1) < t - 1)
+            if eligible.size < k_missing:
+                raise ValueError(
+                    f"missing={missing} would leave individuals without any record; at most (t - 1) / t "
+                    "with allow_empty=False"
+                )
+            masked[rng.choice(eligible, size=k_missing, replace=False), k] = True
+        Y[masked] = np.nan
+    index = pd.Index(ids, name="id")
+    table = pd.DataFrame(Y, index=index, columns=names)
+    markers = None if b is None else pd.Index(np.asarray(G_or_W.markers, dtype=str), name="marker")
+    table.attrs["truth"] = MultitraitTruth(
+        genetic_values=pd.DataFrame(g, index=index, columns=names),
+        residuals=pd.DataFrame(e, index=index, columns=names),
+        marker_effects=None if b is None else pd.DataFrame(b, index=markers, columns=names),
+        Sigma_g=np.atleast_2d(np.asarray(Sigma_g, dtype=float)).copy(),
+        Sigma_e=np.atleast_2d(np.asarray(Sigma_e, dtype=float)).copy(),
+        mu=mu.copy(),
+    )
+    return table
