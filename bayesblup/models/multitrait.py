@@ -83,12 +83,32 @@ def batched_mvn_logp(lam, S_k, S_e, R):
 
 
 def correlation(name: str, t: int, eta: float = 1.0):
-    """A t x t correlation matrix with an LKJ(eta) prior (PyMC's LKJCorr gives its Cholesky factor)."""
+    """A t x t correlation matrix with an LKJ(eta) prior, built from its canonical partial correlations.
+
+    Lewandowski, Kurowicka and Joe (2009), the C-vine method: the partial correlations ``p_ki`` (k < i) of
+    a C-vine, independent with ``(p_ki + 1) / 2 ~ Beta(b_k, b_k)``, ``b_k = eta + (t - 2 - k) / 2`` (k from 0),
+    make the correlation matrix LKJ(eta); its Cholesky factor follows entry by entry, ``L_ik = p_ki sqrt(1 -
+    sum_{l<k} L_il^2)`` and ``L_ii = sqrt(1 - sum_{l<i} L_il^2)``. Written elementwise, the graph has no
+    linear-algebra Op (PyMC's LKJCorr transform has, and makes PyTensor look for a BLAS library).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
-    L = pm.LKJCorr(f"{name}_cholesky", n=t, eta=eta)
-    return pt.dot(L, L.T)
+    vine = [(k, i) for k in range(t - 1) for i in range(k + 1, t)]  # (level, variable) of each partial correlation
+    b = np.array([eta + (t - 2 - k) / 2 for k, _ in vine])
+    u = pm.Beta(f"{name}_partial", alpha=b, beta=b, shape=len(vine))
+    p = 2 * u - 1
+    index = {pair: position for position, pair in enumerate(vine)}
+    L = [[pt.constant(0.0)] * t for _ in range(t)]
+    L[0][0] = pt.constant(1.0)
+    for i in range(1, t):
+        used = pt.constant(0.0)
+        for k in range(i):
+            L[i][k] = p[index[(k, i)]] * pt.sqrt(1 - used)
+            used = used + L[i][k] ** 2
+        L[i][i] = pt.sqrt(1 - used)
+    rows = [[sum((L[i][k] * L[j][k] for k in range(min(i, j) + 1)), start=0.0) for j in range(t)] for i in range(t)]
+    return pt.stack([pt.stack(row) for row in rows])
 
 
 def variance_block(model, label: str, priors: dict):
@@ -143,7 +163,7 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     data = model.multitrait_data
     R = data.Y - data.one[:, None] * mu[None, :]
     if B is not None:
-        R = R - pt.dot(data.X, B)
+        R = R - pt.sum(data.X[:, :, None] * B[None, :, :], axis=1)  # X B, elementwise (no BLAS call)
     if data.missing_rows.size:
         model_ctx = pm.modelcontext(None)
         model_ctx.add_coord("missing_record", np.arange(data.missing_rows.size))
@@ -157,7 +177,8 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
         for j in range(data.n_traits):
             pick = np.flatnonzero(data.missing_traits == j)
             if pick.size:
-                shift = pt.dot(y_missing[pick] - data.fill[j], U_rows[pick])
+                # sum over the unknowns of y_ij U[i, :]: elementwise, so PyTensor needs no BLAS call here
+                shift = pt.sum((y_missing[pick] - data.fill[j])[:, None] * U_rows[pick], axis=0)
                 R = pt.set_subtensor(R[:, j], R[:, j] + shift)
         # The Jacobian of z -> y_missing is constant: the flat prior on y_missing is a flat prior on z.
     pm.Potential("y_rotated", batched_mvn_logp(data.lam, Sigma_k, Sigma_e, R))
