@@ -473,8 +473,24 @@ class BLUPModel:
             pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
         msx = {k.variance_name: self._msx(k) for k in self.kernels}
         if self.multi_trait:
-            return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=msx[self.kernels[0].variance_name])
+            return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=self._multitrait_msx())
         return resolve_priors(self._prior_spec, self.y, msx=msx, pe_msx=pe_msx)
+
+    def _multitrait_msx(self) -> float:
+        """BGLR ``Multitrait``'s MSx of the kernel: W's column variances, or ``tr(K+)/n - 1'K+1/n^2`` for a G.
+
+        K+ keeps the eigenvalues above BGLR's 1e-10 (:func:`bayesblup.models.covariance.bglr_rkhs_msx`),
+        here from the eigendecomposition the model has anyway.
+        """
+        from .covariance import BGLR_EIGEN_TOL
+
+        kernel = self.kernels[0]
+        if kernel.markers is not None:
+            return kernel.msx()
+        sp = self.spectral
+        keep = sp.values > BGLR_EIGEN_TOL
+        ones = sp.rotate(np.ones(self.n))
+        return float(sp.values[keep].sum() / self.n - (sp.values[keep] * ones[keep] ** 2).sum() / self.n**2)
 
     # --- the PyMC model ------------------------------------------------------------------------------
     @property

@@ -133,9 +133,10 @@ def variance_block(model, label: str, priors: dict):
     elif label == "bglr":
         from .covariance import inverse_wishart
 
-        df_g, S_g = priors["Sigma_g"]
+        # On the kernel's own scale, as BGLR puts it on its K (RKHS) or on the marker effects (BRR).
+        df_k, S_k = priors["Sigma_k"]
         df_e, S_e = priors["Sigma_e"]
-        Sigma_g = inverse_wishart("Sigma_g", df_g, S_g)
+        Sigma_g = c * inverse_wishart("Sigma_b" if kernel.reports_equivalent else "Sigma_g", df_k, S_k)
         Sigma_e = inverse_wishart("Sigma_e", df_e, S_e)
     else:
         raise InputError(f"prior {label!r} is not available with several traits; use 'default' or 'bglr'.")

@@ -213,16 +213,17 @@ def resolve_multitrait_priors(prior, Y: np.ndarray, *, msx: float) -> tuple[str,
     """Priors of a multi-trait model (:mod:`bayesblup.models.multitrait`): ``(label, details)``.
 
     ``"default"`` needs no numbers here (per-trait h2 and sigma2_p, LKJ(1) correlations); ``"bglr"``
-    gives ``{"Sigma_g": (df0, S0), "Sigma_e": (df0, S0)}``, BGLR ``Multitrait``'s inverse Wishart
-    priors for the kernel's MSx (:func:`bayesblup.models.covariance.bglr_multitrait_priors`).
+    gives ``{"Sigma_k": (df0, S0), "Sigma_e": (df0, S0)}``, BGLR ``Multitrait``'s inverse Wishart
+    priors for the kernel's MSx (:func:`bayesblup.models.covariance.bglr_multitrait_priors`); ``Sigma_k``
+    is the kernel's covariance (``Sigma_g`` on G, ``Sigma_b`` on the marker effects).
     """
     if isinstance(prior, str) and prior == "default":
         return "default", {}
     if isinstance(prior, str) and prior == "bglr":
         from .covariance import bglr_multitrait_priors
 
-        found = bglr_multitrait_priors(Y, msx)
-        return "bglr", {"Sigma_g": found["genetic"], "Sigma_e": found["residual"]}
+        found = bglr_multitrait_priors(Y, msx, as_sampled=True)  # what BGLR samples under (covariance.py)
+        return "bglr", {"Sigma_k": found["genetic"], "Sigma_e": found["residual"]}
     raise InputError(
         f"prior must be one of {', '.join(PRESETS)} with several traits (a dict of Prior objects is for one trait); "
         f"got {prior!r}."

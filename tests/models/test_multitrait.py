@@ -229,3 +229,23 @@ def test_multitrait_fit_tables_and_names(data):
         bb.GBLUP(Y, G, permanent_environment=True, repeated=True)
     with pytest.raises(bb.InputError, match="latent form is not available"):
         bb.GBLUP(Y, G, form="latent")
+
+
+@pytest.mark.exact
+def test_bglr_prior_uses_bglr_msx_and_the_df_its_sampler_uses(data):
+    """BGLR Multitrait's MSx of G is ``tr(K+)/n - 1'K+1/n^2`` (covariance.bglr_rkhs_msx, recomputed here from
+    the model's own eigendecomposition); its genetic inverse Wishart is sampled with df0 + t (docs)."""
+    from bayesblup.models.covariance import bglr_multitrait_priors, bglr_rkhs_msx
+
+    G, _, Y = data
+    model = bb.GBLUP(Y, G, prior="bglr")
+    p = G.index(model.ids)
+    msx = bglr_rkhs_msx(G.matrix[np.ix_(p, p)])
+    assert model._multitrait_msx() == pytest.approx(msx, rel=1e-10)
+    label, priors = model.priors
+    expected = bglr_multitrait_priors(model.records.Y, msx, as_sampled=True)
+    assert label == "bglr" and priors["Sigma_k"][0] == expected["genetic"][0] == 2 * 2 + 1
+    np.testing.assert_allclose(priors["Sigma_k"][1], expected["genetic"][1], rtol=1e-10)
+    np.testing.assert_allclose(priors["Sigma_e"][1], expected["residual"][1], rtol=1e-10)
+    fit = model.fit(method="map", seed=1)  # the inverse Wishart priors build and optimise
+    assert 0 < fit.summary().loc["h2_t1", "mean"] < 1
