@@ -148,12 +148,17 @@ def _premises(gb, mb, order: np.ndarray) -> tuple[float, list[str], list[tuple[s
         error, why = _premise(kg.relationship_matrix(), km.W[order], km.c, scalings, label)
         errors.append(error)
         reasons += [why] if why else []
-        if gb.single:
+        if gb.multi_trait:  # Sigma_g = c Sigma_b matrix-wise: every trait's variance and h2, every correlation
+            traits = gb.traits
+            pairs += [(f"sigma2_g_{t}", f"sigma2_g_equiv_{t}") for t in traits]
+            pairs += [(f"h2_{t}", f"h2_{t}") for t in traits]
+            pairs += [(f"r_g_{a}_{b}", f"r_g_{a}_{b}") for i, a in enumerate(traits) for b in traits[i + 1 :]]
+        elif gb.single:
             pairs.append((kg.variance_name, "sigma2_g_equiv"))
         else:
             pairs += [(kg.variance_name, f"sigma2_g_equiv_{km.name}"), (f"h2_{kg.name}", f"h2_{km.name}")]
     factors = None if gb.single else {k.name: k.c for k in mb.kernels}
-    return max(errors), reasons, [*pairs, ("h2", "h2")], factors
+    return max(errors), reasons, pairs if gb.multi_trait else [*pairs, ("h2", "h2")], factors
 
 
 def _all_markers(model, markers: bool) -> bool:
@@ -162,7 +167,13 @@ def _all_markers(model, markers: bool) -> bool:
 
 
 def _same_records(a, b) -> bool:
-    """Whether two Records hold the same values on the same individuals (order of IDs aside)."""
+    """Whether two Records (or TraitRecords) hold the same values on the same individuals (order of IDs aside)."""
+    if hasattr(a, "traits") or hasattr(b, "traits"):  # several traits: the same table, rows in any order
+        if getattr(a, "traits", None) != getattr(b, "traits", None):
+            return False
+        ta = pd.DataFrame(a.Y, index=a.ids.astype(str)).sort_index()
+        tb = pd.DataFrame(b.Y, index=b.ids.astype(str)).sort_index()
+        return bool(ta.index.equals(tb.index) and np.allclose(ta.to_numpy(), tb.to_numpy(), equal_nan=True))
     if a.n_records != b.n_records:
         return False
     ka = pd.Series(a.y, index=a.record_ids.astype(str)).sort_index(kind="stable")
@@ -230,8 +241,9 @@ def check_equivalence(mblup_fit, gblup_fit, *, z_tol: float = 4.0) -> Equivalenc
         if not why and (np.abs(table["ratio"] - 1) > 0.01).any():
             reasons.append("the MAP values differ by more than 1%: check the priors and the optimiser's convergence.")
     # Every individual (unphenotyped included), M-BLUP's in G-BLUP's order.
-    g_values = gblup_fit.genetic_values.set_index("id")["mean"]
-    m_values = mblup_fit.genetic_values.set_index("id")["mean"]
+    keys = ["id", "trait"] if "trait" in gblup_fit.genetic_values else ["id"]  # one row per id (and trait)
+    g_values = gblup_fit.genetic_values.set_index(keys)["mean"]
+    m_values = mblup_fit.genetic_values.set_index(keys)["mean"]
     if set(g_values.index) != set(m_values.index):
         raise InputError("the two fits predict different individuals; build G and W from the same genotypes.")
     g_mean, m_mean = g_values.to_numpy(), m_values.loc[g_values.index].to_numpy()

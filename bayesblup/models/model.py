@@ -164,7 +164,7 @@ class BLUPModel:
         if not isinstance(records, Records | TraitRecords):
             raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
         if isinstance(records, TraitRecords):
-            _check_multitrait(records, sources, form=form, permanent_environment=permanent_environment)
+            _check_multitrait(records, sources, permanent_environment=permanent_environment)
         self.records = records
         self.form = form
         self.eigen_rtol = eigen_rtol
@@ -617,7 +617,9 @@ class BLUPModel:
         import pymc as pm
 
         rec = self.records
-        coords = {TRAIT: list(self.traits), "component": np.arange(self.n)}
+        coords = {TRAIT: list(self.traits)}
+        if self.form == "marginal":
+            coords["component"] = np.arange(self.n)
         if rec.X is not None:
             coords["covariate"] = list(rec.covariates)
         mean = np.nanmean(rec.Y, axis=0)
@@ -632,7 +634,10 @@ class BLUPModel:
                 B = pm.Normal(BETA, 0.0, scale, dims=("covariate", TRAIT))
             for j, trait in enumerate(self.traits):
                 pm.Deterministic(f"mu_{trait}", mu[j])
-            multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
+            if self.form == "latent":
+                multitrait.latent_likelihood(self, mu, B, Sigma_k, Sigma_e)
+            else:
+                multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
         self.prior_label = label
         return model
 
@@ -836,16 +841,12 @@ def _kernel_list(kernels) -> list[Kernel]:
     return out
 
 
-def _check_multitrait(records: TraitRecords, kernels: list[Kernel], *, form: str, permanent_environment: bool) -> None:
+def _check_multitrait(records: TraitRecords, kernels: list[Kernel], *, permanent_environment: bool) -> None:
     """Refuse, with what to do instead, what the multi-trait model does not do yet."""
     if len(kernels) > 1:
         raise InputError(
             f"several traits ({', '.join(records.traits)}) with several kernels are not available yet: fit the traits "
             "with one G (or W), or each trait alone with its marker sets."
-        )
-    if form != "marginal":
-        raise InputError(
-            "several traits take form='marginal' (the latent form is not available for several traits yet)."
         )
     if permanent_environment:
         raise InputError(

@@ -57,6 +57,31 @@ def variance_names(model) -> list[str]:
     return names
 
 
+def _cholesky_entries(V: dict, t: int) -> dict:
+    """The lower Cholesky factor of a t x t matrix given by its entries ``V[(i, j)]``, i >= j, entry by entry.
+
+    Each entry may be a scalar or a vector (then every element is its own matrix): only elementwise
+    operations, so PyTensor differentiates it without a linear-algebra Op.
+    """
+    import pytensor.tensor as pt
+
+    L: dict[tuple[int, int], object] = {}
+    for j in range(t):
+        L[(j, j)] = pt.sqrt(V[(j, j)] - sum((L[(j, k)] ** 2 for k in range(j)), start=0.0))
+        for i in range(j + 1, t):
+            L[(i, j)] = (V[(i, j)] - sum((L[(i, k)] * L[(j, k)] for k in range(j)), start=0.0)) / L[(j, j)]
+    return L
+
+
+def cholesky(S, t: int):
+    """The lower Cholesky factor of a t x t covariance tensor, written out entry by entry."""
+    import pytensor.tensor as pt
+
+    L = _cholesky_entries({(i, j): S[i, j] for i in range(t) for j in range(i + 1)}, t)
+    zero = pt.constant(0.0)
+    return pt.stack([pt.stack([L[(i, j)] if j <= i else zero for j in range(t)]) for i in range(t)])
+
+
 def batched_mvn_logp(lam, S_k, S_e, R):
     """``sum_k log N(R_k; 0, lam_k S_k + S_e)`` for R (n, t): Cholesky factors written out entry by entry.
 
@@ -67,12 +92,7 @@ def batched_mvn_logp(lam, S_k, S_e, R):
 
     t = R.shape[1] if isinstance(R, np.ndarray) else int(R.type.shape[1])
     V = {(i, j): lam * S_k[i, j] + S_e[i, j] for i in range(t) for j in range(i + 1)}
-    L: dict[tuple[int, int], object] = {}
-    for j in range(t):
-        diag = V[(j, j)] - sum((L[(j, k)] ** 2 for k in range(j)), start=0.0)
-        L[(j, j)] = pt.sqrt(diag)
-        for i in range(j + 1, t):
-            L[(i, j)] = (V[(i, j)] - sum((L[(i, k)] * L[(j, k)] for k in range(j)), start=0.0)) / L[(j, j)]
+    L = _cholesky_entries(V, t)
     z = []
     for i in range(t):
         z.append((R[:, i] - sum((L[(i, k)] * z[k] for k in range(i)), start=0.0)) / L[(i, i)])
@@ -156,6 +176,59 @@ def variance_block(model, label: str, priors: dict):
     return Sigma_k, Sigma_e
 
 
+def _missing_records(model):
+    """The missing records as unknowns of the model: ``y_missing`` (flat on each trait's scale), or None."""
+    import pymc as pm
+
+    data = model.multitrait_data
+    if not data.missing_rows.size:
+        return None
+    pm.modelcontext(None).add_coord("missing_record", np.arange(data.missing_rows.size))
+    # Each unknown record on its trait's scale, flat: p(y_missing, theta | y) integrates to p(theta | y); the
+    # Jacobian of z -> y_missing is constant.
+    sd = np.array([np.nanstd(model.records.Y[:, j], ddof=1) for j in range(data.n_traits)])
+    z = pm.Flat("z_missing", dims="missing_record")
+    return pm.Deterministic(
+        "y_missing", data.fill[data.missing_traits] + sd[data.missing_traits] * z, dims="missing_record"
+    )
+
+
+def latent_likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
+    """The latent form: ``g = L Z C'`` explicit (``C C' = Sigma_k``, ``L L' = K``, Z standard normal), records given g.
+
+    M-BLUP has ``b = Z C'`` over the markers and ``g = W b``. The residual rows ``y_i - mu - B'x_i - g_i``
+    are t-variate normal with covariance ``Sigma_e``; missing records are unknowns, as in the marginal form.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from ..names import INDIVIDUAL, TRAIT
+
+    kernel = model.kernels[0]
+    t = len(model.traits)
+    ctx = pm.modelcontext(None)
+    dim, coord, L = kernel.latent_factor(None)
+    ctx.add_coord(dim, coord)
+    ctx.add_coord(INDIVIDUAL, model.individuals.astype(str))
+    z = pm.Normal("z", 0.0, 1.0, dims=(dim, TRAIT))
+    C = cholesky(Sigma_k, t)
+    effects = pt.dot(z, C.T)  # rows of effects ~ N(0, Sigma_k)
+    if kernel.markers is not None:
+        b = pm.Deterministic("b", effects, dims=(dim, TRAIT))
+        g = pm.Deterministic("g", pt.dot(L, b), dims=(INDIVIDUAL, TRAIT))
+    else:
+        g = pm.Deterministic("g", pt.dot(L, effects), dims=(INDIVIDUAL, TRAIT))
+    Y = pt.as_tensor_variable(np.where(np.isnan(model.records.Y), 0.0, model.records.Y))
+    y_missing = _missing_records(model)
+    if y_missing is not None:
+        data = model.multitrait_data
+        Y = pt.set_subtensor(Y[data.missing_rows, data.missing_traits], y_missing)
+    R = Y - mu[None, :] - g[: model.n]
+    if B is not None:
+        R = R - pt.sum(model.records.X[:, :, None] * B[None, :, :], axis=1)
+    pm.Potential("y", batched_mvn_logp(np.zeros(model.n), Sigma_k, Sigma_e, R))
+
+
 def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     """The rotated records' log-likelihood, with the missing records as unknowns (module docstring)."""
     import pymc as pm
@@ -165,15 +238,8 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     R = data.Y - data.one[:, None] * mu[None, :]
     if B is not None:
         R = R - pt.sum(data.X[:, :, None] * B[None, :, :], axis=1)  # X B, elementwise (no BLAS call)
-    if data.missing_rows.size:
-        model_ctx = pm.modelcontext(None)
-        model_ctx.add_coord("missing_record", np.arange(data.missing_rows.size))
-        # Each unknown record on its trait's scale, flat: p(y_missing, theta | y) integrates to p(theta | y).
-        sd = np.array([np.nanstd(model.records.Y[:, j], ddof=1) for j in range(data.n_traits)])
-        z = pm.Flat("z_missing", dims="missing_record")
-        y_missing = pm.Deterministic(
-            "y_missing", data.fill[data.missing_traits] + sd[data.missing_traits] * z, dims="missing_record"
-        )
+    y_missing = _missing_records(model)
+    if y_missing is not None:
         U_rows = data.vectors[data.missing_rows]  # U[row, :] of each unknown
         for j in range(data.n_traits):
             pick = np.flatnonzero(data.missing_traits == j)
@@ -181,5 +247,4 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
                 # sum over the unknowns of y_ij U[i, :]: elementwise, so PyTensor needs no BLAS call here
                 shift = pt.sum((y_missing[pick] - data.fill[j])[:, None] * U_rows[pick], axis=0)
                 R = pt.set_subtensor(R[:, j], R[:, j] + shift)
-        # The Jacobian of z -> y_missing is constant: the flat prior on y_missing is a flat prior on z.
     pm.Potential("y_rotated", batched_mvn_logp(data.lam, Sigma_k, Sigma_e, R))

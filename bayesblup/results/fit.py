@@ -165,14 +165,23 @@ def _multitrait_tables(model, datatree) -> tuple[pd.DataFrame, pd.DataFrame | No
     t = len(traits)
     draws = _multitrait_draws(model, post)
     S_k = draws["Sigma_k"]
-    g, extra = multitrait_moments(
-        model.multitrait_data, draws.pop("mu"), draws.pop("Sigma_k"), draws.pop("Sigma_e"), **draws,
-        targets=kernel.targets(),
-    )  # fmt: skip
     ids = model.individuals.astype(str)
-    others = extra.get("unphenotyped")
-    mean = np.column_stack([np.concatenate([g[j].mean, others[j].mean if others else []]) for j in range(t)])
-    sd = np.column_stack([np.concatenate([g[j].sd, others[j].sd if others else []]) for j in range(t)])
+    if model.form == "latent":  # g (and b) are the sampler's draws
+        g_draws = np.asarray(post["g"].values, dtype=np.float64).reshape(-1, ids.size, t)
+        mean, sd = g_draws.mean(0), g_draws.std(0, ddof=1) if g_draws.shape[0] > 1 else np.zeros((ids.size, t))
+        extra = {}
+        if "b" in post:
+            b = np.asarray(post["b"].values, dtype=np.float64).reshape(-1, kernel.n_markers, t)
+            b_sd = b.std(0, ddof=1) if b.shape[0] > 1 else np.zeros(b.shape[1:])
+            extra["markers"] = [Moments(b.mean(0)[:, j], b_sd[:, j]) for j in range(t)]
+    else:
+        g, extra = multitrait_moments(
+            model.multitrait_data, draws.pop("mu"), draws.pop("Sigma_k"), draws.pop("Sigma_e"), **draws,
+            targets=kernel.targets(),
+        )  # fmt: skip
+        others = extra.get("unphenotyped")
+        mean = np.column_stack([np.concatenate([g[j].mean, others[j].mean if others else []]) for j in range(t)])
+        sd = np.column_stack([np.concatenate([g[j].sd, others[j].sd if others else []]) for j in range(t)])
     prior = S_k.mean(axis=0)
     diag = kernel.diagonal()
     pev = sd**2
