@@ -125,6 +125,8 @@ def load_fit(path: str | Path, *, model=None):
     datatree = _read_posterior(folder)
     genetic_values = _read_table(folder / "genetic_values.csv", ("id", "mean", "sd"), required=True)
     ids = genetic_values["id"].to_numpy(dtype=str)
+    if "trait" in genetic_values:  # several traits: one row per individual and trait, individuals in order
+        ids = pd.unique(ids)
     stored_ids = datatree["genetic_values"][INDIVIDUAL].values.astype(str)
     if not np.array_equal(ids, stored_ids):
         raise InputError(
@@ -201,7 +203,7 @@ def _check_model(model, fit, ids: np.ndarray, folder: Path) -> None:
     here = {
         "model": model.name,
         "form": model.form,
-        "trait": model.records.trait,
+        "trait": model.traits[0] if not model.multi_trait else list(model.traits),
         "scaling": model.scaling,
         "n_records": int(model.n_records),
     }

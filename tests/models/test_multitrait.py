@@ -227,8 +227,8 @@ def test_multitrait_fit_tables_and_names(data):
     assert summary["trait"] == ["t1", "t2"] and "r_g_t1_t2" in summary["parameters"]
     with pytest.raises(bb.InputError, match="not available with several traits yet"):
         bb.GBLUP(Y, G, permanent_environment=True, repeated=True)
-    with pytest.raises(bb.InputError, match="latent form is not available"):
-        bb.GBLUP(Y, G, form="latent")
+    with pytest.raises(bb.InputError, match="several kernels are not available yet"):
+        bb.BLUPModel(Y, {"a": G, "b": G})
 
 
 @pytest.mark.exact
@@ -249,3 +249,38 @@ def test_bglr_prior_uses_bglr_msx_and_the_df_its_sampler_uses(data):
     np.testing.assert_allclose(priors["Sigma_e"][1], expected["residual"][1], rtol=1e-10)
     fit = model.fit(method="map", seed=1)  # the inverse Wishart priors build and optimise
     assert 0 < fit.summary().loc["h2_t1", "mean"] < 1
+
+
+@pytest.mark.structural
+def test_multitrait_cli_fit_writes_trait_rows_and_loads_back(tmp_path, data):
+    """``bayesblup fit --trait t1 t2``: the out folder has per-trait parameters, one genetic-value row per
+    individual and trait, and ``load_fit`` reads it back (MAP: the structure, quickly)."""
+    import json
+
+    from bayesblup.cli.main import main
+
+    _, _, Y = data
+    rng = np.random.default_rng(15)  # the fixture's genotypes again, as calls in a CSV
+    geno, _ = simulate_genotypes(50, 80, allele_freq=rng.uniform(0.1, 0.9, 80), seed=rng)
+    geno_csv = tmp_path / "geno.csv"
+    pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers).to_csv(geno_csv)
+    pheno_csv = tmp_path / "pheno.csv"
+    Y.rename_axis("id").to_csv(pheno_csv)
+    out = tmp_path / "fit"
+    code = main(
+        ["fit", "--genotypes", str(geno_csv), "--phenotypes", str(pheno_csv), "--trait", "t1", "t2",
+         "--model", "gblup", "--method", "map", "--seed", "1", "--out", str(out), "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trait"] == ["t1", "t2"]
+    assert {"h2_t1", "h2_t2", "r_g_t1_t2", "r_e_t1_t2", "mu_t1"} <= set(summary["parameters"])
+    gv = pd.read_csv(out / "genetic_values.csv")
+    assert list(gv.columns) == ["id", "trait", "mean", "sd", "pev", "reliability", "phenotyped"]
+    loaded = bb.load_fit(out)
+    assert loaded.summary().loc["h2_t1", "mean"] == pytest.approx(summary["parameters"]["h2_t1"]["mean"], rel=1e-9)
+    from bayesblup.cli.workflow import FitJob, run_fit
+
+    job = FitJob(genotypes=str(geno_csv), phenotypes=str(pheno_csv), trait=["t1", "t2"], folds="t1")
+    with pytest.raises(bb.InputError, match="--folds is not available with several traits yet"):
+        run_fit(job, say=lambda _: None)
