@@ -177,8 +177,11 @@ class GBLUP(BLUPModel):
 
     Parameters
     ----------
-    y : pandas.Series or Records
-        Records indexed by individual ID (NA = no record), or records already matched.
+    y : pandas.Series, pandas.DataFrame or Records
+        Records indexed by individual ID (NA = no record), or records already matched. A DataFrame of
+        several traits (one column each, NaN where a record is missing) fits them jointly, with genetic
+        and residual correlations (:mod:`bayesblup.models.multitrait`); its priors are ``"default"``
+        (per-trait h2, LKJ correlations) or ``"bglr"`` (BGLR Multitrait's inverse Wishart priors).
     relationship : Relationship
         G with its IDs (from :func:`bayesblup.genomic_relationship` or :func:`bayesblup.read_relationship`).
         Every phenotyped individual must be in it.
@@ -251,8 +254,9 @@ class MBLUP(BLUPModel):
 
     Parameters
     ----------
-    y : pandas.Series or Records
-        Records indexed by individual ID (NA = no record).
+    y : pandas.Series, pandas.DataFrame or Records
+        Records indexed by individual ID (NA = no record); a DataFrame of several traits fits them
+        jointly, with ``Sigma_g = c Sigma_b`` (as for :class:`~bayesblup.GBLUP`).
     genotypes : GenotypeMatrix
         W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
     form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family

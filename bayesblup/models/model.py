@@ -107,8 +107,9 @@ class BLUPModel:
 
     Parameters
     ----------
-    y : pandas.Series or Records
-        Records indexed by individual ID (NA = no record), or records already matched.
+    y : pandas.Series, pandas.DataFrame, Records or TraitRecords
+        Records indexed by individual ID (NA = no record), or records already matched; a DataFrame of
+        several traits (one column each) fits them jointly (:mod:`bayesblup.models.multitrait`).
     kernels : list of Kernel, Relationship or GenotypeMatrix, or dict of str to them
         One genetic term each; a dict names them (marker sets). Every kernel must hold the same
         individuals in the same order.
