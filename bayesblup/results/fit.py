@@ -536,6 +536,11 @@ class BLUPFit:
             )
         if self.method == "map":
             notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+            if self.model.multi_trait and self.model.multitrait_data.missing_rows.size:
+                warnings.append(
+                    "MAP also maximises over the missing records (sampled as unknowns with several traits), so its "
+                    "variance components are those of the joint mode, not of the marginal one: use NUTS for this model"
+                )
             if self.model.samples_excess:
                 warnings.append(
                     "MAP also maximises over the sampled residual excess (unequal record weights with a permanent "
