@@ -563,7 +563,7 @@ def as_records(y, genotyped_ids, **options) -> Records | TraitRecords:
     if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
         y = y.iloc[:, 0]
     if isinstance(y, pd.DataFrame):
-        extra = sorted(k for k, v in options.items() if k != "fixed" and v not in (None, False))
+        extra = sorted(k for k, v in options.items() if k != "fixed" and v is not None and v is not False)
         if extra:
             raise InputError(
                 f"{', '.join(extra)} are not available with several traits yet: fit each trait alone for repeated or "

@@ -144,6 +144,11 @@ def cross_validate(build, y: pd.Series, folds: pd.Series, *, say=None, **fit_opt
     >>> round(cv.mean_correlation, 2)  # the ten folds give 0.53
     0.52
     """
+    if not isinstance(y, pd.Series):
+        raise InputError(
+            "cross_validate takes one trait (a pandas Series indexed by ID); several traits are not cross-validated "
+            "yet: validate each trait alone, or hide records by hand and fit the traits jointly."
+        )
     y = y.set_axis(y.index.astype(str))
     labels, present, levels = fold_labels(y, folds)
     rows, predictions = [], []

@@ -23,6 +23,11 @@ from ..errors import InputError
 from ..genotypes.relationship import Relationship
 from ..phenotypes import as_records
 
+MULTI_TRAIT = (
+    "with several traits, fit them jointly (bb.GBLUP(Y, G) with a DataFrame of traits) and read the genetic and "
+    "residual correlations from its summary"
+)
+
 __all__ = ["REMLResult", "reml"]
 
 
@@ -77,6 +82,8 @@ def reml(y: pd.Series, G: Relationship, *, fixed: pd.DataFrame | None = None) ->
 
     if not isinstance(G, Relationship):
         raise InputError("G must be a Relationship, e.g. from bayesblup.genomic_relationship.")
+    if isinstance(y, pd.DataFrame) and y.shape[1] > 1:
+        raise InputError(f"reml takes one trait (a Series), as rrBLUP's mixed.solve; {MULTI_TRAIT}.")
     rec = as_records(y, G.ids, fixed=fixed)
     if not rec.is_collapsible or rec.weights is not None:
         raise InputError(

@@ -53,6 +53,11 @@ def default_priors(model: BLUPModel) -> dict[str, object]:
     dict
         ``{label: prior}``, each a preset name or a dict of :class:`~bayesblup.Prior`.
     """
+    if model.multi_trait:
+        raise InputError(
+            "prior_sensitivity compares priors on one trait's h2; with several traits, fit the traits under "
+            "prior='default' and prior='bglr' and compare their summaries (docs: several traits)."
+        )
     if not model.single:
         return {name: name for name in PRESETS}
     vy = float(np.var(model.y, ddof=1))

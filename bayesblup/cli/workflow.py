@@ -242,7 +242,6 @@ def _check_multitrait_options(job: FitJob, traits: list[str]) -> None:
         "--weights": bool(job.weights),
         "--repeated-records": job.repeated,
         "--permanent-environment": job.permanent_environment,
-        "--form latent": job.form == "latent",
     }
     refused = [name for name, given in options.items() if given]
     if refused:

@@ -411,8 +411,21 @@ class BLUPFit:
         if kernel.markers is not None:
             raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
         scaling, W_fit, c = kernel.training_scale(training)
-        moments = self._target_moments(W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c))
-        return pd.DataFrame({"marker": scaling.markers.astype(str), "mean": moments.mean, "sd": moments.sd})
+        M, v = W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c)
+        markers = scaling.markers.astype(str)
+        if self.model.multi_trait:  # one row per marker and trait
+            per_trait = _multitrait_target(self.model, self.datatree["posterior"], M, v)
+            traits = list(self.model.traits)
+            return pd.DataFrame(
+                {
+                    "marker": np.repeat(markers, len(traits)),
+                    "trait": np.tile(traits, markers.size),
+                    "mean": np.column_stack([m.mean for m in per_trait]).reshape(-1),
+                    "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
+                }
+            )
+        moments = self._target_moments(M, v)
+        return pd.DataFrame({"marker": markers, "mean": moments.mean, "sd": moments.sd})
 
     def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]
@@ -499,10 +512,11 @@ class BLUPFit:
             x = np.asarray(post[name].values, dtype=np.float64)
             if x.ndim == 2:
                 yield name, x
-            else:
-                labels = post[name].coords[post[name].dims[-1]].values
-                for k, label in enumerate(labels):
-                    yield f"{name}[{label}]", x[..., k]
+            else:  # one row per element, labelled by its coordinates: beta[age] or, per trait, beta[age, y1]
+                coords = [post[name].coords[dim].values for dim in post[name].dims[2:]]
+                for index in np.ndindex(*x.shape[2:]):
+                    label = ", ".join(str(c[i]) for c, i in zip(coords, index, strict=True))
+                    yield f"{name}[{label}]", x[(slice(None), slice(None), *index)]
 
     def diagnostics(self) -> dict:
         """Divergences, worst R-hat and ESS over the parameters, and warnings in plain words."""

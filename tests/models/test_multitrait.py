@@ -284,3 +284,25 @@ def test_multitrait_cli_fit_writes_trait_rows_and_loads_back(tmp_path, data):
     job = FitJob(genotypes=str(geno_csv), phenotypes=str(pheno_csv), trait=["t1", "t2"], folds="t1")
     with pytest.raises(bb.InputError, match="--folds is not available with several traits yet"):
         run_fit(job, say=lambda _: None)
+
+
+@pytest.mark.structural
+def test_multitrait_fixed_effects_back_solve_and_refusals(data):
+    G, W, Y = data
+    rng = np.random.default_rng(2)
+    fixed = pd.DataFrame({"age": rng.normal(size=len(Y)), "sex": rng.choice(["F", "M"], len(Y))}, index=Y.index)
+    fit = bb.GBLUP(Y, G, fixed=fixed).fit(method="map", seed=1)
+    rows = [name for name in fit.summary().index if name.startswith("beta[")]
+    assert rows == ["beta[age, t1]", "beta[age, t2]", "beta[sex[M], t1]", "beta[sex[M], t2]"]
+    rng = np.random.default_rng(15)  # the fixture's genotypes again
+    geno, _ = simulate_genotypes(50, 80, allele_freq=rng.uniform(0.1, 0.9, 80), seed=rng)
+    markers = fit.back_solve_markers(geno)
+    assert list(markers.columns) == ["marker", "trait", "mean", "sd"] and len(markers) == 2 * W.values.shape[1]
+    with pytest.raises(bb.InputError, match="reml takes one trait"):
+        bb.reml(Y, G)
+    with pytest.raises(bb.InputError, match="cross_validate takes one trait"):
+        bb.cross_validate(lambda y: bb.GBLUP(y, G), Y, pd.Series(1, index=Y.index))
+    with pytest.raises(bb.InputError, match="prior_sensitivity compares priors on one trait"):
+        bb.prior_sensitivity(lambda prior: bb.GBLUP(Y, G, prior=prior), method="map")
+    with pytest.raises(bb.InputError, match="weights are not available with several traits"):
+        bb.GBLUP(Y, G, weights=pd.Series(1.0, index=Y.index))
