@@ -211,6 +211,11 @@ def simulated_row(args) -> Row:
 
 
 # --- output -------------------------------------------------------------------------------------------------------
+def _fmt(x, spec: str) -> str:
+    """A number, or "-" where there is none (R-hat of a single chain)."""
+    return "-" if x is None or not np.isfinite(x) else format(x, spec)
+
+
 PHASES = ("load+QC", "G", "eigen", "build", "compile+init", "draws", "genetic values", "other")
 
 
@@ -232,7 +237,7 @@ def print_tables(rows: list[Row]) -> None:
         body.append(
             [r.case, str(r.n), str(r.m), str(r.traits), f"{r.missing:.0%}", f"{r.e2e_s:.1f}"]
             + [f"{r.phases[p]:.2f}" for p in PHASES]
-            + [f"{ess:.0f}", at, f"{r.ess_per_s:.1f}", f"{r.diagnostics['max_r_hat']:.3f}"]
+            + [f"{ess:.0f}", at, f"{r.ess_per_s:.1f}", _fmt(r.diagnostics["max_r_hat"], ".3f")]
             + [str(r.diagnostics["divergences"])]
         )
     print(text_table(columns, body, left=1))
@@ -277,7 +282,7 @@ def print_targets(rows: list[Row], args) -> None:
             print(f"{r.case} min ESS {ess:.0f} ({at}) >= {TARGET_SIM_ESS:.0f}: {verdict(ess >= TARGET_SIM_ESS)}{note}")
     for r in rows:
         d = r.diagnostics
-        print(f"diagnostics {r.case}: {d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}")
+        print(f"diagnostics {r.case}: {d['divergences']} divergences, max R-hat {_fmt(d['max_r_hat'], '.3f')}")
     if (args.chains, args.draws, args.tune) != (4, 1000, 1000):
         print(
             f"note: {args.chains} x {args.draws} draws + {args.tune} tuning, not 4 x 1000 + 1000: verdicts indicative"
