@@ -374,20 +374,7 @@ class BLUPFit:
             )
         W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
         M, v = W_new @ W_fit.T / divisor, (W_new**2).sum(1) / divisor
-        ids = genotypes.ids.astype(str)
-        if self.model.multi_trait:  # one row per individual and trait
-            per_trait = _multitrait_target(self.model, self.datatree["posterior"], M, v)
-            traits = list(self.model.traits)
-            return pd.DataFrame(
-                {
-                    "id": np.repeat(ids, len(traits)),
-                    "trait": np.tile(traits, ids.size),
-                    "mean": np.column_stack([m.mean for m in per_trait]).reshape(-1),
-                    "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
-                }
-            )
-        moments = self._target_moments(M, v)
-        return pd.DataFrame({"id": ids, "mean": moments.mean, "sd": moments.sd})
+        return self._target_table("id", genotypes.ids.astype(str), M, v)
 
     def back_solve_markers(self, training) -> pd.DataFrame:
         """Marker effects from a G-BLUP fit: posterior mean and sd of b, with ``g = W b``.
@@ -412,20 +399,23 @@ class BLUPFit:
             raise InputError("back_solve_markers is for G-BLUP fits; an M-BLUP fit has them in fit.marker_effects.")
         scaling, W_fit, c = kernel.training_scale(training)
         M, v = W_fit.T / c, np.full(W_fit.shape[1], 1.0 / c)
-        markers = scaling.markers.astype(str)
-        if self.model.multi_trait:  # one row per marker and trait
-            per_trait = _multitrait_target(self.model, self.datatree["posterior"], M, v)
-            traits = list(self.model.traits)
-            return pd.DataFrame(
-                {
-                    "marker": np.repeat(markers, len(traits)),
-                    "trait": np.tile(traits, markers.size),
-                    "mean": np.column_stack([m.mean for m in per_trait]).reshape(-1),
-                    "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
-                }
-            )
-        moments = self._target_moments(M, v)
-        return pd.DataFrame({"marker": markers, "mean": moments.mean, "sd": moments.sd})
+        return self._target_table("marker", scaling.markers.astype(str), M, v)
+
+    def _target_table(self, key: str, labels: np.ndarray, M: np.ndarray, v: np.ndarray) -> pd.DataFrame:
+        """Mean and sd of a target (``Cov(T, y) = sigma2_k M``), one row per label (and per trait with several)."""
+        if not self.model.multi_trait:
+            moments = self._target_moments(M, v)
+            return pd.DataFrame({key: labels, "mean": moments.mean, "sd": moments.sd})
+        per_trait = _multitrait_target(self.model, self.datatree["posterior"], M, v)
+        traits = list(self.model.traits)
+        return pd.DataFrame(
+            {
+                key: np.repeat(labels, len(traits)),
+                "trait": np.tile(traits, labels.size),
+                "mean": np.column_stack([m.mean for m in per_trait]).reshape(-1),
+                "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
+            }
+        )
 
     def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]
