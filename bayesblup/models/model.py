@@ -330,11 +330,6 @@ class BLUPModel:
         W = self.records.total_weight
         return "diagonal" if np.allclose(W, W[0], rtol=1e-12, atol=0) else "augmented"
 
-    def relationship_diagonal(self) -> np.ndarray:
-        """``G_ii`` of the one kernel for every individual (records first), for reliabilities."""
-        k = self.only
-        return k.diagonal() / k.c
-
     # --- linear algebra, once per model ----------------------------------------------------------
     @property
     def widths(self) -> dict[str, int]:
