@@ -321,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     cases += [] if args.no_sim else [("sim", None)]
     for kind, traits in cases:
         row = wheat_row(traits, args) if kind == "wheat" else simulated_row(args)
-        print(f"  done {row.case}: {row.e2e_s:.1f} s", file=sys.stderr, flush=True)
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in row.phases.items())
+        line = f"  done {row.case}: {row.e2e_s:.1f} s ({phases}); min ESS {row.min_ess[0]:.0f}"
+        print(line, file=sys.stderr, flush=True)
         rows.append(row)
     print()
     print_tables(rows)
