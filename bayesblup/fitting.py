@@ -128,6 +128,14 @@ class BLUPModel(_Model):
                 )  # fmt: skip
                 compiled = "reused" if reused else "new"
             else:
+                kwargs = choice.kwargs | {"target_accept": target_accept}
+                if sampler == "pymc" and self.gibbs_missing:
+                    from .inference.missing import gibbs_sample_kwargs
+
+                    # An exact Gibbs draw of the missing records, NUTS on the rest (inference.missing); the steps
+                    # are built there, so pm.sample takes neither init nor target_accept
+                    kwargs = {k: v for k, v in kwargs.items() if k not in ("init", "target_accept")}
+                    kwargs |= gibbs_sample_kwargs(self, model, chains=chains, seed=seed, target_accept=target_accept)
                 with warnings.catch_warnings(), choice.errors():
                     # PyMC labels its dense mass-matrix adaptation experimental; several kernels use it on purpose.
                     warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
@@ -137,10 +145,9 @@ class BLUPModel(_Model):
                         chains=chains,
                         cores=cores,
                         random_seed=seed,
-                        target_accept=target_accept,
                         model=model,
                         compute_convergence_checks=False,  # our own diagnostics report them
-                        **choice.kwargs,
+                        **kwargs,
                     )
         else:
             sampler = "find_MAP"
@@ -159,6 +166,8 @@ class BLUPModel(_Model):
         if method == "nuts":
             settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
             settings |= choice.settings | {"compiled": compiled}
+            if sampler == "pymc" and self.gibbs_missing:
+                settings["missing_records"] = "exact Gibbs draw (bayesblup.inference.missing)"
         if self.extensions:
             settings["extensions"] = self.extensions
         return BLUPFit.from_datatree(

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..linalg.canonical import canonical
 from ..models.data import KernelsData, MultiTraitData, SpectralData
 
 __all__ = [
@@ -510,14 +511,14 @@ def multitrait_moments(
     for start in range(0, D, _CHUNK):
         sl = slice(start, min(start + _CHUNK, D))
         R = data.rotated_residuals(mu[sl], None if B is None else B[sl], None if missing is None else missing[sl])
-        Sk, Se = Sigma_k[sl], Sigma_e[sl]  # (d, t, t)
-        V = lam[None, :, None, None] * Sk[:, None] + Se[:, None]  # (d, n, t, t)
-        Vinv = np.linalg.inv(V)
-        SV = np.einsum("dij,dkjl->dkil", Sk, Vinv)  # Sigma_k V^-1: (d, n, t, t)
-        xk = np.einsum("dkil,dkl->dki", SV, R)  # (d, n, t)
-        x[:, :, sl] = xk.transpose(2, 1, 0)
-        SVS = np.einsum("dkil,dlj->dkij", SV, Sk)  # Sigma_k V^-1 Sigma_k
-        diag_SVS = np.einsum("dkjj->dkj", SVS)  # (d, n, t)
+        Sk = Sigma_k[sl]  # (d, t, t)
+        # In the canonical basis (P P' = Sigma_e, P diag(e) P' = Sigma_k) every V_k is diagonal: one t x t
+        # factorisation per draw instead of one per component (bayesblup.linalg.canonical)
+        P, P_inv, e = canonical(Sk, Sigma_e[sl])
+        lam_e = lam[None, :, None] * e[:, None, :] + 1.0  # (d, n, t): V_k = P diag(lam_k e + 1) P'
+        w = np.einsum("dij,dkj->dki", P_inv, R) * (e[:, None, :] / lam_e)
+        x[:, :, sl] = np.einsum("dij,dkj->dki", P, w).transpose(2, 1, 0)  # Sigma_k V_k^-1 r*_k
+        diag_SVS = np.einsum("dji,dki->dkj", P**2, e[:, None, :] ** 2 / lam_e)  # diag of Sigma_k V_k^-1 Sigma_k
         diag_Sk = np.einsum("djj->dj", Sk)  # (d, t)
         within_g += (lam[None, :, None] * diag_Sk[:, None, :] - lam[None, :, None] ** 2 * diag_SVS).sum(0).T
         within_t += diag_SVS.sum(0).T

@@ -126,6 +126,9 @@ def choose_nuts(model, pymc_model, nuts_sampler: str | None, *, chains: int, pro
         return NutsChoice(nuts_sampler, kwargs | {"init": model.nuts_init})
     if nuts_sampler == "nutpie":
         return NutsChoice(nuts_sampler, kwargs)
+    from ..models.ops import register_jax
+
+    register_jax()  # the multi-trait likelihood's Op (bayesblup.models.ops)
     reason = _jax_untranslatable(pymc_model)
     if reason is not None:
         raise InputError(

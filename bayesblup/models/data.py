@@ -231,6 +231,12 @@ class MultiTraitData:
         Where the records are missing (individual, trait), in the order of the sampled unknowns.
     fill : ndarray (t,)
         The value Y0 holds at a missing record of each trait (its observed mean).
+    scale : ndarray (t,)
+        Each trait's observed sd: the unit of the sampled unknowns (``y_missing = fill + scale z``).
+    records : ndarray (n, t)
+        The records as given (NaN where missing), for the exact draws of the missing ones.
+    covariates : ndarray (n, q) or None
+        X as given.
     traits : tuple of str
     """
 
@@ -242,6 +248,9 @@ class MultiTraitData:
     missing_rows: np.ndarray
     missing_traits: np.ndarray
     fill: np.ndarray
+    scale: np.ndarray
+    records: np.ndarray
+    covariates: np.ndarray | None
     traits: tuple
 
     @classmethod
@@ -259,6 +268,9 @@ class MultiTraitData:
             missing_rows=rows,
             missing_traits=traits,
             fill=fill,
+            scale=np.nanstd(rec.Y, axis=0, ddof=1),
+            records=rec.Y,
+            covariates=rec.X,
             traits=tuple(rec.traits),
         )
 
@@ -273,9 +285,10 @@ class MultiTraitData:
         if self.X is not None:
             R = R - np.einsum("kq,dqt->dkt", self.X, B)
         if missing is not None and self.missing_rows.size:
-            U_rows = self.vectors[self.missing_rows]  # (n_missing, n): U[row, :] for each unknown
-            for j in range(self.n_traits):
-                pick = self.missing_traits == j
-                if pick.any():
-                    R[:, :, j] += (missing[:, pick] - self.fill[j]) @ U_rows[pick]
+            # U' scatter(missing - fill) for every draw as one product with U's rows of the incomplete individuals
+            rows, where = np.unique(self.missing_rows, return_inverse=True)
+            D, t = missing.shape[0], self.n_traits
+            scattered = np.zeros((rows.size, D, t))
+            scattered[where, :, self.missing_traits] = (missing - self.fill[self.missing_traits]).T
+            R += (self.vectors[rows].T @ scattered.reshape(rows.size, D * t)).reshape(-1, D, t).transpose(1, 0, 2)
         return R

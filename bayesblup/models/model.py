@@ -183,6 +183,7 @@ class BLUPModel:
         self._spectral_data: SpectralData | None = None
         self._kernels_data: KernelsData | None = None
         self._multitrait_data: MultiTraitData | None = None
+        self.multitrait_parameters: dict | None = None  # set by the multi-trait build: mu, B, Sigma_k, Sigma_e tensors
         self._model = None
         self._built_names: frozenset[str] | None = None
         self.prior_label: str | None = None
@@ -513,6 +514,15 @@ class BLUPModel:
         return self.single and self.form == "marginal" and not self.samples_excess and not self.multi_trait
 
     @property
+    def gibbs_missing(self) -> bool:
+        """Whether ``fit()`` draws missing records of several traits by an exact Gibbs step beside PyMC's NUTS.
+
+        The marginal form only (:mod:`bayesblup.inference.missing`); the latent form, nutpie and the JAX
+        samplers move them with NUTS, as ``pm.sample`` on :attr:`model` does.
+        """
+        return self.multi_trait and self.form == "marginal" and bool(self.multitrait_data.missing_rows.size)
+
+    @property
     def samples_excess(self) -> bool:
         """Whether NUTS samples the residual excess (one kernel, marginal form, ``pe_path == "augmented"``).
 
@@ -634,6 +644,8 @@ class BLUPModel:
                 multitrait.latent_likelihood(self, mu, B, Sigma_k, Sigma_e)
             else:
                 multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
+        # What the exact draw of the missing records conditions on (bayesblup.inference.missing)
+        self.multitrait_parameters = {"mu": mu, "B": B, "Sigma_k": Sigma_k, "Sigma_e": Sigma_e}
         self.prior_label = label
         return model
 

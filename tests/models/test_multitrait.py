@@ -65,14 +65,13 @@ def _likelihood(model, Sigma_k, Sigma_e):
         inputs.append(z)
         sd = np.array([np.nanstd(model.records.Y[:, j], ddof=1) for j in range(data.n_traits)])
         y_mis = data.fill[data.missing_traits] + sd[data.missing_traits] * z
-        U_rows = data.vectors[data.missing_rows]
-        import pytensor.tensor as pt
+        from bayesblup.models.ops import missing_shift
 
-        for j in range(data.n_traits):
-            pick = np.flatnonzero(data.missing_traits == j)
-            if pick.size:
-                shift = pt.sum((y_mis[pick] - data.fill[j])[:, None] * U_rows[pick], axis=0)
-                R = pt.set_subtensor(R[:, j], R[:, j] + shift)
+        rows = np.unique(data.missing_rows)  # the model's Op, as multitrait.likelihood builds it
+        R = R + missing_shift(
+            data.vectors[rows], np.searchsorted(rows, data.missing_rows), data.missing_traits, data.n_traits,
+            y_mis - data.fill[data.missing_traits],
+        )  # fmt: skip
     logp = batched_mvn_logp(data.lam, Sigma_k, Sigma_e, R)
     f = pytensor.function(inputs, logp)
 
