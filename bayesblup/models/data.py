@@ -213,7 +213,7 @@ class MultiTraitData:
     """One kernel's multi-trait marginal form in the eigenbasis of K (``K = U diag(lam) U'``).
 
     In that basis the n components are independent t-variate normals, ``y*_k ~ N(M*_k, lam_k Sigma_k +
-    Sigma_e)``. A missing record is an unknown of the model (sampled with the rest, exactly as the
+    Sigma_e)``. A missing record is an unknown of the model (drawn exactly given the variances, as the
     missing data of a Gibbs sampler): ``Y = Y0 + scatter(y_missing)`` with Y0 holding the trait's mean
     where a record is missing, so ``U'Y = Y0* + sum over missing entries of U[row, :]' y_missing``.
 
