@@ -129,16 +129,18 @@ class BLUPModel(_Model):
                 compiled = "reused" if reused else "new"
             else:
                 kwargs = choice.kwargs | {"target_accept": target_accept}
-                if sampler == "pymc" and self.gibbs_missing:
-                    from .inference.missing import gibbs_sample_kwargs
-
-                    # An exact Gibbs draw of the missing records, NUTS on the rest (inference.missing); the steps
-                    # are built there, so pm.sample takes neither init nor target_accept
-                    kwargs = {k: v for k, v in kwargs.items() if k not in ("init", "target_accept")}
-                    kwargs |= gibbs_sample_kwargs(self, model, chains=chains, seed=seed, target_accept=target_accept)
                 with warnings.catch_warnings(), choice.errors():
                     # PyMC labels its dense mass-matrix adaptation experimental; several kernels use it on purpose.
                     warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
+                    if sampler == "pymc" and self.gibbs_missing:
+                        from .inference.missing import gibbs_sample_kwargs
+
+                        # An exact Gibbs draw of the missing records, NUTS on the rest (inference.missing); the
+                        # steps are built there, so pm.sample takes neither init nor target_accept
+                        kwargs = {k: v for k, v in kwargs.items() if k not in ("init", "target_accept")}
+                        kwargs |= gibbs_sample_kwargs(
+                            self, model, chains=chains, seed=seed, target_accept=target_accept
+                        )  # fmt: skip
                     datatree = pm.sample(
                         draws=draws,
                         tune=tune,
@@ -190,7 +192,8 @@ class GBLUP(BLUPModel):
         Records indexed by individual ID (NA = no record), or records already matched. A DataFrame of
         several traits (one column each, NaN where a record is missing) fits them jointly, with genetic
         and residual correlations (:mod:`bayesblup.models.multitrait`); its priors are ``"default"``
-        (per-trait h2, LKJ correlations) or ``"bglr"`` (BGLR Multitrait's inverse Wishart priors).
+        (per-trait h2, LKJ correlations), ``"bglr"`` (BGLR Multitrait's inverse Wishart priors) or a dict
+        (:func:`bayesblup.models.priors.resolve_multitrait_priors`).
     relationship : Relationship
         G with its IDs (from :func:`bayesblup.genomic_relationship` or :func:`bayesblup.read_relationship`).
         Every phenotyped individual must be in it.

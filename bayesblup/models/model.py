@@ -470,7 +470,9 @@ class BLUPModel:
             pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
         msx = {k.variance_name: self._msx(k) for k in self.kernels}
         if self.multi_trait:
-            return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=self._multitrait_msx())
+            return resolve_multitrait_priors(
+                self._prior_spec, self.records.Y, msx=self._multitrait_msx(), kernel_variance=self.kernel_variance
+            )
         return resolve_priors(self._prior_spec, self.y, msx=msx, pe_msx=pe_msx)
 
     def _multitrait_msx(self) -> float:

@@ -28,6 +28,10 @@ Priors (``prior=``):
 ``"bglr"``
     BGLR's ``Multitrait`` defaults: inverse Wishart priors on ``Sigma_g`` and ``Sigma_e``
     (:func:`bayesblup.models.covariance.bglr_multitrait_priors`).
+a dict of ``Prior``
+    ``"default"``'s form with your priors on h2 and sigma2_p, or the variances themselves (``sigma2_g`` or
+    ``sigma2_b``, and ``sigma2_e``), each per trait, and ``"R_g"``, ``"R_e"``: ``Prior("LKJCorr", eta=...)``
+    (:func:`bayesblup.models.priors.resolve_multitrait_priors`).
 """
 
 from __future__ import annotations
@@ -141,15 +145,27 @@ def variance_block(model, label: str, priors: dict):
     t = len(traits)
     kernel = model.kernels[0]
     c = float(kernel.c)
-    if label == "default":
-        h2 = pm.Beta("h2", alpha=1.0, beta=1.0, dims=TRAIT)
-        vy = np.array([np.var(model.records.trait_values(tr), ddof=1) for tr in traits])
-        sigma2_p = pm.LogNormal("sigma2_p", mu=np.log(vy), sigma=1.0, dims=TRAIT)
+    if label == "default" or (label == "custom" and priors["style"] == "h2"):
+        h2_prior, p_prior = priors.get("h2"), priors.get("sigma2_p")
+        h2 = h2_prior.create("h2", dims=TRAIT) if h2_prior else pm.Beta("h2", alpha=1.0, beta=1.0, dims=TRAIT)
+        if p_prior:
+            sigma2_p = p_prior.create("sigma2_p", dims=TRAIT)
+        else:
+            vy = np.array([np.var(model.records.trait_values(tr), ddof=1) for tr in traits])
+            sigma2_p = pm.LogNormal("sigma2_p", mu=np.log(vy), sigma=1.0, dims=TRAIT)
         sd_g = pt.sqrt(h2 * sigma2_p)
         sd_e = pt.sqrt((1 - h2) * sigma2_p)
-        R_g = correlation("R_g", t)
-        R_e = correlation("R_e", t)
+        R_g = correlation("R_g", t, priors.get("eta_g", 1.0))
+        R_e = correlation("R_e", t, priors.get("eta_e", 1.0))
         Sigma_g = sd_g[:, None] * R_g * sd_g[None, :]
+        Sigma_e = sd_e[:, None] * R_e * sd_e[None, :]
+    elif label == "custom":
+        # the kernel's variance per trait (sigma2_g on G, sigma2_b on the marker effects), as for one trait
+        sd_k = pt.sqrt(priors[model.kernel_variance].create(model.kernel_variance, dims=TRAIT))
+        sd_e = pt.sqrt(priors["sigma2_e"].create("sigma2_e", dims=TRAIT))
+        R_g = correlation("R_g", t, priors["eta_g"])
+        R_e = correlation("R_e", t, priors["eta_e"])
+        Sigma_g = c * (sd_k[:, None] * R_g * sd_k[None, :])
         Sigma_e = sd_e[:, None] * R_e * sd_e[None, :]
     elif label == "bglr":
         from .covariance import inverse_wishart
@@ -160,7 +176,7 @@ def variance_block(model, label: str, priors: dict):
         Sigma_g = c * inverse_wishart("Sigma_b" if kernel.reports_equivalent else "Sigma_g", df_k, S_k)
         Sigma_e = inverse_wishart("Sigma_e", df_e, S_e)
     else:
-        raise InputError(f"prior {label!r} is not available with several traits; use 'default' or 'bglr'.")
+        raise InputError(f"prior {label!r} is not available with several traits; use 'default', 'bglr' or a dict.")
     Sigma_k = Sigma_g / c
     sd_g = pt.sqrt(pt.diag(Sigma_g))
     sd_e = pt.sqrt(pt.diag(Sigma_e))

@@ -659,6 +659,8 @@ def _prior_details(prior) -> dict:
     if isinstance(prior, tuple):  # (df, scale) of an inverse Wishart (several traits, prior="bglr")
         df, scale = prior
         return {"distribution": "InverseWishart", "df": float(df), "scale": np.asarray(scale).tolist()}
+    if prior is None or isinstance(prior, str | float):  # several traits, a dict: its style, LKJ etas, defaults
+        return prior
     return prior.to_dict()
 
 
