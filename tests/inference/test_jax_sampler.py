@@ -198,3 +198,34 @@ def test_cli_fit__nuts_sampler_numpyro(tmp_path, capsys):
     assert summary["settings"]["chain_method"] in ("parallel", "vectorized")
     assert 0 < summary["parameters"]["h2"]["mean"] < 1
     assert (out / "posterior.nc").is_file()
+
+
+@pytest.mark.exact
+def test_several_traits__jax_log_density_is_pytensors_and_missing_records_are_refused():
+    """The canonical multi-trait likelihood (a custom Op) translated to JAX gives PyTensor's value, to 1e-10.
+
+    With records missing the model holds the missing-record shift (a NumPy Op with no JAX translation): refused
+    before sampling, with the default sampler named.
+    """
+    pytest.importorskip("jax")
+    from pymc.sampling.jax import get_jaxified_graph
+
+    from bayesblup.models.ops import register_jax
+    from bayesblup.testing import simulate_multitrait
+
+    rng = np.random.default_rng(5)
+    geno, _ = simulate_genotypes(60, 80, allele_freq=rng.uniform(0.1, 0.9, 80), seed=rng)
+    G = bb.genomic_relationship(geno)
+    Y = simulate_multitrait(G, Sigma_g=0.5 * np.eye(2), Sigma_e=0.5 * np.eye(2), mu=[0.0, 1.0], seed=6)
+    model = bb.GBLUP(Y, G).model
+    register_jax()
+    jax_logp = get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp()])
+    logp = model.compile_logp()
+    point = model.initial_point()
+    for _ in range(3):
+        point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in point.items()}
+        (value,) = jax_logp(*[point[v.name] for v in model.value_vars])
+        assert float(value) == pytest.approx(float(logp(point)), rel=1e-10)
+    Y.iloc[:5, 0] = np.nan
+    with pytest.raises(bb.InputError, match=r"no JAX translation.*_MissingShift.*default sampler"):
+        bb.GBLUP(Y, G).fit(nuts_sampler="numpyro", chains=1, draws=10, tune=10)
