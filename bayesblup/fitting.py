@@ -124,7 +124,7 @@ class BLUPModel(_Model):
 
                 datatree, reused = sample_compiled(
                     model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
-                    target_accept=target_accept,
+                    target_accept=target_accept, init=self.nuts_init,
                 )  # fmt: skip
                 compiled = "reused" if reused else "new"
             else:

@@ -7,9 +7,10 @@ containers, so a second fit of the same structure (another trait, another cross-
 another data set with the same priors and covariates) only swaps the data of a cached model
 (``pm.set_data``) and samples with the cached NUTS step.
 
-Each chain starts as PyMC's ``init="jitter+adapt_diag"`` starts it: the initial point jittered by
-U(-1, 1) in the unconstrained space, and a diagonal mass matrix adapted from the mean of those
-points (PyMC resets the adaptation and the step size at the start of every chain).
+Each chain starts as PyMC's ``init="jitter+adapt_diag"`` (or ``"jitter+adapt_full"``, the model's
+:attr:`~bayesblup.models.model.BLUPModel.nuts_init`) starts it: the initial point jittered by U(-1, 1)
+in the unconstrained space, and a diagonal (dense) mass matrix adapted from the mean of those points
+(PyMC resets the adaptation and the step size at the start of every chain).
 
 The cache is keyed on the model actually sampled: the ``pm.Model`` a user holds, with whatever was
 added to it, printed as a graph whose data containers are named, not valued (so two models of the
@@ -22,6 +23,7 @@ data containers its own, so swapping data never touches the user's model). It ke
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -81,7 +83,7 @@ def _compile(model, target_accept: float) -> _Compiled:
     return _Compiled(private, step, initial_point)
 
 
-def _start(entry: _Compiled, chains: int, seed: int | None) -> list[dict]:
+def _start(entry: _Compiled, chains: int, seed: int | None, *, dense: bool = False) -> list[dict]:
     """Jittered initial points, one per chain, and a fresh mass matrix adapted from their mean."""
     from pymc.blocking import DictToArrayBijection
     from pymc.step_methods.hmc.integration import CpuLeapfrogIntegrator
@@ -92,7 +94,14 @@ def _start(entry: _Compiled, chains: int, seed: int | None) -> list[dict]:
     names = [v.name for v in entry.model.value_vars]  # the step's ravel order
     mean = np.mean([DictToArrayBijection.map({k: p[k] for k in names}).data for p in points], axis=0)
     step = entry.step
-    step.potential = QuadPotentialDiagAdapt(mean.size, mean, np.ones_like(mean), 10, rng=rng)
+    if dense:
+        from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
+
+        with warnings.catch_warnings():  # PyMC labels it experimental; used on purpose (BLUPModel.nuts_init)
+            warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
+            step.potential = QuadPotentialFullAdapt(mean.size, mean, np.eye(mean.size), 10, rng=rng)
+    else:
+        step.potential = QuadPotentialDiagAdapt(mean.size, mean, np.ones_like(mean), 10, rng=rng)
     step.integrator = CpuLeapfrogIntegrator(step.potential, step._logp_dlogp_func)
     # PyMC resets the adaptation at each chain's start when it samples in this process, but its worker
     # processes (cores > 1) do not: without this reset they would inherit the end of the last fit's tuning.
@@ -100,7 +109,18 @@ def _start(entry: _Compiled, chains: int, seed: int | None) -> list[dict]:
     return points
 
 
-def sample(user_model, *, draws: int, tune: int, chains: int, cores, seed, progressbar: bool, target_accept: float):
+def sample(
+    user_model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores,
+    seed,
+    progressbar: bool,
+    target_accept: float,
+    init: str = "jitter+adapt_diag",
+):
     """``pm.sample`` of ``user_model`` (a ``pm.Model`` with its data in ``pm.Data``) through the cache.
 
     Returns ``(datatree, reused)``.
@@ -126,7 +146,7 @@ def sample(user_model, *, draws: int, tune: int, chains: int, cores, seed, progr
         cores=cores,
         random_seed=seed,
         step=entry.step,
-        initvals=_start(entry, chains, seed),
+        initvals=_start(entry, chains, seed, dense=init == "jitter+adapt_full"),
         model=entry.model,
         progressbar=progressbar,
         compute_convergence_checks=False,  # the package's own diagnostics report them

@@ -513,9 +513,15 @@ class BLUPModel:
         prior parameters) is a ``pm.Data`` container, so another trait, another CV fold or another
         data set of the same structure only swaps data (:mod:`bayesblup.inference.compiled`). Not the
         latent form, whose free variables grow with n, nor the augmented path, nor several kernels
-        (their likelihood Ops hold their arrays).
+        (their likelihood Ops hold their arrays). Several traits' marginal form likewise, with every record
+        present and a prior other than ``"bglr"`` (whose inverse Wishart scales are graph constants).
         """
-        return self.single and self.form == "marginal" and not self.samples_excess and not self.multi_trait
+        if self.multi_trait:
+            # one kernel, every record present (missing ones are drawn by a step that holds U's rows), and
+            # priors whose numbers are pm.Data (BGLR's inverse Wishart scales are constants of the graph)
+            bglr = isinstance(self._prior_spec, str) and self._prior_spec == "bglr"
+            return self.single and self.form == "marginal" and not bglr and not self.gibbs_missing
+        return self.single and self.form == "marginal" and not self.samples_excess
 
     @property
     def gibbs_missing(self) -> bool:
@@ -636,12 +642,17 @@ class BLUPModel:
         sd = np.nanstd(rec.Y, axis=0, ddof=1)
         with pm.Model(coords=coords) as model:
             # Effectively flat, as for one trait: 10 sd(y_t) around the trait's mean, 10 sd(y_t) / sd(x) per covariate.
-            mu = pm.Normal(MU, mu=mean, sigma=10 * sd, dims=TRAIT)
+            mu = pm.Normal(
+                MU, mu=self._constant("mu_prior_mean", mean, dims=TRAIT),
+                sigma=self._constant("mu_prior_sd", 10 * sd, dims=TRAIT), dims=TRAIT,
+            )  # fmt: skip
             Sigma_k, Sigma_e = multitrait.variance_block(self, label, priors)
             B = None
             if rec.X is not None:
                 scale = 10 * sd[None, :] / rec.X.std(axis=0)[:, None]
-                B = pm.Normal(BETA, 0.0, scale, dims=("covariate", TRAIT))
+                B = pm.Normal(
+                    BETA, 0.0, self._constant("beta_scale", scale, dims=("covariate", TRAIT)), dims=("covariate", TRAIT)
+                )
             for j, trait in enumerate(self.traits):
                 pm.Deterministic(f"mu_{trait}", mu[j])
             if self.form == "latent":

@@ -152,7 +152,8 @@ def variance_block(model, label: str, priors: dict):
             sigma2_p = p_prior.create("sigma2_p", dims=TRAIT)
         else:
             vy = np.array([np.var(model.records.trait_values(tr), ddof=1) for tr in traits])
-            sigma2_p = pm.LogNormal("sigma2_p", mu=np.log(vy), sigma=1.0, dims=TRAIT)
+            log_vy = model._constant("sigma2_p_prior_mu", np.log(vy), dims=TRAIT)
+            sigma2_p = pm.LogNormal("sigma2_p", mu=log_vy, sigma=1.0, dims=TRAIT)
         sd_g = pt.sqrt(h2 * sigma2_p)
         sd_e = pt.sqrt((1 - h2) * sigma2_p)
         R_g = correlation("R_g", t, priors.get("eta_g", 1.0))
@@ -251,9 +252,14 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     import pytensor.tensor as pt
 
     data = model.multitrait_data
-    R = data.Y - data.one[:, None] * mu[None, :]
+    # pm.Data in a reusable model (every record present): another data set of this structure swaps them
+    Y = model._constant("Y_star", data.Y, dims=("component", TRAIT))
+    one = model._constant("one_star", data.one, dims="component")
+    lam = model._constant("eigenvalues", data.lam, dims="component")
+    R = Y - one[:, None] * mu[None, :]
     if B is not None:
-        R = R - pt.sum(data.X[:, :, None] * B[None, :, :], axis=1)  # X B, elementwise (no BLAS call)
+        X = model._constant("X_star", data.X, dims=("component", "covariate"))
+        R = R - pt.sum(X[:, :, None] * B[None, :, :], axis=1)  # X B, elementwise (no BLAS call)
     y_missing = _missing_records(model)
     if y_missing is not None:
         from .ops import missing_shift
@@ -264,4 +270,4 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
             data.vectors[rows], np.searchsorted(rows, data.missing_rows), data.missing_traits, data.n_traits,
             y_missing - data.fill[data.missing_traits],
         )  # fmt: skip
-    pm.Potential("y_rotated", batched_mvn_logp(data.lam, Sigma_k, Sigma_e, R))
+    pm.Potential("y_rotated", batched_mvn_logp(lam, Sigma_k, Sigma_e, R))
