@@ -144,17 +144,16 @@ def _gibbs_step_class():
         stats_dtypes_shapes: ClassVar[dict] = {}
 
         def __init__(
-            self, vars, *, layout: MissingLayout, parameters: dict, completed, model=None, rng=None, blocked=True
+            self, vars, *, layout: MissingLayout, parameters, names, completed, model=None, rng=None, blocked=True
         ):
+            """``parameters``: a compiled function of a point whose first outputs are mu, Sigma_k, ... (``names``)."""
             import pymc as pm
 
             model = pm.modelcontext(model)
             self.vars = [model.rvs_to_values.get(v, v) for v in vars]
             self.layout = layout
             self.completed = completed
-            names = [key for key, value in parameters.items() if value is not None]
-            outs = model.replace_rvs_by_values([parameters[key] for key in names])
-            self._parameters = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+            self._parameters = parameters
             self._names = names
             data = layout.data
             self._fill = data.fill[data.missing_traits]
@@ -163,7 +162,7 @@ def _gibbs_step_class():
             self.rng = np.random.default_rng(rng)
 
         def step(self, point):
-            theta = dict(zip(self._names, self._parameters(point), strict=True))
+            theta = dict(zip(self._names, self._parameters(point), strict=False))  # the first outputs
             z = point[Z_MISSING]
             shift = self._last[1] if self._last is not None and np.array_equal(z, self._last[0]) else None
             y, shift = draw_missing(
@@ -232,16 +231,18 @@ def gibbs_sample_kwargs(model, pm_model, *, chains: int, seed, target_accept: fl
     fns = make_initial_point_fns_per_chain(
         model=pm_model, overrides=None, jitter_rvs=set(pm_model.free_RVs), chains=chains
     )
-    # pm.sample takes initial values on the variables' own scale: map the jittered points back
+    # One compiled function of a point: what the Gibbs step conditions on (mu, Sigma_k, ...), then every free
+    # variable on its own scale, which pm.sample takes as initial values (the jittered points are unconstrained)
+    names = [key for key, value in model.multitrait_parameters.items() if value is not None]
     free = pm_model.free_RVs
-    backward = pm_model.compile_fn(pm_model.replace_rvs_by_values(free), inputs=pm_model.value_vars)
+    outs = pm_model.replace_rvs_by_values([model.multitrait_parameters[key] for key in names] + free)
+    values = pm_model.compile_fn(outs, inputs=pm_model.value_vars, on_unused_input="ignore")
     points = [fn(int(s)) for fn, s in zip(fns, seeds, strict=True)]
-    initvals = [{rv.name: value for rv, value in zip(free, backward(p), strict=True)} for p in points]
+    initvals = [dict(zip((rv.name for rv in free), values(p)[len(names) :], strict=True)) for p in points]
     logp_dlogp, completed = _conditional_logp(pm_model, others, points[0])
     with pm_model:
         gibbs = _gibbs_step_class()(
-            [z], layout=MissingLayout(model.multitrait_data), parameters=model.multitrait_parameters,
-            completed=completed,
+            [z], layout=MissingLayout(model.multitrait_data), parameters=values, names=names, completed=completed
         )  # fmt: skip
         # A diagonal mass matrix here, though the complete-records model takes a dense one (nuts_init): with the
         # target moving at every draw of the missing records, the dense adaptation was measured worse (n = 2000,
