@@ -41,10 +41,12 @@ trait-order error in the correlations, missing records mishandled), not a covera
 and 29 of 30 (2 traits: h2_t1, h2_t2, r_g) and 23, 22, 20, 23, 20, 19 of 24 (3 traits: h2_t1-t3, then r_g of
 t1-t2, t1-t3, t2-t3): the lowest at the truths of 0.7, as expected from the priors' pull.
 
-Why so few replicates: a multi-trait model is never taken from the compiled-model cache (its graph holds its data
-as constants), so every fit compiles its log density again. On a quiet 2-core machine a 2-trait fit takes about
-4.2 s (compile and NUTS initialisation 1.7 s, draws 2.2 s), a 3-trait fit 6.7 s (3.1 s and 3.4 s), and the file
-4.8 minutes (9.6 minutes while another job shared the cores). Raise the replicates when fits get cheaper.
+Why so few replicates: a multi-trait model with missing records is never taken from the compiled-model cache
+(the Gibbs draw of the missing records holds U's rows), so every fit compiles its log density again. Measured
+before the Gibbs draw (missing records moved by NUTS) on a quiet 2-core machine: a 2-trait fit about 4.2 s
+(compile and NUTS initialisation 1.7 s, draws 2.2 s), a 3-trait fit 6.7 s (3.1 s and 3.4 s), the file 4.8
+minutes. With the Gibbs draw a 3-trait fit took 5.0 s (2.3 s and 2.6 s), and the file 12.6 minutes while other
+jobs shared the cores. Raise the replicates when fits get cheaper.
 """
 
 from __future__ import annotations
