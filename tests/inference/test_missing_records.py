@@ -186,3 +186,14 @@ def test_the_gibbs_path_agrees_with_nuts_on_every_unknown(small):
         ess_b = float(az.ess(joint, var_names=[name])[name])
         se = np.sqrt(a.var() / ess_a + b.var() / ess_b)
         assert abs(a.mean() - b.mean()) < 4 * se, name
+
+
+@pytest.mark.structural
+def test_the_gibbs_path_in_worker_processes_gives_the_same_draws(small):
+    """cores=2 sends the steps to worker processes: each must keep its Gibbs step and NUTS on one shared shift."""
+    G, Y = small
+    Y2 = Y.iloc[:, :2]
+    one = bb.GBLUP(Y2, G).fit(chains=2, draws=100, tune=100, seed=3, cores=1)
+    two = bb.GBLUP(Y2, G).fit(chains=2, draws=100, tune=100, seed=3, cores=2)
+    for name in ("h2", "mu", "y_missing"):
+        np.testing.assert_array_equal(one.datatree.posterior[name].values, two.datatree.posterior[name].values)
