@@ -14,10 +14,9 @@ In one process, after the imports (PyMC's included), the script times three fits
   the calls in memory (QC, G, eigendecomposition, fit, genetic values). Prior ``--sim-prior`` (default
   ``"default"``: h2 ~ Beta(1, 1), LKJ(1) correlations).
 
-Every fit runs ``--chains`` x ``--draws`` (default 4 x 1000, + 1000 tuning), seed ``--seed``. A multi-trait model
-is never taken from the compiled-model cache (``BLUPModel.reusable`` is false for it), so its every fit compiles;
-the single-trait fit runs first in the process and compiles too (cold), so the two are compared cold against
-cold. PyTensor's and numba's on-disk caches may hold compiled pieces from an earlier run of the same graphs:
+Every fit runs ``--chains`` x ``--draws`` (default 4 x 1000, + 1000 tuning), seed ``--seed``. Each fit is the
+first of its structure in the process, so each compiles (cold against cold; a multi-trait model with every record
+present would be reused by a second fit of the same traits, one with missing records never is). PyTensor's and numba's on-disk caches may hold compiled pieces from an earlier run of the same graphs:
 record a table from the second of two runs.
 
 Phases (seconds, from ``fit.timings``): ``load+QC`` (reading and quality control; the simulated row: QC only),
