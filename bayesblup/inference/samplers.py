@@ -1,6 +1,7 @@
 """Which NUTS implementation samples a fit: PyMC's own, nutpie, or NUTS on JAX (NumPyro, BlackJAX).
 
-``nuts_sampler=None`` (the default) is nutpie when it is installed, else PyMC's NUTS. The JAX samplers
+``nuts_sampler=None`` (the default) is nutpie when it is installed, else PyMC's NUTS; PyMC's for a model whose
+missing records of several traits take the exact Gibbs step (:mod:`bayesblup.inference.missing`). The JAX samplers
 (``"numpyro"``, ``"blackjax"``; ``pip install 'bayesblup[jax]'``, and a CUDA-enabled jaxlib for a GPU)
 need a model that PyTensor can translate to JAX: the latent forms, the single-kernel marginal form
 (pure PyTensor: the eigendecomposition is done once, in NumPy, before the model is built), but not
@@ -120,7 +121,9 @@ def _chain_method(chains: int) -> str:
 def choose_nuts(model, pymc_model, nuts_sampler: str | None, *, chains: int, progressbar: bool) -> NutsChoice:
     """The NUTS implementation for ``model`` (a built ``pymc_model``), after :func:`check_nuts_sampler`."""
     if nuts_sampler is None:
-        nuts_sampler = "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
+        # PyMC's NUTS where missing records of several traits take the exact Gibbs step (nutpie cannot take it)
+        gibbs = getattr(model, "gibbs_missing", False)
+        nuts_sampler = "nutpie" if importlib.util.find_spec("nutpie") and not gibbs else "pymc"
     kwargs = {"nuts_sampler": nuts_sampler, "progressbar": progressbar}
     if nuts_sampler == "pymc":
         return NutsChoice(nuts_sampler, kwargs | {"init": model.nuts_init})

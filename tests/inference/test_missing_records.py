@@ -197,3 +197,21 @@ def test_the_gibbs_path_in_worker_processes_gives_the_same_draws(small):
     two = bb.GBLUP(Y2, G).fit(chains=2, draws=100, tune=100, seed=3, cores=2)
     for name in ("h2", "mu", "y_missing"):
         np.testing.assert_array_equal(one.datatree.posterior[name].values, two.datatree.posterior[name].values)
+
+
+@pytest.mark.structural
+def test_default_sampler_is_pymc_where_the_gibbs_step_is_needed(small, monkeypatch):
+    """nuts_sampler=None picks nutpie when installed, but not for missing records of several traits."""
+    import importlib.util
+
+    from bayesblup.inference import samplers
+
+    G, Y = small
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        samplers.importlib.util, "find_spec", lambda name, *a: object() if name == "nutpie" else real(name, *a)
+    )
+    holes, complete = bb.GBLUP(Y, G), bb.GBLUP(Y.dropna(), G)
+    assert holes.gibbs_missing and not complete.gibbs_missing
+    assert samplers.choose_nuts(holes, holes.model, None, chains=2, progressbar=False).sampler == "pymc"
+    assert samplers.choose_nuts(complete, complete.model, None, chains=2, progressbar=False).sampler == "nutpie"
