@@ -17,7 +17,14 @@ does inside its Gibbs sampler:
 
 Steps 1-3 leave ``p(y_missing | y_observed, theta)`` invariant (g is drawn from its full conditional and
 then discarded), so with NUTS targeting ``p(theta | Y completed)`` the pair is a Gibbs sampler of
-``p(theta, y_missing | y_observed)``. A draw costs two products with n x n and n_missing x n matrices.
+``p(theta, y_missing | y_observed)``. A draw costs two products with the rows of U of the individuals with
+a missing record (r x n): g at those rows, and the new records' rotation ``U' scatter(y_missing)``, which
+NUTS's log density then reads from a shared value instead of recomputing it at every gradient.
+
+Measured (``benchmarks/RESULTS.md``): at n = 2000 the draws took 88.7 s against 1822 s. Where a residual
+variance nears zero (h2 near 1) the data augmentation itself moves slowly, as any Gibbs sampler of
+missing data does: a missing record is then nearly its own genetic value, which the previous draw of the
+record informs.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ __all__ = ["draw_missing", "gibbs_sample_kwargs"]
 class _Pattern:
     """Individuals sharing one set of missing traits."""
 
-    rows: np.ndarray  # (r,) row in Y
+    rows: np.ndarray  # (r,) position in MissingLayout.rows
     missing: np.ndarray  # (a,) traits missing
     observed: np.ndarray  # (b,) traits observed
     positions: np.ndarray  # (r, a) index of each missing record in y_missing
