@@ -404,3 +404,54 @@ def test_posterior_mode_under_flat_priors_is_the_dense_ml_and_near_the_dense_rem
         + [ref.Sigma_e[i, j] for i, j in ((0, 0), (1, 0), (1, 1))]
     )
     assert np.all(np.abs(ours - theirs) < 0.25 * se), (ours, theirs, se)
+
+
+def _two_traits(Y, how: str) -> pd.DataFrame:
+    Y = Y.copy()
+    if how == "duplicate names":
+        Y.columns = ["t1", "t1"]
+    elif how == "text":
+        Y["t2"] = Y["t2"].astype(object)
+        Y.iloc[1, 1] = "x"
+    elif how == "two records":
+        Y.loc[Y.index[2:], "t2"] = np.nan
+    elif how == "constant":
+        Y["t2"] = 1.0
+    elif how == "duplicate ids":
+        Y = pd.concat([Y, Y.iloc[4:6]])
+    elif how == "infinite":
+        Y.iloc[4, 0] = np.inf
+    elif how == "a copy in other units":
+        Y["t2"] = 2.54 * Y["t1"] + 1.0
+    return Y
+
+
+@pytest.mark.structural
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [
+        ("duplicate names", "appear twice"),
+        ("text", "non-numeric value 'x'"),
+        ("two records", "at least 3"),
+        ("constant", "is constant"),
+        ("duplicate ids", "several rows"),
+        ("infinite", "infinite value"),
+        ("a copy in other units", "linear function of the other"),
+    ],
+)
+def test_traits_that_cannot_be_fitted_are_refused_before_sampling(data, how, says):
+    G, _, Y = data
+    with pytest.raises(bb.InputError, match=says):
+        bb.GBLUP(_two_traits(Y, how), G)
+
+
+@pytest.mark.structural
+def test_strongly_but_not_perfectly_correlated_traits_are_fitted(data):
+    """r_p = 0.99 is a trait pair a breeder may well have (two close environments): built, not refused."""
+    G, _, Y = data
+    Y = Y.copy()
+    rng = np.random.default_rng(2)
+    Y["t2"] = Y["t1"] + rng.normal(0.0, 0.14 * np.nanstd(Y["t1"]), len(Y))
+    shared = Y.dropna()
+    assert 0.98 < np.corrcoef(shared["t1"], shared["t2"])[0, 1] < 0.9999
+    assert bb.GBLUP(Y, G).model is not None
