@@ -163,19 +163,19 @@ def test_the_gibbs_path_log_density_is_the_models(small):
 def test_the_gibbs_path_agrees_with_nuts_on_every_unknown(small):
     """The same posterior by two samplers: the Gibbs path of fit() and pm.sample on the model as it is.
 
-    2 traits of the fixture, 4 chains x 500 draws each. Posterior means of h2 and r_g are compared in units
-    of the combined Monte Carlo error (|z| < 4, the sd of a mean from its bulk ESS).
+    2 traits of the fixture, 4 chains x 300 draws each (+ 300 tuning). Posterior means of h2 and r_g are compared
+    in units of the combined Monte Carlo error (|z| < 4, the sd of a mean from its bulk ESS).
     """
     import arviz as az
     import pymc as pm
 
     G, Y = small
     Y2 = Y[["t1", "t2"]] if "t1" in Y.columns else Y.iloc[:, :2]
-    gibbs = bb.GBLUP(Y2, G).fit(chains=4, draws=500, tune=500, seed=11)
+    gibbs = bb.GBLUP(Y2, G).fit(chains=4, draws=300, tune=300, seed=11)
     assert "Gibbs" in gibbs.settings["missing_records"]
     model = bb.GBLUP(Y2, G)
     joint = pm.sample(
-        model=model.model, chains=4, draws=500, tune=500, random_seed=12, progressbar=False,
+        model=model.model, chains=4, draws=300, tune=300, random_seed=12, progressbar=False,
         target_accept=0.9, compute_convergence_checks=False,
     )  # fmt: skip
     names = [v for v in gibbs.datatree.posterior.data_vars if v.startswith(("h2_", "r_g_"))]
