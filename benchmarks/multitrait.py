@@ -16,8 +16,9 @@ In one process, after the imports (PyMC's included), the script times three fits
 
 Every fit runs ``--chains`` x ``--draws`` (default 4 x 1000, + 1000 tuning), seed ``--seed``. Each fit is the
 first of its structure in the process, so each compiles (cold against cold; a multi-trait model with every record
-present would be reused by a second fit of the same traits, one with missing records never is). PyTensor's and numba's on-disk caches may hold compiled pieces from an earlier run of the same graphs:
-record a table from the second of two runs.
+present would be reused by a second fit of the same traits, one with missing records never is). PyTensor's and
+numba's on-disk caches may hold compiled pieces from an earlier run of the same graphs: record a table from the
+second of two runs.
 
 Phases (seconds, from ``fit.timings``): ``load+QC`` (reading and quality control; the simulated row: QC only),
 ``G``, ``eigen`` (the eigendecomposition of G), ``build`` (the ``pm.Model``, the eigendecomposition excluded),
