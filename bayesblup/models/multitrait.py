@@ -214,7 +214,8 @@ def latent_likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     """The latent form: ``g = L Z C'`` explicit (``C C' = Sigma_k``, ``L L' = K``, Z standard normal), records given g.
 
     M-BLUP has ``b = Z C'`` over the markers and ``g = W b``. The residual rows ``y_i - mu - B'x_i - g_i``
-    are t-variate normal with covariance ``Sigma_e``; missing records are unknowns, as in the marginal form.
+    are t-variate normal with covariance ``Sigma_e``; a missing record is integrated out of its row exactly (no
+    unknown: the observed traits' block of ``Sigma_e``).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -235,15 +236,19 @@ def latent_likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
         g = pm.Deterministic("g", pt.dot(L, b), dims=(INDIVIDUAL, TRAIT))
     else:
         g = pm.Deterministic("g", pt.dot(L, effects), dims=(INDIVIDUAL, TRAIT))
-    Y = pt.as_tensor_variable(np.where(np.isnan(model.records.Y), 0.0, model.records.Y))
-    y_missing = _missing_records(model)
-    if y_missing is not None:
-        data = model.multitrait_data
-        Y = pt.set_subtensor(Y[data.missing_rows, data.missing_traits], y_missing)
-    R = Y - mu[None, :] - g[: model.n]
+    observed = ~np.isnan(model.records.Y)
+    R = np.where(observed, model.records.Y, 0.0) - mu[None, :] - g[: model.n]
     if B is not None:
         R = R - pt.sum(model.records.X[:, :, None] * B[None, :, :], axis=1)
-    pm.Potential("y", batched_mvn_logp(np.zeros(model.n), Sigma_k, Sigma_e, R))
+    # Given g the individuals are independent: a missing record integrates out of its row exactly, leaving the
+    # observed traits' normal density with Sigma_e's block of them, one term per pattern of observed traits.
+    patterns, which = np.unique(observed, axis=0, return_inverse=True)
+    terms = []
+    for p, pattern in enumerate(patterns):
+        rows, traits = np.flatnonzero(which.ravel() == p), np.flatnonzero(pattern)
+        S = Sigma_e[traits][:, traits]
+        terms.append(batched_mvn_logp(np.zeros(rows.size), S, S, R[rows][:, traits]))
+    pm.Potential("y", pt.sum(pt.stack(terms)))
 
 
 def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:

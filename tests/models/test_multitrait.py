@@ -455,3 +455,29 @@ def test_strongly_but_not_perfectly_correlated_traits_are_fitted(data):
     shared = Y.dropna()
     assert 0.98 < np.corrcoef(shared["t1"], shared["t2"])[0, 1] < 0.9999
     assert bb.GBLUP(Y, G).model is not None
+
+
+@pytest.mark.exact
+def test_latent_form_integrates_missing_records_out_of_each_row_exactly(data):
+    """Given g, each individual's observed traits are normal with Sigma_e's block of them: the potential equals
+    the sum of those densities (scipy, row by row) at random points, to 1e-10."""
+    G, _, Y = data
+    model = bb.GBLUP(Y, G, form="latent")
+    m = model.model
+    assert "z_missing" not in m.named_vars  # nothing to sample for the missing records
+    traits = list(model.traits)
+    outs = [m["y"], m["g"], m["mu"]]
+    outs += [m[f"sigma2_e_{t}"] for t in traits] + [m[f"r_e_{traits[0]}_{traits[1]}"]]
+    f = m.compile_fn(m.replace_rvs_by_values(outs), inputs=m.value_vars, on_unused_input="ignore")
+    rng = np.random.default_rng(9)
+    point = m.initial_point()
+    Yp = model.records.Y
+    for _ in range(3):
+        point = {k: v + rng.normal(0.0, 0.4, np.shape(v)) for k, v in point.items()}
+        y, g, mu, s1, s2, r = f(point)
+        S = np.array([[s1, r * np.sqrt(s1 * s2)], [r * np.sqrt(s1 * s2), s2]])
+        expected = 0.0
+        for i in range(model.n):
+            o = ~np.isnan(Yp[i])
+            expected += st.multivariate_normal(mu[o] + g[i, o], S[np.ix_(o, o)]).logpdf(Yp[i, o])
+        assert float(y) == pytest.approx(expected, rel=1e-10)
