@@ -9,9 +9,9 @@ Exact (closed forms, 1e-10 or 1e-8 relative: the same numbers by another order o
 - NUTS's log density on the Gibbs path (the missing records' shift read from a shared value) equals the
   model's own at the same point.
 
-Monte Carlo (stated per test): one Gibbs draw started from the exact conditional of the missing records
-(dense, tests/models/test_multitrait.py's formula) stays in it; a fit by the Gibbs path and one by NUTS on
-every unknown agree.
+Monte Carlo (stated in the test): one Gibbs draw started from the exact conditional of the missing records
+(dense, tests/models/test_multitrait.py's formula) stays in it. That a fit by the Gibbs path and one by NUTS on
+every unknown agree is in the slow tier (test_missing_records_slow.py).
 """
 
 from __future__ import annotations
@@ -157,35 +157,6 @@ def test_the_gibbs_path_log_density_is_the_models(small):
         x = np.concatenate([np.ravel(point[v.name]) for v in others])
         fn.set_extra_values(point)  # z_missing (its flat prior's term), as NUTS sets it from each point
         assert float(fn(x)[0]) == pytest.approx(float(full(point)), rel=1e-10)
-
-
-@pytest.mark.recovery
-def test_the_gibbs_path_agrees_with_nuts_on_every_unknown(small):
-    """The same posterior by two samplers: the Gibbs path of fit() and pm.sample on the model as it is.
-
-    2 traits of the fixture, 4 chains x 300 draws each (+ 300 tuning). Posterior means of h2 and r_g are compared
-    in units of the combined Monte Carlo error (|z| < 4, the sd of a mean from its bulk ESS).
-    """
-    import arviz as az
-    import pymc as pm
-
-    G, Y = small
-    Y2 = Y[["t1", "t2"]] if "t1" in Y.columns else Y.iloc[:, :2]
-    gibbs = bb.GBLUP(Y2, G).fit(chains=4, draws=300, tune=300, seed=11)
-    assert "Gibbs" in gibbs.settings["missing_records"]
-    model = bb.GBLUP(Y2, G)
-    joint = pm.sample(
-        model=model.model, chains=4, draws=300, tune=300, random_seed=12, progressbar=False,
-        target_accept=0.9, compute_convergence_checks=False,
-    )  # fmt: skip
-    names = [v for v in gibbs.datatree.posterior.data_vars if v.startswith(("h2_", "r_g_"))]
-    for name in names:
-        a = gibbs.datatree.posterior[name].values.ravel()
-        b = joint.posterior[name].values.ravel()
-        ess_a = float(az.ess(gibbs.datatree, var_names=[name])[name])
-        ess_b = float(az.ess(joint, var_names=[name])[name])
-        se = np.sqrt(a.var() / ess_a + b.var() / ess_b)
-        assert abs(a.mean() - b.mean()) < 4 * se, name
 
 
 @pytest.mark.structural
