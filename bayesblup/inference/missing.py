@@ -63,23 +63,16 @@ class MissingLayout:
 
     def shift(self, y_missing: np.ndarray) -> np.ndarray:
         """``U' scatter(y_missing - fill)`` (n, t): what the missing records add to the rotated records."""
-        data = self.data
-        scattered = np.zeros((self.rows.size, data.n_traits))
-        scattered[self.row_index, data.missing_traits] = y_missing - data.fill[data.missing_traits]
-        return self.U_rows.T @ scattered
+        return self.data.missing_shift(y_missing[None])[0]
 
     def __post_init__(self):
         data = self.data
-        self.rows = np.unique(data.missing_rows)
-        self.row_index = np.searchsorted(self.rows, data.missing_rows)
-        self.U_rows = np.ascontiguousarray(data.vectors[self.rows])
-        where = {int(r): i for i, r in enumerate(self.rows)}
+        self.rows, self.row_index, self.U_rows = data.incomplete  # the same U rows the likelihood holds
         t = data.n_traits
         mask = np.zeros((self.rows.size, t), dtype=bool)
         position = np.full((self.rows.size, t), -1)
-        for k, (r, j) in enumerate(zip(data.missing_rows, data.missing_traits, strict=True)):
-            mask[where[int(r)], j] = True
-            position[where[int(r)], j] = k
+        mask[self.row_index, data.missing_traits] = True
+        position[self.row_index, data.missing_traits] = np.arange(data.missing_rows.size)
         self.patterns = []
         keys, inverse = np.unique(mask, axis=0, return_inverse=True)
         for p, key in enumerate(keys):

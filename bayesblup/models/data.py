@@ -12,6 +12,7 @@ The likelihood (:mod:`bayesblup.models.model`) and the posterior of the genetic 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,6 +279,25 @@ class MultiTraitData:
     def n_traits(self) -> int:
         return len(self.traits)
 
+    @functools.cached_property
+    def incomplete(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, row_index, U_rows)``: where the incomplete individuals are, and U's rows of them.
+
+        The individuals with a missing record, each missing record's position among them, and U's rows of
+        those individuals (r x n), computed once: the likelihood, the Gibbs draw and the genetic values all
+        rotate the missing records with it.
+        """
+        rows, row_index = np.unique(self.missing_rows, return_inverse=True)
+        return rows, row_index.ravel(), np.ascontiguousarray(self.vectors[rows])
+
+    def missing_shift(self, missing: np.ndarray) -> np.ndarray:
+        """``U' scatter(missing - fill)`` for draws of the missing records (D, n_missing): (D, n, t)."""
+        _, row_index, U_rows = self.incomplete
+        D, t = missing.shape[0], self.n_traits
+        scattered = np.zeros((U_rows.shape[0], D, t))
+        scattered[row_index, :, self.missing_traits] = (missing - self.fill[self.missing_traits]).T
+        return (U_rows.T @ scattered.reshape(-1, D * t)).reshape(-1, D, t).transpose(1, 0, 2)
+
     def rotated_residuals(self, mu: np.ndarray, B: np.ndarray | None, missing: np.ndarray | None) -> np.ndarray:
         """``U'(Y - 1 mu' - X B)`` for a chunk of draws: (draws, n, t); ``missing`` (draws, n_missing) completes Y."""
         mu = np.atleast_2d(mu)
@@ -285,10 +305,5 @@ class MultiTraitData:
         if self.X is not None:
             R = R - np.einsum("kq,dqt->dkt", self.X, B)
         if missing is not None and self.missing_rows.size:
-            # U' scatter(missing - fill) for every draw as one product with U's rows of the incomplete individuals
-            rows, where = np.unique(self.missing_rows, return_inverse=True)
-            D, t = missing.shape[0], self.n_traits
-            scattered = np.zeros((rows.size, D, t))
-            scattered[where, :, self.missing_traits] = (missing - self.fill[self.missing_traits]).T
-            R += (self.vectors[rows].T @ scattered.reshape(rows.size, D * t)).reshape(-1, D, t).transpose(1, 0, 2)
+            R += self.missing_shift(missing)
         return R

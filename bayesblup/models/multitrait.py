@@ -8,8 +8,8 @@ normals,
 
 with ``Sigma_k`` the kernel's covariance (``Sigma_g`` for G-BLUP; ``Sigma_b = Sigma_g / c`` for M-BLUP,
 so that the equivalence ``Sigma_g = c Sigma_b`` of eq 7 holds matrix-wise). The log-likelihood is a sum
-of n t-variate normal densities: the t x t Cholesky factors of all n covariances are written out entry by
-entry, each entry a vector over the components, so a gradient costs O(n t^3) and no n x n work.
+of n t-variate normal densities, evaluated in the canonical basis of ``(Sigma_k, Sigma_e)``
+(:func:`bayesblup.models.ops.canonical_mvn_logp`): a gradient costs O(n t^2) and no n x n work.
 
 Records missing for one trait are unknowns of the model (``y_missing``), exactly as the missing data of
 BGLR's Gibbs sampler: integrating them out would break the diagonal structure (the observed records'
@@ -270,9 +270,8 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
         from .ops import missing_shift
 
         # U[row, :]' (y_ij - fill_j) summed over the unknowns of each trait, cached between gradients
-        rows = np.unique(data.missing_rows)
+        _, row_index, U_rows = data.incomplete
         R = R + missing_shift(
-            data.vectors[rows], np.searchsorted(rows, data.missing_rows), data.missing_traits, data.n_traits,
-            y_missing - data.fill[data.missing_traits],
-        )  # fmt: skip
+            U_rows, row_index, data.missing_traits, data.n_traits, y_missing - data.fill[data.missing_traits]
+        )
     pm.Potential("y_rotated", batched_mvn_logp(lam, Sigma_k, Sigma_e, R))

@@ -222,19 +222,16 @@ def _missing_shift_class():
 def canonical_terms(lam, Sigma_k, Sigma_e, R):
     """``(logp, d/dSigma_k, d/dSigma_e, d/dR)`` of ``sum_k log N(R_k; 0, lam_k Sigma_k + Sigma_e)`` (module docstring).
 
-    Plain NumPy that numba compiles as it is (the numba linker's implementation of the Op).
+    NumPy (PyTensor's perform); the numba linker runs :func:`_canonical_terms_loops`, the same terms.
     """
+    from ..linalg.canonical import canonical
+
     n, t = R.shape
-    L = np.linalg.cholesky(np.ascontiguousarray(Sigma_e))
-    L_inv = np.ascontiguousarray(np.linalg.inv(L))
-    A = L_inv @ np.ascontiguousarray(Sigma_k) @ np.ascontiguousarray(L_inv.T)
-    d, Q = np.linalg.eigh(0.5 * (A + A.T))
-    d = np.maximum(d, 0.0)  # Sigma_k is a covariance: below zero is rounding
-    P_inv = np.ascontiguousarray(Q.T) @ L_inv
-    W = np.ascontiguousarray(R) @ np.ascontiguousarray(P_inv.T)  # rows w_k' = (P^-1 r_k)'
+    _, P_inv, d = canonical(Sigma_k, Sigma_e)
+    W = np.asarray(R) @ P_inv.T  # rows w_k' = (P^-1 r_k)'
     v = np.outer(lam, d) + 1.0
     Wv = W / v
-    logdet = 2.0 * n * np.sum(np.log(np.diag(L))) + np.sum(np.log(v))
+    logdet = n * np.linalg.slogdet(Sigma_e)[1] + np.sum(np.log(v))
     logp = -0.5 * (n * t * np.log(2.0 * np.pi) + logdet + np.sum(W * Wv))
     Wv_lam = Wv * np.expand_dims(lam, 1)
     A_e = np.ascontiguousarray(Wv.T) @ Wv - np.diag(np.sum(1.0 / v, axis=0))
