@@ -19,7 +19,7 @@ import pandas as pd
 from .errors import InputError
 from .genotypes.relationship import Relationship
 from .genotypes.scaling import GenotypeMatrix
-from .inference.samplers import check_nuts_sampler, choose_nuts
+from .inference.samplers import check_nuts_sampler, choose_nuts, default_cores
 from .kernels import MarkerKernel, RelationshipKernel
 from .linalg.spectral import DEFAULT_EIGEN_RTOL
 from .models.model import METHODS
@@ -66,8 +66,13 @@ class BLUPModel(_Model):
         method : {"nuts", "map"}
             ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
             then the conditional mean and sd of ``g | y`` at the MAP variances.
-        chains, draws, tune, seed, cores, progressbar
+        chains, draws, tune, seed, progressbar
             As in ``pymc.sample``.
+        cores : int, optional
+            Processes to run PyMC's chains in; by default one per chain up to the CPUs this process may
+            use (:func:`bayesblup.inference.samplers.default_cores`: PyMC's own default counts half the
+            CPUs, taking every second one for a hyper-thread, and on a 2-core machine ran the chains one
+            after another). The draws do not depend on it.
         target_accept : float, optional
             NUTS's target acceptance rate; raise it (e.g. 0.95) if a fit reports divergences, as the
             latent form can when h2 is near 1. By default 0.9 (``default_target_accept``): the posterior
@@ -107,6 +112,8 @@ class BLUPModel(_Model):
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
             raise InputError(f"tune must be >= 0, got {tune}.")
+        if cores is not None and int(cores) < 1:
+            raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
         if genetic_value_draws and not self.single:
             raise InputError(
@@ -115,6 +122,8 @@ class BLUPModel(_Model):
             )
         model = self.model
         t0 = time.perf_counter()
+        if cores is None:
+            cores = default_cores(chains)
         if method == "nuts":
             choice = choose_nuts(self, model, nuts_sampler, chains=chains, progressbar=progressbar)
             sampler = choice.sampler
@@ -166,7 +175,7 @@ class BLUPModel(_Model):
                 break
         settings = {"form": self.form, "seed": seed}
         if method == "nuts":
-            settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept}
+            settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept, "cores": cores}
             settings |= choice.settings | {"compiled": compiled}
             if sampler == "pymc" and self.gibbs_missing:
                 settings["missing_records"] = "exact Gibbs draw (bayesblup.inference.missing)"

@@ -236,7 +236,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
     parser.add_argument(
         "--cores", type=int, default=None, metavar="N",
-        help="processes to run the chains in (default: PyMC's choice, one on 2 cores); the draws do not depend on it",
+        help="processes to run the chains in (default: one per chain, up to the CPUs available); the draws do not "
+        "depend on it",
     )  # fmt: skip
     parser.add_argument(
         "--target-accept",

@@ -33,7 +33,7 @@ class FitJob:
     tune: int = 1000
     target_accept: float | None = None  # None: the model's default
     nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: nutpie if installed, else pymc
-    cores: int | None = None  # processes for the chains (None: PyMC's choice); the draws do not depend on it
+    cores: int | None = None  # processes for the chains (None: one per chain up to the CPUs); draws do not depend on it
     seed: int | None = None
     coding: str = "auto"
     qc: dict = field(default_factory=dict)
