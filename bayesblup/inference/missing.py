@@ -92,12 +92,16 @@ def draw_missing(
     rng: np.random.Generator,
     *,
     shift: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    offset_rotated: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One draw of the missing records given theta and the observed records (module docstring, steps 1-3).
 
     ``y_missing`` (the current values) completes the records for step 1; ``shift``, if given, is what
-    they add to the rotated records (``U' scatter(y_missing - fill)``, kept by the caller). Returns the
-    new draw and its shift.
+    they add to the rotated records (``U' scatter(y_missing - fill)``, kept by the caller). ``offset``
+    (n, t) and ``offset_rotated`` (its rotation ``U' offset``), with several kernels, are the explicit
+    kernels' genetic values at the individuals with a record: part of the mean the integrated kernel's
+    g and the residuals are drawn around. Returns the new draw and its shift.
     """
     data = layout.data
     if shift is None:
@@ -105,12 +109,16 @@ def draw_missing(
     R = data.Y - np.outer(data.one, mu) + shift  # U'(Y - 1 mu'), Y completed
     if B is not None:
         R -= data.X @ B
+    if offset_rotated is not None:
+        R -= offset_rotated
     P, P_inv, d = canonical(Sigma_k, Sigma_e)
     s = data.lam[:, None] * d[None, :]
     shrink = s / (s + 1.0)
     h = shrink * (R @ P_inv.T) + np.sqrt(shrink) * rng.standard_normal(R.shape)
     g = layout.U_rows @ (h @ P.T)  # (rows, t): g at the individuals with a missing record
     mean = mu[None, :] + g
+    if offset is not None:
+        mean = mean + offset[layout.rows]
     if B is not None:
         mean = mean + data.covariates[layout.rows] @ B
     out = np.empty_like(y_missing)
@@ -168,6 +176,7 @@ def _gibbs_step_class():
             y, shift = draw_missing(
                 self.layout, theta["mu"], theta.get("B"), theta["Sigma_k"], theta["Sigma_e"],
                 self._fill + self._scale * z, self.rng, shift=shift,
+                offset=theta.get("offset"), offset_rotated=theta.get("offset_rotated"),
             )  # fmt: skip
             z = (y - self._fill) / self._scale
             self._last = (z, shift)

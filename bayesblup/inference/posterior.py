@@ -471,6 +471,7 @@ def multitrait_moments(
     B: np.ndarray | None = None,
     missing: np.ndarray | None = None,
     targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    offsets: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[Moments], dict[str, list[Moments]]]:
     """Posterior mean and sd of each trait's genetic values (phenotyped individuals) and of other targets.
 
@@ -496,12 +497,21 @@ def multitrait_moments(
         Draws of the missing records.
     targets : dict, optional
         ``{name: (M, v)}`` as in :func:`posterior_moments`.
+    offsets : dict, optional
+        Draws of genetic values of other kernels, explicit in the model (several kernels,
+        :func:`bayesblup.models.multitrait.explicit_effects`): ``"g"`` (D, n, t) at the phenotyped
+        individuals, subtracted from the records before the integrated kernel's conditional, and added
+        to its genetic values, and per target name (D, len, t) added to that target. The moments
+        returned are then the totals', by the laws of total expectation and variance over the joint
+        draws; the integrated kernel's own come back in ``extra["integrated"]`` (and
+        ``extra["<target>_integrated"]``).
 
     Returns
     -------
     (list of Moments, dict of str to list of Moments)
         Per trait, the phenotyped individuals' genetic values, and per target its moments per trait.
     """
+    offsets = offsets or {}
     U, lam = data.vectors, data.lam
     n, t = data.Y.shape
     D = mu.shape[0]
@@ -511,6 +521,8 @@ def multitrait_moments(
     for start in range(0, D, _CHUNK):
         sl = slice(start, min(start + _CHUNK, D))
         R = data.rotated_residuals(mu[sl], None if B is None else B[sl], None if missing is None else missing[sl])
+        if "g" in offsets:  # U' times the explicit kernels' genetic values, draw by draw
+            R -= np.einsum("ik,dit->dkt", U, offsets["g"][sl], optimize=True)
         Sk = Sigma_k[sl]  # (d, t, t)
         # In the canonical basis (P P' = Sigma_e, P diag(e) P' = Sigma_k) every V_k is diagonal: one t x t
         # factorisation per draw instead of one per component (bayesblup.linalg.canonical)
@@ -523,17 +535,35 @@ def multitrait_moments(
         within_g += (lam[None, :, None] * diag_Sk[:, None, :] - lam[None, :, None] ** 2 * diag_SVS).sum(0).T
         within_t += diag_SVS.sum(0).T
     g = []
-    for j in range(t):
-        moments = _moments(U, lam[:, None] * x[j], (U**2) @ (within_g[j] / D))
-        g.append(moments)
     extra: dict[str, list[Moments]] = {}
+    for j in range(t):
+        within = (U**2) @ (within_g[j] / D)
+        g.append(_moments(U, lam[:, None] * x[j], within))
+        if "g" in offsets:
+            extra.setdefault("integrated", []).append(g[j])
+            g[j] = _offset_moments(U @ (lam[:, None] * x[j]), offsets["g"][:, :, j], within)
     prior_k = Sigma_k.mean(axis=0)  # (t, t)
     for name, (M, v) in (targets or {}).items():
         M = np.asarray(M, dtype=np.float64)
         v = np.asarray(v, dtype=np.float64)
         extra[name] = []
+        MU = M @ U if name in offsets else None
         for j in range(t):
             prior = prior_k[j, j] * v
             within = prior - _weighted_squares(M, U, within_t[j] / D, prior)
             extra[name].append(_moments(M, x[j], within, right=U))
+            if name in offsets:
+                extra.setdefault(f"{name}_integrated", []).append(extra[name][j])
+                extra[name][j] = _offset_moments(MU @ x[j], offsets[name][:, :, j], within)
     return g, extra
+
+
+def _offset_moments(conditional: np.ndarray, offset: np.ndarray, within: np.ndarray) -> Moments:
+    """Mean and sd of ``T = A x + o`` over the joint draws: ``conditional`` (len, D) holds ``A x``, ``offset`` (D, len).
+
+    ``Var = within + var over the draws of (A x_d + o_d)``, the between part with divisor D as in :func:`_moments`.
+    """
+    T = conditional + offset.T
+    mean = T.mean(axis=1)
+    between = ((T - mean[:, None]) ** 2).mean(axis=1)
+    return Moments(mean=mean, sd=np.sqrt(np.maximum(within + between, 0.0)))

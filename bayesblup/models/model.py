@@ -58,6 +58,7 @@ A model that can fit itself is :class:`bayesblup.fitting.BLUPModel`'s subclasses
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -165,7 +166,7 @@ class BLUPModel:
         if not isinstance(records, Records | TraitRecords):
             raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
         if isinstance(records, TraitRecords):
-            _check_multitrait(records, sources, permanent_environment=permanent_environment)
+            _check_multitrait(records, sources, permanent_environment=permanent_environment, path=path)
         self.records = records
         self.form = form
         self.eigen_rtol = eigen_rtol
@@ -357,6 +358,8 @@ class BLUPModel:
             return "latent"
         if self.single:
             return "spectral"
+        if self.multi_trait:  # the background kernel integrated out, the others explicit (_check_multitrait)
+            return "explicit"
         low = sum(w for name, w in self.widths.items() if name != self.background)
         woodbury_ok = self.pe_path != "augmented"
         if self._path_option == "woodbury":
@@ -450,7 +453,9 @@ class BLUPModel:
     def multitrait_data(self) -> MultiTraitData:
         """Several traits' marginal form in the kernel's eigenbasis (:class:`MultiTraitData`), computed once."""
         if self._multitrait_data is None:
-            self._multitrait_data = MultiTraitData.build(self.records, self.spectral, c=self.factor)
+            # one kernel: the eigenvalues of G, times c; several: the background's own decomposition, on its K
+            c = self.factor if self.single else 1.0
+            self._multitrait_data = MultiTraitData.build(self.records, self.spectral, c=c)
         return self._multitrait_data
 
     @property
@@ -470,22 +475,22 @@ class BLUPModel:
             pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
         msx = {k.variance_name: self._msx(k) for k in self.kernels}
         if self.multi_trait:
-            return resolve_multitrait_priors(
-                self._prior_spec, self.records.Y, msx=self._multitrait_msx(), kernel_variance=self.kernel_variance
-            )
+            msx = {k.variance_name: self._multitrait_msx(k) for k in self.kernels}
+            return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=msx)
         return resolve_priors(self._prior_spec, self.y, msx=msx, pe_msx=pe_msx)
 
-    def _multitrait_msx(self) -> float:
-        """BGLR ``Multitrait``'s MSx of the kernel: W's column variances, or ``tr(K+)/n - 1'K+1/n^2`` for a G.
+    def _multitrait_msx(self, kernel: Kernel) -> float:
+        """BGLR ``Multitrait``'s MSx of a kernel: W's column variances, or ``tr(K+)/n - 1'K+1/n^2`` for a G.
 
         K+ keeps the eigenvalues above BGLR's 1e-10 (:func:`bayesblup.models.covariance.bglr_rkhs_msx`),
-        here from the eigendecomposition the model has anyway.
+        here from the eigendecomposition the model has anyway (one kernel), or from the kernel's own.
         """
-        from .covariance import BGLR_EIGEN_TOL
+        from .covariance import BGLR_EIGEN_TOL, bglr_rkhs_msx
 
-        kernel = self.kernels[0]
         if kernel.markers is not None:
             return kernel.msx()
+        if not self.single:
+            return bglr_rkhs_msx(kernel.relationship_matrix())
         sp = self.spectral
         keep = sp.values > BGLR_EIGEN_TOL
         ones = sp.rotate(np.ones(self.n))
@@ -502,10 +507,12 @@ class BLUPModel:
         1000 tuning draws) 7.0 leapfrog steps a draw instead of 11.6 and a lowest bulk ESS of 5144
         instead of 3546 over 4000 draws, R-hat 1.003 either way. The latent form has a parameter per
         individual, where a dense matrix would cost O(n^2) per step and be estimated from too few draws;
-        missing records of several traits take the Gibbs step's own diagonal one
+        so do several traits with several kernels (the explicit kernels' effects). Missing records of
+        several traits take the Gibbs step's own diagonal one
         (:func:`bayesblup.inference.missing.gibbs_sample_kwargs`).
         """
-        dense = self.form == "marginal" and (not self.single or self.multi_trait)
+        # several traits with several kernels have explicit effects (n x t parameters and more): diagonal
+        dense = self.form == "marginal" and (self.single == self.multi_trait)
         return "jitter+adapt_full" if dense else "jitter+adapt_diag"
 
     @property
@@ -632,7 +639,7 @@ class BLUPModel:
         return model
 
     def _build_multitrait(self, label: str, priors: dict):
-        """Several traits, one kernel, marginal form (:mod:`bayesblup.models.multitrait`)."""
+        """Several traits (:mod:`bayesblup.models.multitrait`), one kernel or several, either form."""
         import pymc as pm
 
         rec = self.records
@@ -659,11 +666,13 @@ class BLUPModel:
             for j, trait in enumerate(self.traits):
                 pm.Deterministic(f"mu_{trait}", mu[j])
             if self.form == "latent":
-                multitrait.latent_likelihood(self, mu, B, Sigma_k, Sigma_e)
+                extra = multitrait.latent_likelihood(self, mu, B, Sigma_k, Sigma_e)
             else:
-                multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
-        # What the exact draw of the missing records conditions on (bayesblup.inference.missing)
-        self.multitrait_parameters = {"mu": mu, "B": B, "Sigma_k": Sigma_k, "Sigma_e": Sigma_e}
+                extra = multitrait.likelihood(self, mu, B, Sigma_k, Sigma_e)
+        # What the exact draw of the missing records conditions on (bayesblup.inference.missing): the integrated
+        # kernel's covariance and, with several kernels, the explicit ones' genetic values
+        integrated = Sigma_k[self.set_names.index(self.background)] if not self.single else Sigma_k[0]
+        self.multitrait_parameters = {"mu": mu, "B": B, "Sigma_k": integrated, "Sigma_e": Sigma_e} | extra
         self.prior_label = label
         return model
 
@@ -867,15 +876,30 @@ def _kernel_list(kernels) -> list[Kernel]:
     return out
 
 
-def _check_multitrait(records: TraitRecords, kernels: list[Kernel], *, permanent_environment: bool) -> None:
+def _check_multitrait(
+    records: TraitRecords, kernels: list[Kernel], *, permanent_environment: bool, path: str = "auto"
+) -> None:
     """Refuse, with what to do instead, what the multi-trait model does not do yet."""
-    if len(kernels) > 1:
+    if path in ("woodbury", "dense") and len(kernels) > 1:
         raise InputError(
-            f"several traits ({', '.join(records.traits)}) with several kernels are not available yet: fit the traits "
-            "with one G (or W), or each trait alone with its marker sets."
+            f"path={path!r} is the single-trait marginal form's; several traits with several kernels take the "
+            "explicit path (the background kernel integrated out, the others explicit): leave path at 'auto'."
         )
     if permanent_environment:
         raise InputError(
             "a permanent environment needs repeated records, which are not available with several traits yet: fit "
             "each trait alone with --repeated-records --permanent-environment."
         )
+    if len(kernels) > 1:
+        # the summary's names join kernel and trait names with "_": two parameters must not read the same
+        names = [f"{k.name}_{t}" for k in kernels for t in records.traits] + list(records.traits)
+        names += [f"{k.name}_{a}_{b}" for k in kernels for a, b in itertools.combinations(records.traits, 2)]
+        names += [f"{a}_{b}" for a, b in itertools.combinations(records.traits, 2)]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InputError(
+                    f"the marker set and trait names give two parameters the name ..._{name}: rename a set or a "
+                    "trait so that no set name joined to a trait name with '_' reads as another trait's."
+                )
+            seen.add(name)

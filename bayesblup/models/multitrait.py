@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import InputError
 from ..names import TRAIT
 
-__all__ = ["Z_MISSING", "batched_mvn_logp", "pairs", "variance_names"]
+__all__ = ["Z_MISSING", "batched_mvn_logp", "explicit_effects", "pairs", "variance_names"]
 
 #: The free variable of the missing records (each in its trait's sd units); ``y_missing`` is on the records' scale.
 Z_MISSING = "z_missing"
@@ -55,14 +55,31 @@ def pairs(traits) -> list[tuple[int, int]]:
 
 
 def variance_names(model) -> list[str]:
-    """The summary's scalar parameters of a multi-trait model, in order."""
+    """The summary's scalar parameters of a multi-trait model, in order.
+
+    With several kernels the totals (``h2_<trait>``, ``r_g_<a>_<b>``, ``sigma2_g_<trait>``: the sum over the
+    kernels) come first, each kernel's own follow with its name before the trait's: ``h2_<set>_<trait>``,
+    ``r_g_<set>_<a>_<b>``, ``sigma2_g_<set>_<trait>`` (and ``sigma2_b_<set>_<trait>``,
+    ``sigma2_g_equiv_<set>_<trait>`` for a marker set).
+    """
     traits = model.traits
-    kernel = model.kernels[0]
+    kernels = model.kernels
+    several = len(kernels) > 1
+    pair_names = [f"{traits[a]}_{traits[b]}" for a, b in pairs(traits)]
     names = [f"h2_{t}" for t in traits]
-    names += [f"r_g_{traits[a]}_{traits[b]}" for a, b in pairs(traits)]
-    names += [f"r_e_{traits[a]}_{traits[b]}" for a, b in pairs(traits)]
+    if several:
+        names += [f"h2_{k.name}_{t}" for k in kernels for t in traits]
+    names += [f"r_g_{p}" for p in pair_names]
+    if several:
+        names += [f"r_g_{k.name}_{p}" for k in kernels for p in pair_names]
+    names += [f"r_e_{p}" for p in pair_names]
     names += [f"sigma2_g_{t}" for t in traits]
-    if kernel.reports_equivalent:
+    if several:
+        for k in kernels:
+            names += [f"sigma2_g_{k.name}_{t}" for t in traits]
+            if k.reports_equivalent:
+                names += [f"{k.variance_name}_{t}" for t in traits] + [f"sigma2_g_equiv_{k.name}_{t}" for t in traits]
+    elif kernels[0].reports_equivalent:
         names += [f"sigma2_b_{t}" for t in traits] + [f"sigma2_g_equiv_{t}" for t in traits]
     names += [f"sigma2_e_{t}" for t in traits]
     names += [f"mu_{t}" for t in traits]
@@ -136,15 +153,35 @@ def correlation(name: str, t: int, eta: float = 1.0):
     return pt.stack([pt.stack(row) for row in rows])
 
 
+def _per_trait_sd(model, name: str, prior):
+    """``sqrt`` of a per-trait variance with a user's prior (dims trait)."""
+    import pytensor.tensor as pt
+
+    return pt.sqrt(prior.create(name, dims=TRAIT))
+
+
 def variance_block(model, label: str, priors: dict):
-    """``(Sigma_k, Sigma_e)`` with the reporting Deterministics (h2, correlations, variances per trait)."""
+    """``([Sigma_k of each kernel], Sigma_e)`` with the reporting Deterministics (h2, correlations, variances).
+
+    One kernel: ``Sigma_g = D_g R_g D_g`` (``"default"``: ``D_g = diag(sqrt(h2 sigma2_p))``), ``Sigma_k =
+    Sigma_g / c``. Several: each kernel its own ``Sigma_g,k`` (``"default"``: each trait's genetic variance
+    ``h2 sigma2_p`` split over the kernels by a Dirichlet(1) share, and an LKJ(1) correlation ``R_g_<set>``
+    per kernel), and the totals ``Sigma_g = sum_k Sigma_g,k`` reported beside them.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
+    from ..names import KERNEL, SET_SHARE
+
     traits = model.traits
     t = len(traits)
-    kernel = model.kernels[0]
-    c = float(kernel.c)
+    kernels = model.kernels
+    several = len(kernels) > 1
+    c = [float(k.c) for k in kernels]
+
+    def suffix(k) -> str:
+        return f"_{k.name}" if several else ""
+
     if label == "default" or (label == "custom" and priors["style"] == "h2"):
         h2_prior, p_prior = priors.get("h2"), priors.get("sigma2_p")
         h2 = h2_prior.create("h2", dims=TRAIT) if h2_prior else pm.Beta("h2", alpha=1.0, beta=1.0, dims=TRAIT)
@@ -154,44 +191,76 @@ def variance_block(model, label: str, priors: dict):
             vy = np.array([np.var(model.records.trait_values(tr), ddof=1) for tr in traits])
             log_vy = model._constant("sigma2_p_prior_mu", np.log(vy), dims=TRAIT)
             sigma2_p = pm.LogNormal("sigma2_p", mu=log_vy, sigma=1.0, dims=TRAIT)
-        sd_g = pt.sqrt(h2 * sigma2_p)
+        genetic = h2 * sigma2_p
+        if several:  # each trait's genetic variance split over the kernels, as one trait's set_share
+            pm.modelcontext(None).add_coord(KERNEL, [k.name for k in kernels])
+            share = pm.Dirichlet(SET_SHARE, a=np.ones((t, len(kernels))), dims=(TRAIT, KERNEL))
+            sd_k = [pt.sqrt(genetic * share[:, r]) for r in range(len(kernels))]
+        else:
+            sd_k = [pt.sqrt(genetic)]
         sd_e = pt.sqrt((1 - h2) * sigma2_p)
-        R_g = correlation("R_g", t, priors.get("eta_g", 1.0))
+        Sigma_g = [
+            sd[:, None] * correlation(f"R_g{suffix(k)}", t, priors.get("eta_g", 1.0)) * sd[None, :]
+            for k, sd in zip(kernels, sd_k, strict=True)
+        ]
         R_e = correlation("R_e", t, priors.get("eta_e", 1.0))
-        Sigma_g = sd_g[:, None] * R_g * sd_g[None, :]
         Sigma_e = sd_e[:, None] * R_e * sd_e[None, :]
     elif label == "custom":
-        # the kernel's variance per trait (sigma2_g on G, sigma2_b on the marker effects), as for one trait
-        sd_k = pt.sqrt(priors[model.kernel_variance].create(model.kernel_variance, dims=TRAIT))
-        sd_e = pt.sqrt(priors["sigma2_e"].create("sigma2_e", dims=TRAIT))
-        R_g = correlation("R_g", t, priors["eta_g"])
-        R_e = correlation("R_e", t, priors["eta_e"])
-        Sigma_g = c * (sd_k[:, None] * R_g * sd_k[None, :])
-        Sigma_e = sd_e[:, None] * R_e * sd_e[None, :]
+        # each kernel's variance per trait (sigma2_g on G, sigma2_b on the marker effects), as for one trait
+        Sigma_g = []
+        for k, ck in zip(kernels, c, strict=True):
+            sd = _per_trait_sd(model, k.variance_name, priors[k.variance_name])
+            Sigma_g.append(ck * (sd[:, None] * correlation(f"R_g{suffix(k)}", t, priors["eta_g"]) * sd[None, :]))
+        sd_e = _per_trait_sd(model, "sigma2_e", priors["sigma2_e"])
+        Sigma_e = sd_e[:, None] * correlation("R_e", t, priors["eta_e"]) * sd_e[None, :]
     elif label == "bglr":
         from .covariance import inverse_wishart
 
-        # On the kernel's own scale, as BGLR puts it on its K (RKHS) or on the marker effects (BRR).
-        df_k, S_k = priors["Sigma_k"]
+        # On each kernel's own scale, as BGLR puts it on its K (RKHS) or on the marker effects (BRR).
+        Sigma_g = []
+        for k, ck in zip(kernels, c, strict=True):
+            df_k, S_k = priors["Sigma_k"][k.variance_name]
+            name = ("Sigma_b" if k.reports_equivalent else "Sigma_g") + suffix(k)
+            Sigma_g.append(ck * inverse_wishart(name, df_k, S_k))
         df_e, S_e = priors["Sigma_e"]
-        Sigma_g = c * inverse_wishart("Sigma_b" if kernel.reports_equivalent else "Sigma_g", df_k, S_k)
         Sigma_e = inverse_wishart("Sigma_e", df_e, S_e)
     else:
         raise InputError(f"prior {label!r} is not available with several traits; use 'default', 'bglr' or a dict.")
-    Sigma_k = Sigma_g / c
-    sd_g = pt.sqrt(pt.diag(Sigma_g))
+    Sigma_k = [S / ck for S, ck in zip(Sigma_g, c, strict=True)]
+    total = Sigma_g[0] if not several else pt.add(*Sigma_g)
+    _report(model, total, Sigma_g, Sigma_k, Sigma_e)
+    return Sigma_k, Sigma_e
+
+
+def _report(model, total, Sigma_g: list, Sigma_k: list, Sigma_e) -> None:
+    """The Deterministics of :func:`variance_names`: per trait, per pair, per kernel."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    traits = model.traits
+    kernels = model.kernels
+    several = len(kernels) > 1
+    sd_g = pt.sqrt(pt.diag(total))
     sd_e = pt.sqrt(pt.diag(Sigma_e))
     for j, tr in enumerate(traits):
-        pm.Deterministic(f"h2_{tr}", Sigma_g[j, j] / (Sigma_g[j, j] + Sigma_e[j, j]))
-        pm.Deterministic(f"sigma2_g_{tr}", Sigma_g[j, j])
+        phenotypic = total[j, j] + Sigma_e[j, j]
+        pm.Deterministic(f"h2_{tr}", total[j, j] / phenotypic)
+        pm.Deterministic(f"sigma2_g_{tr}", total[j, j])
         pm.Deterministic(f"sigma2_e_{tr}", Sigma_e[j, j])
-        if kernel.reports_equivalent:
-            pm.Deterministic(f"sigma2_b_{tr}", Sigma_k[j, j])
-            pm.Deterministic(f"sigma2_g_equiv_{tr}", c * Sigma_k[j, j])
+        for k, S_g, S_k in zip(kernels, Sigma_g, Sigma_k, strict=True):
+            if several:
+                pm.Deterministic(f"h2_{k.name}_{tr}", S_g[j, j] / phenotypic)
+                pm.Deterministic(f"sigma2_g_{k.name}_{tr}", S_g[j, j])
+            if k.reports_equivalent:
+                pm.Deterministic(f"{k.variance_name}_{tr}", S_k[j, j])
+                pm.Deterministic(f"sigma2_g_equiv{'_' + k.name if several else ''}_{tr}", k.c * S_k[j, j])
     for a, b in pairs(traits):
-        pm.Deterministic(f"r_g_{traits[a]}_{traits[b]}", Sigma_g[a, b] / (sd_g[a] * sd_g[b]))
-        pm.Deterministic(f"r_e_{traits[a]}_{traits[b]}", Sigma_e[a, b] / (sd_e[a] * sd_e[b]))
-    return Sigma_k, Sigma_e
+        pair = f"{traits[a]}_{traits[b]}"
+        pm.Deterministic(f"r_g_{pair}", total[a, b] / (sd_g[a] * sd_g[b]))
+        pm.Deterministic(f"r_e_{pair}", Sigma_e[a, b] / (sd_e[a] * sd_e[b]))
+        if several:
+            for k, S_g in zip(kernels, Sigma_g, strict=True):
+                pm.Deterministic(f"r_g_{k.name}_{pair}", S_g[a, b] / pt.sqrt(S_g[a, a] * S_g[b, b]))
 
 
 def _missing_records(model):
@@ -210,32 +279,54 @@ def _missing_records(model):
     )
 
 
-def latent_likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
-    """The latent form: ``g = L Z C'`` explicit (``C C' = Sigma_k``, ``L L' = K``, Z standard normal), records given g.
+def explicit_effects(model, kernels, Sigma_k: dict) -> dict:
+    """Kernels' genetic values made explicit, non-centred: ``effects = Z C'`` (``C C' = Sigma_k``), ``g = L effects``.
+
+    ``L`` is the kernel's latent factor over every individual (records first; ``L L' = K``): W for a marker
+    set, whose effects are then b, else G's eigen-factor. One kernel keeps the names ``z``, ``b``, ``g``;
+    several name theirs ``z_<set>``, ``b_<set>``, ``g_<set>`` (a marker set's markers on dim ``marker_<set>``).
+    Returns ``{name: (effects, g, L)}``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from ..names import INDIVIDUAL, MARKER, TRAIT
+
+    t = len(model.traits)
+    several = len(model.kernels) > 1
+    ctx = pm.modelcontext(None)
+    ctx.add_coord(INDIVIDUAL, model.individuals.astype(str))
+    out = {}
+    for k in kernels:
+        dim, coord, L = k.latent_factor(None)
+        if several and k.markers is not None:
+            dim = f"{MARKER}_{k.name}"
+        ctx.add_coord(dim, coord)
+        suffix = f"_{k.name}" if several else ""
+        z = pm.Normal(f"z{suffix}", 0.0, 1.0, dims=(dim, TRAIT))
+        effects = pt.dot(z, cholesky(Sigma_k[k.name], t).T)  # rows ~ N(0, Sigma_k)
+        if k.markers is not None:
+            effects = pm.Deterministic(f"b{suffix}", effects, dims=(dim, TRAIT))
+        g = pm.Deterministic(f"g{suffix}", pt.dot(L, effects), dims=(INDIVIDUAL, TRAIT))
+        out[k.name] = (effects, g, L)
+    return out
+
+
+def latent_likelihood(model, mu, B, Sigma_k: list, Sigma_e) -> dict:
+    """The latent form: every kernel's g explicit (:func:`explicit_effects`), the records given g.
 
     M-BLUP has ``b = Z C'`` over the markers and ``g = W b``. The residual rows ``y_i - mu - B'x_i - g_i``
     are t-variate normal with covariance ``Sigma_e``; a missing record is integrated out of its row exactly (no
-    unknown: the observed traits' block of ``Sigma_e``).
+    unknown: the observed traits' block of ``Sigma_e``). Returns ``{}`` (nothing for the Gibbs step).
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     from ..names import INDIVIDUAL, TRAIT
 
-    kernel = model.kernels[0]
-    t = len(model.traits)
-    ctx = pm.modelcontext(None)
-    dim, coord, L = kernel.latent_factor(None)
-    ctx.add_coord(dim, coord)
-    ctx.add_coord(INDIVIDUAL, model.individuals.astype(str))
-    z = pm.Normal("z", 0.0, 1.0, dims=(dim, TRAIT))
-    C = cholesky(Sigma_k, t)
-    effects = pt.dot(z, C.T)  # rows of effects ~ N(0, Sigma_k)
-    if kernel.markers is not None:
-        b = pm.Deterministic("b", effects, dims=(dim, TRAIT))
-        g = pm.Deterministic("g", pt.dot(L, b), dims=(INDIVIDUAL, TRAIT))
-    else:
-        g = pm.Deterministic("g", pt.dot(L, effects), dims=(INDIVIDUAL, TRAIT))
+    explicit = explicit_effects(model, model.kernels, dict(zip(model.set_names, Sigma_k, strict=True)))
+    parts = [g for _, g, _ in explicit.values()]
+    g = parts[0] if len(parts) == 1 else pm.Deterministic("g", pt.add(*parts), dims=(INDIVIDUAL, TRAIT))
     observed = ~np.isnan(model.records.Y)
     R = np.where(observed, model.records.Y, 0.0) - mu[None, :] - g[: model.n]
     if B is not None:
@@ -249,10 +340,18 @@ def latent_likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
         S = Sigma_e[traits][:, traits]
         terms.append(batched_mvn_logp(np.zeros(rows.size), S, S, R[rows][:, traits]))
     pm.Potential("y", pt.sum(pt.stack(terms)))
+    return {}
 
 
-def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
-    """The rotated records' log-likelihood, with the missing records as unknowns (module docstring)."""
+def likelihood(model, mu, B, Sigma_k: list, Sigma_e) -> dict:
+    """The rotated records' log-likelihood, with the missing records as unknowns (module docstring).
+
+    With several kernels the background (the kernel of largest rank) is integrated out in its eigenbasis and
+    the others are explicit (:func:`explicit_effects`), entering the rotated records as ``U'L_k effects_k``.
+    Returns what the Gibbs step for the missing records conditions on besides mu, B and the covariances:
+    ``{"offset": sum of the explicit g at the individuals with a record, "offset_rotated": U' offset}``, or
+    ``{}`` with one kernel.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -265,6 +364,16 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
     if B is not None:
         X = model._constant("X_star", data.X, dims=("component", "covariate"))
         R = R - pt.sum(X[:, :, None] * B[None, :, :], axis=1)  # X B, elementwise (no BLAS call)
+    by_name = dict(zip(model.set_names, Sigma_k, strict=True))
+    extra = {}
+    if len(model.kernels) > 1:
+        others = [k for k in model.kernels if k.name != model.background]
+        explicit = explicit_effects(model, others, by_name)
+        rotated = [pt.dot(data.vectors.T @ L[: model.n], effects) for effects, _, L in explicit.values()]
+        extra["offset_rotated"] = rotated[0] if len(rotated) == 1 else pt.add(*rotated)
+        R = R - extra["offset_rotated"]
+        offset = [g[: model.n] for _, g, _ in explicit.values()]
+        extra["offset"] = offset[0] if len(offset) == 1 else pt.add(*offset)
     y_missing = _missing_records(model)
     if y_missing is not None:
         from .ops import missing_shift
@@ -274,4 +383,6 @@ def likelihood(model, mu, B, Sigma_k, Sigma_e) -> None:
         R = R + missing_shift(
             U_rows, row_index, data.missing_traits, data.n_traits, y_missing - data.fill[data.missing_traits]
         )
-    pm.Potential("y_rotated", batched_mvn_logp(lam, Sigma_k, Sigma_e, R))
+    background = by_name[model.background] if len(model.kernels) > 1 else Sigma_k[0]
+    pm.Potential("y_rotated", batched_mvn_logp(lam, background, Sigma_e, R))
+    return extra

@@ -209,51 +209,61 @@ def _inverse_gamma(vy: float, r2: float, msx: float) -> Prior:
     return Prior("InverseGamma", alpha=BGLR_DF0 / 2, beta=vy * r2 * (BGLR_DF0 + 2) / msx / 2)
 
 
-def resolve_multitrait_priors(
-    prior, Y: np.ndarray, *, msx: float, kernel_variance: str = "sigma2_g"
-) -> tuple[str, dict]:
+def resolve_multitrait_priors(prior, Y: np.ndarray, *, msx: dict[str, float]) -> tuple[str, dict]:
     """Priors of a multi-trait model (:mod:`bayesblup.models.multitrait`): ``(label, details)``.
 
-    ``"default"`` needs no numbers here (per-trait h2 and sigma2_p, LKJ(1) correlations); ``"bglr"``
-    gives ``{"Sigma_k": (df0, S0), "Sigma_e": (df0, S0)}``, BGLR ``Multitrait``'s inverse Wishart
-    priors for the kernel's MSx (:func:`bayesblup.models.covariance.bglr_multitrait_priors`); ``Sigma_k``
-    is the kernel's covariance (``Sigma_g`` on G, ``Sigma_b`` on the marker effects).
+    ``msx`` maps each kernel's variance name (``sigma2_g``, ``sigma2_b``, or ``sigma2_g_<set>``... with
+    several kernels) to BGLR's MSx of that kernel. ``"default"`` needs no numbers here (per-trait h2 and
+    sigma2_p, LKJ(1) correlations, and with several kernels each trait's Dirichlet(1) shares of its genetic
+    variance); ``"bglr"`` gives ``{"Sigma_k": {variance name: (df0, S0)}, "Sigma_e": (df0, S0)}``, BGLR
+    ``Multitrait``'s inverse Wishart priors for each kernel's MSx, BGLR's R2 split equally over the kernels
+    (:func:`bayesblup.models.covariance.bglr_multitrait_priors`); ``Sigma_k`` is a kernel's covariance
+    (``Sigma_g`` on G, ``Sigma_b`` on the marker effects).
 
     A dict of :class:`Prior` (label ``"custom"``), as brms's ``sd`` and ``lkj`` priors: per-trait
     variances and correlation matrices, ``Sigma_g = D_g R_g D_g``. Either the h2 parameterisation,
-    ``{"h2": ..., "sigma2_p": ...}`` (each missing key as in ``"default"``), or the variances,
-    ``{kernel_variance: ..., "sigma2_e": ...}`` (both needed); each Prior applies to every trait. With
-    either, ``"R_g"`` and ``"R_e"`` take ``Prior("LKJCorr", eta=...)`` (default eta = 1). Returned as
-    ``{"style": "h2" | "variances", "h2"/"sigma2_p" or kernel_variance/"sigma2_e": Prior or None, "eta_g",
-    "eta_e"}``.
+    ``{"h2": ..., "sigma2_p": ...}`` (each missing key as in ``"default"``; one kernel only, as for one
+    trait), or the variances, ``{<each kernel's variance name>: ..., "sigma2_e": ...}`` (all needed); each
+    Prior applies to every trait. With either, ``"R_g"`` (every kernel's genetic correlations) and ``"R_e"``
+    take ``Prior("LKJCorr", eta=...)`` (default eta = 1). Returned as ``{"style": "h2" | "variances",
+    "h2"/"sigma2_p" or the variance names/"sigma2_e": Prior or None, "eta_g", "eta_e"}``.
     """
+    names = list(msx)
     if isinstance(prior, str) and prior == "default":
         return "default", {}
     if isinstance(prior, str) and prior == "bglr":
         from .covariance import bglr_multitrait_priors
 
-        found = bglr_multitrait_priors(Y, msx, as_sampled=True)  # what BGLR samples under (covariance.py)
-        return "bglr", {"Sigma_k": found["genetic"], "Sigma_e": found["residual"]}
+        # what BGLR samples under (covariance.py); each kernel a term of ETA with R2 / (number of kernels)
+        found = {
+            name: bglr_multitrait_priors(Y, value, n_terms=len(names), as_sampled=True) for name, value in msx.items()
+        }
+        return "bglr", {
+            "Sigma_k": {name: f["genetic"] for name, f in found.items()},
+            "Sigma_e": found[names[0]]["residual"],
+        }
     if isinstance(prior, dict):
-        return "custom", _custom_multitrait(prior, kernel_variance)
+        return "custom", _custom_multitrait(prior, names)
     raise InputError(
         f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects, with several traits; got {prior!r}."
     )
 
 
-def _custom_multitrait(prior: dict, kernel_variance: str) -> dict:
+def _custom_multitrait(prior: dict, kernel_variances: list[str]) -> dict:
     """A user's dict for several traits (:func:`resolve_multitrait_priors`), checked."""
-    h2_style, variances, correlations = {"h2", "sigma2_p"}, {kernel_variance, "sigma2_e"}, {"R_g", "R_e"}
+    several = len(kernel_variances) > 1
+    h2_style = set() if several else {"h2", "sigma2_p"}
+    variances, correlations = {*kernel_variances, "sigma2_e"}, {"R_g", "R_e"}
+    listed = ", ".join(kernel_variances)
     unknown = set(prior) - h2_style - variances - correlations
     if unknown:
+        takes = f"{listed} and sigma2_e" if several else f"h2 and sigma2_p, or {listed} and sigma2_e"
         raise InputError(
-            f"prior: with several traits a dict takes h2 and sigma2_p, or {kernel_variance} and sigma2_e, and R_g, "
-            f"R_e (LKJCorr); not {', '.join(sorted(unknown))}."
+            f"prior: with several traits a dict takes {takes}, and R_g, R_e (LKJCorr); not "
+            f"{', '.join(sorted(unknown))}."
         )
     if set(prior) & h2_style and set(prior) & variances:
-        raise InputError(
-            f"prior: give priors on h2 and sigma2_p or on the variances ({kernel_variance}, sigma2_e), not both."
-        )
+        raise InputError(f"prior: give priors on h2 and sigma2_p or on the variances ({listed}, sigma2_e), not both.")
     for name, value in prior.items():
         if not isinstance(value, Prior):
             raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
@@ -268,9 +278,9 @@ def _custom_multitrait(prior: dict, kernel_variance: str) -> dict:
             if not eta > 0:
                 raise InputError(f"prior for {key}: eta must be positive, got {eta}.")
         out["eta_g" if key == "R_g" else "eta_e"] = eta
-    if set(prior) & variances:
+    if set(prior) & variances or several:
         missing = variances - set(prior)
         if missing:
             raise InputError(f"prior: a dict of variances needs {', '.join(sorted(missing))} too.")
-        return out | {"style": "variances", kernel_variance: prior[kernel_variance], "sigma2_e": prior["sigma2_e"]}
+        return out | {"style": "variances"} | {name: prior[name] for name in variances}
     return out | {"style": "h2", "h2": prior.get("h2"), "sigma2_p": prior.get("sigma2_p")}

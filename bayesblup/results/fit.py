@@ -116,28 +116,50 @@ def _genetic_moments(model, post, *, seed, keep):
     return total, per_kernel, markers
 
 
-def _covariances(post, model) -> tuple[np.ndarray, np.ndarray]:
-    """Draws of ``Sigma_k`` (the kernel's) and ``Sigma_e``, (D, t, t), from the per-trait variances and correlations."""
+def _covariances(post, model) -> tuple[list[np.ndarray], np.ndarray]:
+    """Draws of each kernel's ``Sigma_k`` and of ``Sigma_e``, (D, t, t), from the variances and correlations."""
     traits = model.traits
     t = len(traits)
-    D = _flat(post, f"sigma2_g_{traits[0]}").size
-    S_g, S_e = np.empty((D, t, t)), np.empty((D, t, t))
-    for j, trait in enumerate(traits):
-        S_g[:, j, j] = _flat(post, f"sigma2_g_{trait}")
-        S_e[:, j, j] = _flat(post, f"sigma2_e_{trait}")
-    for a, b in itertools.combinations(range(t), 2):
-        pair = f"{traits[a]}_{traits[b]}"
-        for S, prefix in ((S_g, "r_g"), (S_e, "r_e")):
-            S[:, a, b] = S[:, b, a] = _flat(post, f"{prefix}_{pair}") * np.sqrt(S[:, a, a] * S[:, b, b])
-    return S_g / model.kernels[0].c, S_e
+    several = not model.single
+
+    def matrix(variance: str, correlation: str) -> np.ndarray:
+        D = _flat(post, f"{variance}_{traits[0]}").size
+        S = np.empty((D, t, t))
+        for j, trait in enumerate(traits):
+            S[:, j, j] = _flat(post, f"{variance}_{trait}")
+        for a, b in itertools.combinations(range(t), 2):
+            r = _flat(post, f"{correlation}_{traits[a]}_{traits[b]}")
+            S[:, a, b] = S[:, b, a] = r * np.sqrt(S[:, a, a] * S[:, b, b])
+        return S
+
+    S_k = []
+    for k in model.kernels:
+        name = f"_{k.name}" if several else ""
+        S_k.append(matrix(f"sigma2_g{name}", f"r_g{name}") / k.c)
+    return S_k, matrix("sigma2_e", "r_e")
+
+
+def _explicit(post, model) -> dict[str, np.ndarray]:
+    """Draws of the explicit kernels' genetic values ``g_<set>`` (D, every individual, t): several kernels."""
+    if model.single:
+        return {}
+    t = len(model.traits)
+    names = model.set_names if model.form == "latent" else [n for n in model.set_names if n != model.background]
+    return {
+        n: np.asarray(post[f"g_{n}"].values, dtype=np.float64).reshape(-1, model.individuals.size, t) for n in names
+    }
 
 
 def _multitrait_draws(model, post) -> dict:
-    """Draws that :func:`multitrait_moments` conditions on: mu, Sigma_k, Sigma_e, B and the missing records."""
+    """Draws that :func:`multitrait_moments` conditions on: mu, Sigma_k, Sigma_e, B and the missing records.
+
+    ``Sigma_k`` is the integrated kernel's (the background's with several kernels).
+    """
     t = len(model.traits)
     S_k, S_e = _covariances(post, model)
+    integrated = 0 if model.single else model.set_names.index(model.background)
     mu = np.asarray(post["mu"].values, dtype=np.float64).reshape(-1, t)
-    out = {"mu": mu, "Sigma_k": S_k, "Sigma_e": S_e, "B": None, "missing": None}
+    out = {"mu": mu, "Sigma_k": S_k[integrated], "Sigma_e": S_e, "B": None, "missing": None}
     if model.records.X is not None:
         out["B"] = np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates, t)
     if "y_missing" in post:
@@ -155,40 +177,78 @@ def _multitrait_target(model, post, M: np.ndarray, v: np.ndarray) -> list[Moment
     return extra["target"]
 
 
+def _draw_moments(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd over the first axis (sd 0 from a single draw: MAP)."""
+    sd = draws.std(0, ddof=1) if draws.shape[0] > 1 else np.zeros(draws.shape[1:])
+    return draws.mean(0), sd
+
+
+def _stack(moments: list[Moments]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-trait Moments to (len, t) mean and sd."""
+    return np.column_stack([m.mean for m in moments]), np.column_stack([m.sd for m in moments])
+
+
 def _multitrait_tables(model, datatree) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Genetic values (one row per individual and trait) and marker effects of a multi-trait fit."""
+    """Genetic values (one row per individual and trait) and marker effects of a multi-trait fit.
+
+    With several kernels the columns ``mean_<set>`` and ``sd_<set>`` give each kernel's part, as for one trait:
+    the integrated kernel's from its conditional given each draw, the explicit ones' from their draws.
+    """
     import xarray as xr
 
     post = datatree["posterior"]
-    kernel = model.kernels[0]
     traits = list(model.traits)
     t = len(traits)
+    n = model.n
     draws = _multitrait_draws(model, post)
-    S_k = draws["Sigma_k"]
+    S_k, _ = _covariances(post, model)
     ids = model.individuals.astype(str)
-    if model.form == "latent":  # g (and b) are the sampler's draws
+    explicit = _explicit(post, model)
+    per_kernel: dict[str, tuple[np.ndarray, np.ndarray]] = {name: _draw_moments(g) for name, g in explicit.items()}
+    markers_by_kernel: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    several = not model.single
+    for k in model.kernels:  # marker effects drawn by the sampler: the latent form, and explicit marker sets
+        b_name = f"b_{k.name}" if several else "b"
+        if k.markers is not None and b_name in post:
+            b = np.asarray(post[b_name].values, dtype=np.float64).reshape(-1, k.n_markers, t)
+            markers_by_kernel[k.name] = _draw_moments(b)
+    if model.form == "latent":  # g is the sampler's draws
         g_draws = np.asarray(post["g"].values, dtype=np.float64).reshape(-1, ids.size, t)
-        mean, sd = g_draws.mean(0), g_draws.std(0, ddof=1) if g_draws.shape[0] > 1 else np.zeros((ids.size, t))
-        extra = {}
-        if "b" in post:
-            b = np.asarray(post["b"].values, dtype=np.float64).reshape(-1, kernel.n_markers, t)
-            b_sd = b.std(0, ddof=1) if b.shape[0] > 1 else np.zeros(b.shape[1:])
-            extra["markers"] = [Moments(b.mean(0)[:, j], b_sd[:, j]) for j in range(t)]
+        mean, sd = _draw_moments(g_draws)
     else:
+        kernel = model.kernels[0] if model.single else model.kernel(model.background)
+        targets = kernel.targets()
+        offsets = None
+        if explicit:
+            total = sum(explicit.values())  # (D, every individual, t)
+            offsets = {"g": total[:, :n]} | ({"unphenotyped": total[:, n:]} if "unphenotyped" in targets else {})
         g, extra = multitrait_moments(
             model.multitrait_data, draws.pop("mu"), draws.pop("Sigma_k"), draws.pop("Sigma_e"), **draws,
-            targets=kernel.targets(),
+            targets=targets, offsets=offsets,
         )  # fmt: skip
         others = extra.get("unphenotyped")
         mean = np.column_stack([np.concatenate([g[j].mean, others[j].mean if others else []]) for j in range(t)])
         sd = np.column_stack([np.concatenate([g[j].sd, others[j].sd if others else []]) for j in range(t)])
-    prior = S_k.mean(axis=0)
-    diag = kernel.diagonal()
+        if explicit:
+            own, own_u = extra["integrated"], extra.get("unphenotyped_integrated")
+            per_kernel[kernel.name] = (
+                np.column_stack([np.concatenate([own[j].mean, own_u[j].mean if own_u else []]) for j in range(t)]),
+                np.column_stack([np.concatenate([own[j].sd, own_u[j].sd if own_u else []]) for j in range(t)]),
+            )
+        if "markers" in extra:
+            markers_by_kernel[kernel.name] = _stack(extra["markers"])
+    # reliability: 1 - PEV / prior variance, the prior variance sum_k K_k,ii Sigma_k,jj at the posterior means
+    prior = sum(
+        k.diagonal()[:, None] * np.diag(S.mean(axis=0))[None, :] for k, S in zip(model.kernels, S_k, strict=True)
+    )
     pev = sd**2
-    reliability = 1.0 - pev / (diag[:, None] * np.diag(prior)[None, :])
+    reliability = 1.0 - pev / prior
     observed = np.zeros((ids.size, t), dtype=bool)
-    observed[: model.n] = model.records.observed
+    observed[:n] = model.records.observed
     columns = {"mean": mean, "sd": sd, "pev": pev, "reliability": reliability, "phenotyped": observed}
+    if several:
+        for name in model.set_names:
+            columns[f"mean_{name}"], columns[f"sd_{name}"] = per_kernel[name]
     datatree["genetic_values"] = xr.DataTree(
         xr.Dataset({k: ((INDIVIDUAL, TRAIT), v) for k, v in columns.items()}, coords={INDIVIDUAL: ids, TRAIT: traits})
     )
@@ -196,20 +256,19 @@ def _multitrait_tables(model, datatree) -> tuple[pd.DataFrame, pd.DataFrame | No
         {"id": np.repeat(ids, t), "trait": np.tile(traits, ids.size)} | {k: v.reshape(-1) for k, v in columns.items()}
     )
     markers = None
-    if "markers" in extra:
-        labels = kernel.markers.astype(str)
-        b_mean = np.column_stack([m.mean for m in extra["markers"]])
-        b_sd = np.column_stack([m.sd for m in extra["markers"]])
-        datatree["marker_effects"] = xr.DataTree(
-            xr.Dataset(
-                {"mean": ((MARKER, TRAIT), b_mean), "sd": ((MARKER, TRAIT), b_sd)},
-                coords={MARKER: labels, TRAIT: traits},
-            )
-        )
-        markers = pd.DataFrame(
-            {"marker": np.repeat(labels, t), "trait": np.tile(traits, labels.size)}
-            | {"mean": b_mean.reshape(-1), "sd": b_sd.reshape(-1)}
-        )
+    kernels = [k for k in model.kernels if k.name in markers_by_kernel]
+    if kernels:
+        labels = np.concatenate([k.markers.astype(str) for k in kernels])
+        b_mean = np.vstack([markers_by_kernel[k.name][0] for k in kernels])
+        b_sd = np.vstack([markers_by_kernel[k.name][1] for k in kernels])
+        data = {"mean": ((MARKER, TRAIT), b_mean), "sd": ((MARKER, TRAIT), b_sd)}
+        frame = {"marker": np.repeat(labels, t), "trait": np.tile(traits, labels.size)}
+        if several:
+            sets = np.concatenate([np.full(k.n_markers, k.name, dtype=object) for k in kernels])
+            data["set"] = (MARKER, sets.astype(str))
+            frame["set"] = np.repeat(sets, t)
+        datatree["marker_effects"] = xr.DataTree(xr.Dataset(data, coords={MARKER: labels, TRAIT: traits}))
+        markers = pd.DataFrame(frame | {"mean": b_mean.reshape(-1), "sd": b_sd.reshape(-1)})
     return table, markers
 
 
