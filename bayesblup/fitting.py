@@ -115,6 +115,13 @@ class BLUPModel(_Model):
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
+        if method == "map" and self.multi_trait and not self.single and self.form == "marginal":
+            # the explicit kernels' effects and their covariance have a joint mode at zero variance (as any
+            # latent form's), not at the marginal mode of the variances
+            raise InputError(
+                "method='map' is not available for several traits with several kernels: their explicit effects make "
+                "the joint mode degenerate (a kernel's variance collapses to zero). Use method='nuts'."
+            )
         if genetic_value_draws and not self.single:
             raise InputError(
                 "genetic_value_draws is not available for several marker sets; the fit reports each set's and the "

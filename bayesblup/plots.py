@@ -256,23 +256,27 @@ def plot_partitioned_h2(fit, *, prob: float = 0.9):
     markers = _about(fit)["sets"]
     if markers is None:
         raise InputError("plot_partitioned_h2 needs a fit with several marker sets (MultiGBLUP or MultiMBLUP).")
-    rows = [("total h2", "h2")] + [(f"h2_{k}", f"h2_{k}") for k in markers]
-    h2 = _draws(fit, "h2")
+    traits = _trait_names(fit)
+    # (label, parameter, its trait's total h2 parameter, set); several traits: a block of rows per trait
+    rows = []
+    for trait in traits:
+        tag, suffix = (f"{trait}: ", f"_{trait}") if len(traits) > 1 else ("", "")
+        rows.append((f"{tag}total h2", f"h2{suffix}", None, None))
+        rows += [(f"{tag}h2_{k}", f"h2_{k}{suffix}", f"h2{suffix}", k) for k in markers]
     total = sum(m for m in markers.values() if m is not None)
     fig = Figure(figsize=(6.5, 0.6 * len(rows) + 1.4), layout="constrained")
     ax = fig.subplots()
-    for y, (_, name) in enumerate(rows[::-1]):
+    for y, (_, name, whole, k) in enumerate(rows[::-1]):
         draws = _draws(fit, name)
         low, high = _interval(draws, prob)
         ax.hlines(y, low, high, color=BLUE, linewidth=2.5)
         ax.plot(float(draws.mean()), y, "o", color=BLUE)
-        k = name.removeprefix("h2_")
-        if name != "h2" and markers.get(k):
-            ax.plot(float(h2.mean()) * markers[k] / total, y, "D", markerfacecolor="none", color=GREY)
+        if k is not None and markers.get(k):
+            ax.plot(float(_draws(fit, whole).mean()) * markers[k] / total, y, "D", markerfacecolor="none", color=GREY)
     ax.plot([], [], "o-", color=BLUE, label=f"posterior mean, {prob:.0%} interval")
     if all(markers.values()):
         ax.plot([], [], "D", markerfacecolor="none", color=GREY, label="h2 x share of markers (no enrichment)")
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows[::-1]])
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows[::-1]])
     ax.set_xlabel("share of phenotypic variance")
     ax.set_xlim(left=0.0)
     ax.set_title("Partitioned heritability")

@@ -150,9 +150,10 @@ def _premises(gb, mb, order: np.ndarray) -> tuple[float, list[str], list[tuple[s
         reasons += [why] if why else []
         if gb.multi_trait:  # Sigma_g = c Sigma_b matrix-wise: every trait's variance and h2, every correlation
             traits = gb.traits
-            pairs += [(f"sigma2_g_{t}", f"sigma2_g_equiv_{t}") for t in traits]
-            pairs += [(f"h2_{t}", f"h2_{t}") for t in traits]
-            pairs += [(f"r_g_{a}_{b}", f"r_g_{a}_{b}") for i, a in enumerate(traits) for b in traits[i + 1 :]]
+            k = "" if gb.single else f"{kg.name}_"  # several kernels: kernel by kernel, <set>_<trait>
+            pairs += [(f"sigma2_g_{k}{t}", f"sigma2_g_equiv_{k}{t}") for t in traits]
+            pairs += [(f"h2_{k}{t}", f"h2_{k}{t}") for t in traits]
+            pairs += [(f"r_g_{k}{a}_{b}", f"r_g_{k}{a}_{b}") for i, a in enumerate(traits) for b in traits[i + 1 :]]
         elif gb.single:
             pairs.append((kg.variance_name, "sigma2_g_equiv"))
         else:

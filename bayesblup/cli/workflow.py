@@ -236,7 +236,6 @@ def _check_multitrait_options(job: FitJob, traits: list[str]) -> None:
     if twice:
         raise InputError(f"--trait names {', '.join(twice)} twice; give each trait once.")
     options = {
-        "--sets": job.sets is not None,
         "--folds": bool(job.folds),
         "--prior-sensitivity": job.prior_sensitivity,
         "--weights": bool(job.weights),

@@ -81,6 +81,8 @@ def variance_names(model) -> list[str]:
                 names += [f"{k.variance_name}_{t}" for t in traits] + [f"sigma2_g_equiv_{k.name}_{t}" for t in traits]
     elif kernels[0].reports_equivalent:
         names += [f"sigma2_b_{t}" for t in traits] + [f"sigma2_g_equiv_{t}" for t in traits]
+    if model.has_enrichment:
+        names += [f"enrichment_{k.name}_{t}" for k in kernels for t in traits]
     names += [f"sigma2_e_{t}" for t in traits]
     names += [f"mu_{t}" for t in traits]
     return names
@@ -254,6 +256,14 @@ def _report(model, total, Sigma_g: list, Sigma_k: list, Sigma_e) -> None:
             if k.reports_equivalent:
                 pm.Deterministic(f"{k.variance_name}_{tr}", S_k[j, j])
                 pm.Deterministic(f"sigma2_g_equiv{'_' + k.name if several else ''}_{tr}", k.c * S_k[j, j])
+    if model.has_enrichment:  # marker sets: each set's genetic variance per marker over the other sets' pooled
+        m_total = sum(k.n_markers for k in kernels)
+        for j, tr in enumerate(traits):
+            for k, S_g in zip(kernels, Sigma_g, strict=True):
+                rest = total[j, j] - S_g[j, j]
+                pm.Deterministic(
+                    f"enrichment_{k.name}_{tr}", (S_g[j, j] / k.n_markers) / (rest / (m_total - k.n_markers))
+                )
     for a, b in pairs(traits):
         pair = f"{traits[a]}_{traits[b]}"
         pm.Deterministic(f"r_g_{pair}", total[a, b] / (sd_g[a] * sd_g[b]))

@@ -492,6 +492,7 @@ class BLUPFit:
     def enrichment(self) -> pd.DataFrame:
         """Per set: markers, h2_<set>, its genetic variance per marker over the rest's, and P(more per marker).
 
+        With several traits, one row per set and trait (``<set>_<trait>``, with columns ``set`` and ``trait``).
         ``prob_more_per_marker`` is the share of posterior draws in which the set's genetic variance per
         marker exceeds that of the other sets pooled.
         """
@@ -502,17 +503,21 @@ class BLUPFit:
             raise InputError("enrichment compares marker sets: fit several (MultiGBLUP, MultiMBLUP, --sets).")
         post = self.datatree["posterior"]
         rows = {}
+        # several traits: one row per set and trait, named <set>_<trait>
+        traits = [(f"_{t}", {"set": None, "trait": t}) for t in model.traits] if model.multi_trait else [("", {})]
         for k in model.kernels:
-            h2 = _flat(post, f"h2_{k.name}")
-            row = {"n_markers": k.n_markers, "h2_mean": float(h2.mean())}
-            if model.has_enrichment:
-                ratio = _flat(post, f"enrichment_{k.name}")
-                row |= {
-                    "enrichment_mean": float(ratio.mean()),
-                    "enrichment_median": float(np.median(ratio)),
-                    "prob_more_per_marker": float((ratio > 1).mean()),
-                }
-            rows[k.name] = row
+            for suffix, labels in traits:
+                h2 = _flat(post, f"h2_{k.name}{suffix}")
+                row = {key: (k.name if key == "set" else value) for key, value in labels.items()}
+                row |= {"n_markers": k.n_markers, "h2_mean": float(h2.mean())}
+                if model.has_enrichment:
+                    ratio = _flat(post, f"enrichment_{k.name}{suffix}")
+                    row |= {
+                        "enrichment_mean": float(ratio.mean()),
+                        "enrichment_median": float(np.median(ratio)),
+                        "prob_more_per_marker": float((ratio > 1).mean()),
+                    }
+                rows[f"{k.name}{suffix}"] = row
         return pd.DataFrame.from_dict(rows, orient="index")
 
     # --- tables --------------------------------------------------------------------------
@@ -692,14 +697,22 @@ class BLUPFit:
         }
         if not model.single:
             widths = model.widths
-            woodbury = model.path == "woodbury"
+            woodbury = model.path in ("woodbury", "explicit")  # a background kernel and the others
             out["path"] = model.path
             out["sets"] = {
                 k.name: {
                     "n_markers": k.n_markers,
                     "rank": int(widths[k.name]),
                     "equivalence_factor": k.c if k.reports_equivalent else None,
-                    "role": ("background" if k.name == model.background else "low-rank") if woodbury else None,
+                    "role": (
+                        "background"
+                        if k.name == model.background
+                        else "explicit"
+                        if model.path == "explicit"
+                        else "low-rank"
+                    )
+                    if woodbury
+                    else None,
                 }
                 for k in model.kernels
             }

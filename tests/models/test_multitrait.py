@@ -226,8 +226,6 @@ def test_multitrait_fit_tables_and_names(data):
     assert summary["trait"] == ["t1", "t2"] and "r_g_t1_t2" in summary["parameters"]
     with pytest.raises(bb.InputError, match="not available with several traits yet"):
         bb.GBLUP(Y, G, permanent_environment=True, repeated=True)
-    with pytest.raises(bb.InputError, match="several kernels are not available yet"):
-        bb.BLUPModel(Y, {"a": G, "b": G})
 
 
 @pytest.mark.exact
@@ -240,11 +238,11 @@ def test_bglr_prior_uses_bglr_msx_and_the_df_its_sampler_uses(data):
     model = bb.GBLUP(Y, G, prior="bglr")
     p = G.index(model.ids)
     msx = bglr_rkhs_msx(G.matrix[np.ix_(p, p)])
-    assert model._multitrait_msx() == pytest.approx(msx, rel=1e-10)
+    assert model._multitrait_msx(model.kernels[0]) == pytest.approx(msx, rel=1e-10)
     label, priors = model.priors
     expected = bglr_multitrait_priors(model.records.Y, msx, as_sampled=True)
-    assert label == "bglr" and priors["Sigma_k"][0] == expected["genetic"][0] == 2 * 2 + 1
-    np.testing.assert_allclose(priors["Sigma_k"][1], expected["genetic"][1], rtol=1e-10)
+    assert label == "bglr" and priors["Sigma_k"]["sigma2_g"][0] == expected["genetic"][0] == 2 * 2 + 1
+    np.testing.assert_allclose(priors["Sigma_k"]["sigma2_g"][1], expected["genetic"][1], rtol=1e-10)
     np.testing.assert_allclose(priors["Sigma_e"][1], expected["residual"][1], rtol=1e-10)
     fit = model.fit(method="map", seed=1)  # the inverse Wishart priors build and optimise
     assert 0 < fit.summary().loc["h2_t1", "mean"] < 1
