@@ -6,13 +6,15 @@ In one process, after the imports (PyMC's included), the script times three fits
   (W standardized), ``GBLUP(y1, G, prior="bglr")`` fitted by NUTS, its genetic values, summary and diagnostics;
 - **wheat y1,y2,y4,y5**: the same, the four traits jointly (``Y`` a DataFrame): one ``Sigma_g`` and one
   ``Sigma_e`` of 4 x 4, BGLR ``Multitrait``'s inverse Wishart priors;
-- **simulated**: ``--sim-n`` x ``--sim-m`` (default 2000 x 10,000) unrelated individuals in Hardy-Weinberg
-  equilibrium (``simulate_genotypes``, seeded), three traits from ``simulate_multitrait`` on G = WW'/m (W
-  standardized) with h2 = 0.3, 0.5, 0.7, genetic correlations r_g(t1, t2) = -0.5, r_g(t1, t3) = 0,
-  r_g(t2, t3) = 0.7, residual correlations 0.2, 0 and 0.3, and ``--missing`` (default 20%) of each trait's
-  records missing at random (no individual loses all three). The simulation is not timed: the row starts from
-  the calls in memory (QC, G, eigendecomposition, fit, genetic values). Prior ``--sim-prior`` (default
-  ``"default"``: h2 ~ Beta(1, 1), LKJ(1) correlations).
+- **simulated**: ``--sim-n`` x ``--sim-m`` (default 2000 x 10,000) individuals of a breeding population
+  (``--population families``: full-sib families of 10 from random pairs of 200 unrelated parents, so full sibs, half
+  sibs and unrelated pairs; ``--population unrelated``: unrelated individuals in Hardy-Weinberg equilibrium, where G
+  is close to I and h2 is weakly identified), seeded, three traits from ``simulate_multitrait`` on G = WW'/m (W
+  standardized) with h2 = 0.3, 0.5, 0.7, genetic correlations r_g(t1, t2) = -0.5, r_g(t1, t3) = 0, r_g(t2, t3) =
+  0.7, residual correlations 0.2, 0 and 0.3, and ``--missing`` (default 20%) of each trait's records missing at
+  random (no individual loses all three). The simulation is not timed: the row starts from the calls in memory (QC,
+  G, eigendecomposition, fit, genetic values). Prior ``--sim-prior`` (default ``"default"``: h2 ~ Beta(1, 1), LKJ(1)
+  correlations).
 
 Every fit runs ``--chains`` x ``--draws`` (default 4 x 1000, + 1000 tuning), seed ``--seed``. Each fit is the
 first of its structure in the process, so each compiles (cold against cold; a multi-trait model with every record
@@ -98,13 +100,10 @@ class Row:
 
 # --- header -------------------------------------------------------------------------------------------------------
 def pymc_jobs(chains: int) -> str:
-    """How many processes PyMC runs the chains in when ``cores`` is not given (as the package calls it)."""
-    try:
-        from pymc.sampling.parallel import _cpu_count  # what pm.sample(cores=None) uses: min(4, _cpu_count())
+    """How many processes the package runs the chains in when ``cores`` is not given."""
+    from bayesblup.inference.samplers import default_cores
 
-        jobs = min(4, _cpu_count(), chains)
-    except Exception:  # a private helper: it may move
-        return "unknown"
+    jobs = default_cores(chains)
     return f"{chains} chains in {jobs} job{'s' if jobs > 1 else ''}" + (" (sequential)" if jobs == 1 else "")
 
 
@@ -126,8 +125,8 @@ def print_header(args) -> None:
     print(f"pytensor  mode {cfg.mode}, linker {cfg.linker}")
     print(f"sampler   PyMC NUTS, {pymc_jobs(args.chains)}; {args.draws} draws + {args.tune} tuning, seed {args.seed}")
     print(
-        f"cases     wheat y1 and y1,y2,y4,y5 (prior bglr); simulated {args.sim_n} x {args.sim_m}, 3 traits, "
-        f"{args.missing:.0%} missing (prior {args.sim_prior}); one run each, end to end in this process"
+        f"cases     wheat y1 and y1,y2,y4,y5 (prior bglr); simulated {args.sim_n} x {args.sim_m} ({args.population}), "
+        f"3 traits, {args.missing:.0%} missing (prior {args.sim_prior}); one run each, end to end in this process"
     )
 
 
@@ -174,14 +173,43 @@ def wheat_row(traits: list[str], args) -> Row:
     return Row(case, geno.n_individuals, geno.n_markers, len(traits), missing, e2e, phases, summary, diagnostics)
 
 
+PARENTS = 200  # --population families: parents of the simulated individuals (not in the data)
+FAMILY = 10  # full sibs per pair of parents
+
+
+def simulate_calls(args, rng):
+    """The simulated individuals' calls: unrelated (Hardy-Weinberg), or full-sib families of a breeding population.
+
+    ``families``: PARENTS unrelated parents, n / FAMILY random pairs of two distinct ones, FAMILY offspring each
+    (``simulate_offspring``: each parent passes one allele per marker, unlinked); each parent is in about
+    2 n / (FAMILY PARENTS) families, so the individuals are full sibs, half sibs and unrelated.
+    """
+    from bayesblup.genotypes.calls import Genotypes
+    from bayesblup.names import ADDITIVE
+    from bayesblup.testing import simulate_genotypes, simulate_offspring
+
+    m = args.sim_m
+    freq = rng.uniform(0.05, 0.95, m)
+    if args.population == "unrelated":
+        return simulate_genotypes(args.sim_n, m, allele_freq=freq, seed=rng)[0]
+    parents, _ = simulate_genotypes(PARENTS, m, allele_freq=freq, seed=rng, order="C")
+    families = -(-args.sim_n // FAMILY)
+    pairs = np.array([rng.choice(PARENTS, size=2, replace=False) for _ in range(families)])
+    pairs = np.repeat(pairs, FAMILY, axis=0)[: args.sim_n]
+    calls = simulate_offspring(parents.calls[pairs[:, 0]], parents.calls[pairs[:, 1]], seed=rng)
+    return Genotypes(
+        calls=np.asfortranarray(calls), ids=[f"ind{i + 1}" for i in range(args.sim_n)],
+        markers=list(parents.markers), coding=ADDITIVE, source="simulated",
+    )  # fmt: skip
+
+
 def simulate(args):
     """Calls and three correlated traits (not timed): the truth of SIM_* on G = WW'/m."""
     import bayesblup as bb
-    from bayesblup.testing import simulate_genotypes, simulate_multitrait
+    from bayesblup.testing import simulate_multitrait
 
     rng = np.random.default_rng(args.seed)
-    m = args.sim_m
-    geno, _ = simulate_genotypes(args.sim_n, m, allele_freq=rng.uniform(0.05, 0.95, m), seed=rng)
+    geno = simulate_calls(args, rng)
     G = bb.genomic_relationship(bb.quality_control(geno)[0], scaling="standardized")
     sd_g, sd_e = np.sqrt(SIM_H2), np.sqrt(1.0 - SIM_H2)  # phenotypic variance 1 per trait
     Y = simulate_multitrait(
@@ -206,7 +234,7 @@ def simulated_row(args) -> Row:
     phases["G"] = time.perf_counter() - t
     e2e, phases, summary, diagnostics = run_fit(Y, G, args.sim_prior, args, phases, t0)
     missing = float(Y.isna().to_numpy().mean())
-    case = f"sim {args.sim_n}x{args.sim_m}"
+    case = f"sim {args.sim_n}x{args.sim_m} {args.population}"
     return Row(case, geno_qc.n_individuals, geno_qc.n_markers, 3, missing, e2e, phases, summary, diagnostics, truth)
 
 
@@ -299,6 +327,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sim-m", type=int, help="markers of the simulated case (default 10000; --quick 2000)")
     parser.add_argument("--missing", type=float, default=0.2, help="share of each simulated trait missing (0.2)")
     parser.add_argument("--sim-prior", default="default", choices=("default", "bglr"), help="(default: default)")
+    parser.add_argument(
+        "--population", default="families", choices=("families", "unrelated"),
+        help="the simulated individuals: full-sib families of 200 parents (default), or unrelated",
+    )  # fmt: skip
     parser.add_argument("--no-wheat", action="store_true", help="skip the two wheat rows")
     parser.add_argument("--no-sim", action="store_true", help="skip the simulated row")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 x 200 draws, simulated 300 x 2000")

@@ -305,13 +305,17 @@ def _weighted_squares(M: np.ndarray, SU: np.ndarray, u: np.ndarray, prior: np.nd
     return out
 
 
-def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(mean, Q, C)`` with the draws' covariance ``cov(x) ~= Q C Q'`` (``/D``), Q orthonormal.
 
     The x of a draw is a smooth function of a few parameters (mu, the variance ratio, beta), so its
     spread over thousands of draws spans few directions. A randomised range finder (Halko et al.
     2011) grows Q until it leaves less than 1e-13 of the spread out; a target's between-draw
-    variances then cost ``A Q`` instead of ``A`` times every draw.
+    variances then cost ``A Q`` instead of ``A`` times every draw. Where the draws span many directions
+    (several traits with missing records: x depends on each draw of them), the finder stops at a quarter
+    of ``min(n, D)`` and returns ``(mean, None, centred x)``: the variances are then ``A`` times every draw,
+    cheaper than a basis as wide as the draws (at n = 2000, D = 4000, three traits: 11.6 s of genetic
+    values with the basis grown to 2048).
     """
     mean = x.mean(axis=1)
     xc = x - mean[:, None]
@@ -321,11 +325,14 @@ def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return mean, np.zeros((n, 0)), np.zeros((0, 0))
     rng = np.random.default_rng(20261127)  # fixed: the basis changes nothing above the tolerance
     k = min(32, n, n_draws)
+    widest = max(32, min(n, n_draws) // 4)
     while True:
         Q, _ = np.linalg.qr(xc @ rng.standard_normal((n_draws, k)))
         B = Q.T @ xc
         if total - float((B**2).sum()) <= 1e-13 * total or k >= min(n, n_draws):
             return mean, Q, (B @ B.T) / n_draws
+        if 2 * k > widest:
+            return mean, None, xc
         k = min(2 * k, n, n_draws)
 
 
@@ -336,8 +343,14 @@ def _moments(M, x, within, *, right=None, basis=None) -> Moments:
     """
     mean, Q, C = _between_basis(x) if basis is None else basis
     R = (lambda a: a) if right is None else (lambda a: right @ a)
-    AQ = M @ R(Q)
-    between = ((AQ @ C) * AQ).sum(axis=1)
+    if Q is None:  # no narrow basis: C holds the centred draws, and A times every draw, a block of rows at a time
+        RC = R(C)
+        between = np.empty(M.shape[0])
+        for b0 in range(0, M.shape[0], _ROWS):
+            between[b0 : b0 + _ROWS] = ((M[b0 : b0 + _ROWS] @ RC) ** 2).mean(axis=1)
+    else:
+        AQ = M @ R(Q)
+        between = ((AQ @ C) * AQ).sum(axis=1)
     return Moments(mean=M @ R(mean), sd=np.sqrt(np.maximum(within + between, 0.0)))
 
 

@@ -51,8 +51,10 @@ of the records exactly. With one kernel, three cases (``pe_path``):
     stay integrated out; only eps is sampled, and its scale sigma2_e is the best-determined variance
     in the model, so NUTS mixes well (explicit p, the obvious alternative, mixes about 8x worse).
 
-Slots for what comes next: ``family`` (the likelihood; ``"gaussian"`` today, threshold models for
-binary and ordinal traits next) and the trait dimension (:attr:`BLUPModel.traits`; one trait today).
+Several traits (:attr:`BLUPModel.traits`, a DataFrame of records) are :mod:`bayesblup.models.multitrait`'s: one
+kernel spectral, several with the background integrated out and the others explicit (path ``"explicit"``).
+The slot for what comes next: ``family`` (the likelihood; ``"gaussian"`` today, threshold models for binary
+and ordinal traits next).
 A model that can fit itself is :class:`bayesblup.fitting.BLUPModel`'s subclasses ``GBLUP`` and friends.
 """
 

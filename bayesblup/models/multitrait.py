@@ -1,8 +1,7 @@
 """Several traits in one model: ``vec(g) ~ N(0, Sigma_g (x) G)``, ``vec(e) ~ N(0, Sigma_e (x) I)``.
 
-The trait dimension of :class:`~bayesblup.models.model.BLUPModel` (one kernel). In the eigenbasis of
-the kernel, ``K = U diag(lam) U'``, the rotated records of the n components are independent t-variate
-normals,
+The trait dimension of :class:`~bayesblup.models.model.BLUPModel`. With one kernel, in its eigenbasis
+``K = U diag(lam) U'``, the rotated records of the n components are independent t-variate normals,
 
     y*_k ~ N(U'1 mu' + U'X B, lam_k Sigma_k + Sigma_e),
 
@@ -10,6 +9,11 @@ with ``Sigma_k`` the kernel's covariance (``Sigma_g`` for G-BLUP; ``Sigma_b = Si
 so that the equivalence ``Sigma_g = c Sigma_b`` of eq 7 holds matrix-wise). The log-likelihood is a sum
 of n t-variate normal densities, evaluated in the canonical basis of ``(Sigma_k, Sigma_e)``
 (:func:`bayesblup.models.ops.canonical_mvn_logp`): a gradient costs O(n t^2) and no n x n work.
+
+With several kernels (marker sets), ``vec(g_k) ~ N(0, Sigma_g,k (x) K_k)`` each: no one basis diagonalises
+their sum, so the background (the kernel of largest rank) is integrated out as above and the others are
+explicit and non-centred (:func:`explicit_effects`), entering the rotated records as ``U' L_k effects_k``
+(docs/models.md, "Several kernels with several traits", for the alternatives and why not).
 
 Records missing for one trait are unknowns of the model (``y_missing``), exactly as the missing data of
 BGLR's Gibbs sampler: integrating them out would break the diagonal structure (the observed records'

@@ -276,3 +276,23 @@ def test_cli_several_traits_with_marker_sets_writes_per_set_columns_and_loads_ba
     assert {"mean_feature", "sd_rest"} <= set(gv.columns)
     loaded = bb.load_fit(out)
     assert loaded.enrichment().loc["feature_t2", "trait"] == "t2"
+
+
+@pytest.mark.exact
+@pytest.mark.parametrize("rank", [3, 60])
+def test_between_draw_variances_with_and_without_a_narrow_basis(rank):
+    """``Var[M R x]`` over the draws, as the package combines them (``_moments``): through the range finder's basis
+    when the draws span few directions (rank 3), directly when they span many (rank 60 of 80: several traits with
+    missing records); either way the direct formula to 1e-10."""
+    from bayesblup.inference.posterior import _between_basis, _moments
+
+    rng = np.random.default_rng(rank)
+    n, D = 80, 200
+    x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, D)) + rng.normal(size=(n, 1))
+    M, right = rng.normal(size=(30, n)), rng.normal(size=(n, n))
+    within = rng.uniform(0.1, 1.0, 30)
+    assert (_between_basis(x)[1] is None) == (rank == 60)
+    T = M @ right @ x
+    moments = _moments(M, x, within, right=right)
+    np.testing.assert_allclose(moments.mean, T.mean(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(moments.sd**2, within + T.var(axis=1), rtol=1e-10)
