@@ -19,7 +19,7 @@ import pandas as pd
 from .errors import InputError
 from .genotypes.relationship import Relationship
 from .genotypes.scaling import GenotypeMatrix
-from .inference.samplers import check_nuts_sampler, choose_nuts, default_cores
+from .inference.samplers import chain_threads, check_nuts_sampler, choose_nuts, default_cores
 from .kernels import MarkerKernel, RelationshipKernel
 from .linalg.spectral import DEFAULT_EIGEN_RTOL
 from .models.model import METHODS
@@ -138,14 +138,17 @@ class BLUPModel(_Model):
             if sampler == "pymc" and self.reusable:  # a compiled model shared by fits of this structure
                 from .inference.compiled import sample as sample_compiled
 
-                datatree, reused = sample_compiled(
-                    model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
-                    target_accept=target_accept, init=self.nuts_init,
-                )  # fmt: skip
+                with chain_threads(min(cores, chains)):
+                    datatree, reused = sample_compiled(
+                        model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
+                        target_accept=target_accept, init=self.nuts_init,
+                    )  # fmt: skip
                 compiled = "reused" if reused else "new"
             else:
                 kwargs = choice.kwargs | {"target_accept": target_accept}
-                with warnings.catch_warnings(), choice.errors():
+                # PyMC's chains in worker processes share the CPUs' BLAS threads out (chain_threads)
+                processes = min(cores, chains) if sampler == "pymc" else 1
+                with warnings.catch_warnings(), choice.errors(), chain_threads(processes):
                     # PyMC labels its dense mass-matrix adaptation experimental; several kernels use it on purpose.
                     warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental")
                     if sampler == "pymc" and self.gibbs_missing:

@@ -6,6 +6,9 @@ In one process, after the imports (PyMC's included), the script times three fits
   (W standardized), ``GBLUP(y1, G, prior="bglr")`` fitted by NUTS, its genetic values, summary and diagnostics;
 - **wheat y1,y2,y4,y5**: the same, the four traits jointly (``Y`` a DataFrame): one ``Sigma_g`` and one
   ``Sigma_e`` of 4 x 4, BGLR ``Multitrait``'s inverse Wishart priors;
+- **wheat y1,y2,y4,y5 + 50-marker set** (``--sets N``, 0 to skip; no target): the four traits with G split into
+  the first N markers' G and the rest's (``MultiGBLUP``): the background (the rest) integrated out, the set's
+  effects explicit (docs/models.md, several kernels with several traits);
 - **simulated**: ``--sim-n`` x ``--sim-m`` (default 2000 x 10,000) individuals of a breeding population
   (``--population families``: full-sib families of 10 from random pairs of 200 unrelated parents, so full sibs, half
   sibs and unrelated pairs; ``--population unrelated``: unrelated individuals in Hardy-Weinberg equilibrium, where G
@@ -147,7 +150,8 @@ def run_fit(Y, G, prior: str, args, phases: dict, t0: float):
     """Fit, summary and diagnostics; the phases completed with the fit's and ``other``; the e2e time from t0."""
     import bayesblup as bb
 
-    fit = bb.GBLUP(Y, G, prior=prior).fit(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+    model = bb.MultiGBLUP(Y, G, prior=prior) if isinstance(G, dict) else bb.GBLUP(Y, G, prior=prior)
+    fit = model.fit(chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
     summary = fit.summary()
     diagnostics = fit.diagnostics()
     e2e = time.perf_counter() - t0
@@ -156,7 +160,8 @@ def run_fit(Y, G, prior: str, args, phases: dict, t0: float):
     return e2e, phases, summary, diagnostics
 
 
-def wheat_row(traits: list[str], args) -> Row:
+def wheat_row(traits: list[str], args, *, feature: int = 0) -> Row:
+    """Wheat's traits on G; with ``feature`` > 0, G split into the first ``feature`` markers and the rest."""
     import bayesblup as bb
 
     t0 = time.perf_counter()
@@ -164,11 +169,14 @@ def wheat_row(traits: list[str], args) -> Row:
     geno, _ = bb.quality_control(wheat.genotypes)  # wheat: every marker polymorphic, nothing dropped
     phases = {"load+QC": time.perf_counter() - t0}
     t = time.perf_counter()
-    G = bb.genomic_relationship(geno, scaling="standardized")
+    if feature:
+        G = bb.relationships_by_set(geno, {"feature": list(geno.markers[:feature])})
+    else:
+        G = bb.genomic_relationship(geno, scaling="standardized")
     phases["G"] = time.perf_counter() - t
     Y = wheat.phenotypes[traits[0]] if len(traits) == 1 else wheat.phenotypes[traits]
     e2e, phases, summary, diagnostics = run_fit(Y, G, "bglr", args, phases, t0)
-    case = f"wheat {','.join(traits)}"
+    case = f"wheat {','.join(traits)}" + (f" + {feature}-marker set" if feature else "")
     missing = float(np.isnan(np.asarray(Y, dtype=float)).mean())
     return Row(case, geno.n_individuals, geno.n_markers, len(traits), missing, e2e, phases, summary, diagnostics)
 
@@ -285,7 +293,7 @@ def print_tables(rows: list[Row]) -> None:
 
 def print_targets(rows: list[Row], args) -> None:
     print()
-    by_traits = {r.traits: r for r in rows if r.case.startswith("wheat")}
+    by_traits = {r.traits: r for r in rows if r.case.startswith("wheat") and "set" not in r.case}
     if 1 in by_traits and len(WHEAT_TRAITS) in by_traits:
         single, multi = by_traits[1], by_traits[len(WHEAT_TRAITS)]
         ratio = multi.e2e_s / single.e2e_s
@@ -333,6 +341,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--no-wheat", action="store_true", help="skip the two wheat rows")
     parser.add_argument("--no-sim", action="store_true", help="skip the simulated row")
+    parser.add_argument(
+        "--sets", type=int, default=50, metavar="N",
+        help="also wheat's four traits with G split into its first N markers and the rest (no target; 0: skip)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 x 200 draws, simulated 300 x 2000")
     args = parser.parse_args(argv)
     quick = {"chains": 2, "draws": 200, "tune": 200, "sim_n": 300, "sim_m": 2000}
@@ -350,9 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")  # rank deficiency of a centred G (by construction), PyMC's notices
     rows = []
     cases = [] if args.no_wheat else [("wheat", WHEAT_TRAITS[:1]), ("wheat", WHEAT_TRAITS)]
+    cases += [("sets", WHEAT_TRAITS)] if args.sets and not args.no_wheat else []
     cases += [] if args.no_sim else [("sim", None)]
     for kind, traits in cases:
-        row = wheat_row(traits, args) if kind == "wheat" else simulated_row(args)
+        if kind == "sim":
+            row = simulated_row(args)
+        else:
+            row = wheat_row(traits, args, feature=args.sets if kind == "sets" else 0)
         phases = ", ".join(f"{k} {v:.1f}" for k, v in row.phases.items())
         line = f"  done {row.case}: {row.e2e_s:.1f} s ({phases}); min ESS {row.min_ess[0]:.0f}"
         print(line, file=sys.stderr, flush=True)
