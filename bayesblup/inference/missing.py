@@ -21,7 +21,8 @@ then discarded), so with NUTS targeting ``p(theta | Y completed)`` the pair is a
 a missing record (r x n): g at those rows, and the new records' rotation ``U' scatter(y_missing)``, which
 NUTS's log density then reads from a shared value instead of recomputing it at every gradient.
 
-Measured (``benchmarks/RESULTS.md``): at n = 2000 the draws took 88.7 s against 1822 s. Where a residual
+Measured (``benchmarks/RESULTS.md``): at n = 2000 the draws took 88.7 s against 1822 s (33.8 s with the
+chains in two processes). Where a residual
 variance nears zero (h2 near 1) the data augmentation itself moves slowly, as any Gibbs sampler of
 missing data does: a missing record is then nearly its own genetic value, which the previous draw of the
 record informs.
