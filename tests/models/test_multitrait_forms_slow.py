@@ -54,3 +54,24 @@ def test_check_equivalence_per_trait_and_correlation(data):
     assert report.holds, str(report)
     assert list(report.table.index) == ["sigma2_g_t1", "sigma2_g_t2", "h2_t1", "h2_t2", "r_g_t1_t2"]
     assert report.correlation > 0.999
+
+
+def test_several_kernels_explicit_path_agrees_with_the_latent_form(data):
+    """Two marker sets: the marginal form (background integrated out, the other set explicit) against the latent
+    form (every set explicit), and the genetic values per set; then check_equivalence set by set."""
+    *_, Y = data
+    rng = np.random.default_rng(15)  # the fixture's genotypes again
+    geno, _ = simulate_genotypes(80, 100, allele_freq=rng.uniform(0.1, 0.9, 100), seed=rng)
+    sets = {"feature": list(geno.markers[:15])}
+    G_sets = bb.relationships_by_set(geno, sets)
+    marginal = bb.MultiGBLUP(Y, G_sets).fit(chains=2, draws=1000, tune=1000, seed=4)
+    latent = bb.MultiGBLUP(Y, G_sets, form="latent").fit(chains=2, draws=2000, tune=1000, seed=4, target_accept=0.95)
+    for name in ("h2_t1", "h2_t2", "h2_feature_t1", "h2_rest_t2", "r_g_t1_t2", "r_e_t1_t2"):
+        assert abs(_z(marginal, latent, name)) < 4, name
+    for column in ("mean", "mean_feature", "mean_rest"):
+        a = marginal.genetic_values.set_index(["id", "trait"])[column]
+        b = latent.genetic_values.set_index(["id", "trait"])[column].loc[a.index]
+        assert np.corrcoef(a, b)[0, 1] > 0.95, column
+    W_sets = bb.genotype_matrices_by_set(geno, sets)
+    report = bb.check_equivalence(bb.MultiMBLUP(Y, W_sets).fit(chains=2, draws=1000, tune=1000, seed=4), marginal)
+    assert report.holds, str(report)
