@@ -234,8 +234,12 @@ class GBLUP(BLUPModel):
     repeated : bool
         Allow several records per individual (``y`` indexed by ID with repeats). ``fixed`` and
         ``weights`` then need y's index row for row.
-    family : {"gaussian"}
-        The likelihood.
+    family : {"gaussian", "binary", "ordinal"}
+        The likelihood: Gaussian records, or the threshold (probit liability) model of a binary or ordinal
+        trait (:mod:`bayesblup.models.threshold`): g sampled non-centred in G's eigenbasis, h2 on the
+        liability scale (``h2_observed`` on the observed scale for a binary trait), thresholds.
+    prevalence : float, optional
+        A binary trait's population prevalence, for ``h2_observed_population``.
 
     Examples
     --------
@@ -256,7 +260,7 @@ class GBLUP(BLUPModel):
         y: pd.Series | Records,
         relationship: Relationship,
         *,
-        form: str = "marginal",
+        form: str | None = None,
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
@@ -264,10 +268,12 @@ class GBLUP(BLUPModel):
         permanent_environment: bool = False,
         repeated: bool = False,
         family: str = "gaussian",
+        prevalence: float | None = None,
     ):
         super().__init__(
             y, [RelationshipKernel(relationship)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
             weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
+            prevalence=prevalence,
         )  # fmt: skip
 
     @property
@@ -290,7 +296,7 @@ class MBLUP(BLUPModel):
         jointly, with ``Sigma_g = c Sigma_b`` (as for :class:`~bayesblup.GBLUP`).
     genotypes : GenotypeMatrix
         W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
-    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family
+    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family, prevalence
         As for :class:`~bayesblup.GBLUP`.
     """
 
@@ -301,7 +307,7 @@ class MBLUP(BLUPModel):
         y: pd.Series | Records,
         genotypes: GenotypeMatrix,
         *,
-        form: str = "marginal",
+        form: str | None = None,
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
@@ -309,10 +315,12 @@ class MBLUP(BLUPModel):
         permanent_environment: bool = False,
         repeated: bool = False,
         family: str = "gaussian",
+        prevalence: float | None = None,
     ):
         super().__init__(
             y, [MarkerKernel(genotypes)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
             weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
+            prevalence=prevalence,
         )  # fmt: skip
 
     @property
@@ -368,7 +376,7 @@ class MultiGBLUP(BLUPModel):
         y: pd.Series | Records,
         relationships: dict[str, Relationship],
         *,
-        form: str = "marginal",
+        form: str | None = None,
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
@@ -377,11 +385,13 @@ class MultiGBLUP(BLUPModel):
         repeated: bool = False,
         path: str = "auto",
         family: str = "gaussian",
+        prevalence: float | None = None,
     ):
         relationships = _sets(relationships, Relationship, "relationships", "relationships_by_set")
         super().__init__(
             y, relationships, form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed, weights=weights,
             permanent_environment=permanent_environment, repeated=repeated, path=path, family=family,
+            prevalence=prevalence,
         )  # fmt: skip
         self.relationships = relationships
 
@@ -406,7 +416,7 @@ class MultiMBLUP(BLUPModel):
         y: pd.Series | Records,
         genotypes: dict[str, GenotypeMatrix],
         *,
-        form: str = "marginal",
+        form: str | None = None,
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed: pd.DataFrame | None = None,
@@ -415,11 +425,13 @@ class MultiMBLUP(BLUPModel):
         repeated: bool = False,
         path: str = "auto",
         family: str = "gaussian",
+        prevalence: float | None = None,
     ):
         genotypes = _sets(genotypes, GenotypeMatrix, "genotypes", "genotype_matrices_by_set")
         super().__init__(
             y, genotypes, form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed, weights=weights,
             permanent_environment=permanent_environment, repeated=repeated, path=path, family=family,
+            prevalence=prevalence,
         )  # fmt: skip
         self.genotypes = genotypes
 

@@ -228,8 +228,20 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     )  # fmt: skip
     parser.add_argument("--method", choices=["nuts", "map"], default="nuts", help="NUTS sampling or MAP (default nuts)")
     parser.add_argument(
-        "--form", choices=["marginal", "latent"], default="marginal", help="spectral marginal (fast) or latent g/b"
-    )
+        "--form", choices=["marginal", "latent"], default=None,
+        help="spectral marginal (fast; the default for a Gaussian trait) or latent g/b (the only form of --family "
+        "binary or ordinal)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--family", choices=["gaussian", "binary", "ordinal"], default="gaussian",
+        help="the trait's likelihood: gaussian (default), or the threshold (probit liability) model of a binary "
+        "(two values, e.g. 0/1) or ordinal (ordered categories) trait: h2 on the liability scale",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prevalence", type=float, default=None, metavar="K",
+        help="with --family binary: the population prevalence, for the observed-scale h2 at it "
+        "(h2_observed_population; h2_observed is at the sample's)",
+    )  # fmt: skip
     parser.add_argument("--chains", type=int, default=4, help="default %(default)s")
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning; default %(default)s")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
@@ -381,6 +393,8 @@ def _job(args, genotypes, phenotypes, model: str):
         prior=args.prior,
         method=args.method,
         form=args.form,
+        family=args.family,
+        prevalence=args.prevalence,
         chains=args.chains,
         draws=args.draws,
         tune=args.tune,

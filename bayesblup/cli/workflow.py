@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
@@ -27,7 +28,9 @@ class FitJob:
     scaling: str = "standardized"
     prior: str = "default"
     method: str = "nuts"
-    form: str = "marginal"
+    form: str | None = None  # None: marginal for a Gaussian trait, latent (the only form) for a threshold family
+    family: str = "gaussian"  # gaussian, binary or ordinal (bayesblup.models.threshold)
+    prevalence: float | None = None  # a binary trait's population prevalence, for h2_observed_population
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
@@ -124,6 +127,14 @@ def run_fit(job: FitJob, say=print):
     records = records_of(y)
     for line in records.lines():
         say(line)
+    if job.family == "gaussian" and len(traits) == 1:
+        values = np.unique(records.y)
+        if values.size == 2:  # fitted as given, but not silently: the liability model is one option away
+            say(
+                f"warning: trait {traits[0]} takes two values ({values[0]:g}, {values[1]:g}): fitted as Gaussian, "
+                "whose h2 is on the observed 0/1 scale; for the threshold model and h2 on the liability scale give "
+                "--family binary"
+            )
     if job.folds:  # check the folds now, not after the main fit
         from ..analyses.cv import fold_labels
 
@@ -157,17 +168,19 @@ def run_fit(job: FitJob, say=print):
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
         Model = MBLUP
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
+    if job.family != "gaussian":
+        model_options |= {"family": job.family, "prevalence": job.prevalence}
     if job.sets is not None:
         model_options["path"] = job.sets_path
     model = Model(records, kernel, **model_options)
-    if job.sets is not None and job.form == "marginal":
+    if job.sets is not None and model.form == "marginal":
         ranks = ", ".join(f"{name} {r}" for name, r in model.widths.items())
         say(f"likelihood path: {model.path} (ranks: {ranks}; background {model.background})")
         if model.path == "woodbury":
             sp = model.spectral
             seconds = model.timings["eigendecomposition_s"]
             say(f"eigendecomposition of the background: rank {sp.rank} of {sp.n} ({seconds:.2f} s)")
-    elif job.form == "marginal":
+    elif model.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
     if model.samples_excess:
@@ -177,7 +190,8 @@ def run_fit(job: FitJob, say=print):
         )
     model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
-    say(f"fitting {job.model} ({job.form} form, prior {model.prior_label}) by {what} ...")
+    family = "" if model.family == "gaussian" else f", {model.family} trait (probit liability)"
+    say(f"fitting {job.model} ({model.form} form{family}, prior {model.prior_label}) by {what} ...")
     options = {
         "method": job.method,
         "chains": job.chains,

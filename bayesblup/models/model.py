@@ -93,16 +93,16 @@ from ..phenotypes import Records, TraitRecords, as_records
 from . import multitrait
 from .data import KernelsData, MultiTraitData, SpectralData, add_within_potential, kernels_means, within_terms
 from .ops import dense_logp, surface_logp, woodbury_logp
-from .priors import Prior, resolve_multitrait_priors, resolve_priors
+from .priors import Prior, resolve_multitrait_priors, resolve_priors, resolve_threshold_priors
 
 __all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel"]
 
 FORMS = ("marginal", "latent")
 METHODS = ("nuts", "map")
 PATHS = ("auto", "woodbury", "dense")
-#: Likelihood families. Threshold models (binary, ordinal) plug in here: the marginal form no longer
-#: integrates g out, so they take the latent form with g non-centred in the kernel's eigenbasis.
-FAMILIES = ("gaussian",)
+#: Likelihood families. The threshold models (binary, ordinal; :mod:`bayesblup.models.threshold`) have no
+#: marginal form (no Gaussian integral removes g): they take the latent form, g non-centred in the eigenbasis.
+FAMILIES = ("gaussian", "binary", "ordinal")
 
 
 class BLUPModel:
@@ -116,7 +116,8 @@ class BLUPModel:
     kernels : list of Kernel, Relationship or GenotypeMatrix, or dict of str to them
         One genetic term each; a dict names them (marker sets). Every kernel must hold the same
         individuals in the same order.
-    form : {"marginal", "latent"}
+    form : {"marginal", "latent"}, optional
+        By default ``"marginal"`` for a Gaussian trait and ``"latent"`` (the only form) for a binary or ordinal one.
     prior : {"default", "bglr"} or dict
         See :mod:`bayesblup.models.priors`.
     eigen_rtol : float
@@ -125,8 +126,12 @@ class BLUPModel:
         As for :class:`~bayesblup.GBLUP`.
     path : {"auto", "woodbury", "dense"}
         The marginal form's path with several kernels.
-    family : {"gaussian"}
-        The likelihood.
+    family : {"gaussian", "binary", "ordinal"}
+        The likelihood: Gaussian records, or the threshold (probit liability) model of a binary or ordinal
+        trait (:mod:`bayesblup.models.threshold`).
+    prevalence : float, optional
+        A binary trait's population prevalence: ``h2_observed_population`` reports the observed-scale
+        heritability at it, beside ``h2_observed`` at the sample's.
     """
 
     #: NUTS's target acceptance. 0.9 rather than PyMC's 0.8: when the posterior of h2 has mass near 0 the
@@ -141,7 +146,7 @@ class BLUPModel:
         y,
         kernels,
         *,
-        form: str = "marginal",
+        form: str | None = None,
         prior="default",
         eigen_rtol: float = DEFAULT_EIGEN_RTOL,
         fixed=None,
@@ -150,18 +155,23 @@ class BLUPModel:
         repeated: bool = False,
         path: str = "auto",
         family: str = "gaussian",
+        prevalence: float | None = None,
     ):
+        if family not in FAMILIES:
+            raise InputError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}.")
+        if form is None:
+            form = "marginal" if family == "gaussian" else "latent"
         if form not in FORMS:
             raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}.")
+        if family != "gaussian" and form != "latent":
+            raise InputError(
+                f"family={family!r} has no marginal form (no Gaussian integral removes g from a threshold model): "
+                "leave form unset, or give form='latent'."
+            )
         if not 0 < eigen_rtol < 1:
             raise InputError(f"eigen_rtol must lie in (0, 1), got {eigen_rtol}.")
         if path not in PATHS:
             raise InputError(f"path must be one of {', '.join(PATHS)}; got {path!r}.")
-        if family not in FAMILIES:
-            raise InputError(
-                f"family must be one of {', '.join(FAMILIES)}; got {family!r} (threshold models for binary and "
-                "ordinal traits are not available yet: see the README's limits)."
-            )
         sources = _kernel_list(kernels)
         ids = kernel_ids(sources)
         records = as_records(y, ids, fixed=fixed, weights=weights, repeated=repeated or permanent_environment)
@@ -169,6 +179,12 @@ class BLUPModel:
             raise InputError("records must come from bayesblup.match_records(...) (IDs matched to genotypes).")
         if isinstance(records, TraitRecords):
             _check_multitrait(records, sources, permanent_environment=permanent_environment, path=path)
+        self._categories = None
+        if family != "gaussian":
+            self._categories = _check_threshold(records, sources, family, prevalence=prevalence)
+        elif prevalence is not None:
+            raise InputError("prevalence applies to family='binary' (the observed-scale h2 of a 0/1 trait).")
+        self.prevalence = None if prevalence is None else float(prevalence)
         self.records = records
         self.form = form
         self.eigen_rtol = eigen_rtol
@@ -214,6 +230,16 @@ class BLUPModel:
     @property
     def multi_trait(self) -> bool:
         return len(self.traits) > 1
+
+    @property
+    def threshold(self) -> bool:
+        """A binary or ordinal trait: the threshold model (:mod:`bayesblup.models.threshold`)."""
+        return self.family != "gaussian"
+
+    @property
+    def categories(self):
+        """A threshold family's records as categories (:class:`~bayesblup.models.threshold.Categories`), else None."""
+        return self._categories
 
     @property
     def set_names(self) -> list[str]:
@@ -476,6 +502,11 @@ class BLUPModel:
             counts = np.bincount(self.records.record_index, minlength=self.n)
             pe_msx = 1.0 - float((counts.astype(float) ** 2).sum()) / self.n_records**2
         msx = {k.variance_name: self._msx(k) for k in self.kernels}
+        if self.threshold:
+            kernel = self.kernels[0]
+            return resolve_threshold_priors(
+                self._prior_spec, variance_name=kernel.variance_name, msx=msx[kernel.variance_name]
+            )
         if self.multi_trait:
             msx = {k.variance_name: self._multitrait_msx(k) for k in self.kernels}
             return resolve_multitrait_priors(self._prior_spec, self.records.Y, msx=msx)
@@ -528,6 +559,8 @@ class BLUPModel:
         (their likelihood Ops hold their arrays). Several traits' marginal form likewise, with every record
         present and a prior other than ``"bglr"`` (whose inverse Wishart scales are graph constants).
         """
+        if self.threshold:  # the latent form: free variables per individual
+            return False
         if self.multi_trait:
             # one kernel, every record present (missing ones are drawn by a step that holds U's rows), and
             # priors whose numbers are pm.Data (BGLR's inverse Wishart scales are constants of the graph)
@@ -598,6 +631,8 @@ class BLUPModel:
         label, priors = self.priors
         if self.multi_trait:
             return self._build_multitrait(label, priors)
+        if self.threshold:
+            return self._build_threshold(label, priors)
         rec = self.records
         coords = {INDIVIDUAL: self.individuals.astype(str)}
         if self.reusable:  # nothing in the marginal graph is per individual: keep them out of the shared model
@@ -675,6 +710,57 @@ class BLUPModel:
         # kernel's covariance and, with several kernels, the explicit ones' genetic values
         integrated = Sigma_k[self.set_names.index(self.background)] if not self.single else Sigma_k[0]
         self.multitrait_parameters = {"mu": mu, "B": B, "Sigma_k": integrated, "Sigma_e": Sigma_e} | extra
+        self.prior_label = label
+        return model
+
+    def _build_threshold(self, label: str, priors: dict):
+        """A binary or ordinal trait: liabilities cut by thresholds, g sampled (:mod:`bayesblup.models.threshold`)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from .threshold import observed_scale_factor
+
+        rec = self.records
+        cats = self.categories
+        kernel = self.kernels[0]
+        binary = self.family == "binary"
+        coords = {INDIVIDUAL: self.individuals.astype(str), RECORD: np.arange(self.n_records)}
+        if rec.X is not None:
+            coords["covariate"] = list(rec.covariates)
+        if not binary:
+            coords["threshold"] = np.arange(1, cats.n_categories)
+        with pm.Model(coords=coords) as model:
+            c = float(kernel.c)
+            if H2 in priors:  # sigma2_g = h2 / (1 - h2): the residual variance is 1
+                h2 = priors[H2].create(H2)
+                sigma2_k = pm.Deterministic(kernel.variance_name, h2 / (1 - h2) / c)
+            else:
+                sigma2_k = priors[kernel.variance_name].create(kernel.variance_name)
+                h2 = pm.Deterministic(H2, c * sigma2_k / (c * sigma2_k + 1))
+            if kernel.reports_equivalent:
+                pm.Deterministic(SIGMA2_G_EQUIV, c * sigma2_k)
+            if binary:
+                pm.Deterministic("h2_observed", h2 * observed_scale_factor(cats.prevalence))
+                if self.prevalence is not None:
+                    pm.Deterministic("h2_observed_population", h2 * observed_scale_factor(self.prevalence))
+            g = self._latent_genetic_values([sigma2_k])
+            eta = g[: self.n][rec.record_index]
+            if rec.X is not None:
+                # Effectively flat: 10 liability units per sd of the covariate.
+                beta = pm.Normal(BETA, 0.0, 10.0 / rec.X.std(axis=0), dims="covariate")
+                eta = eta + pt.dot(rec.X, beta)
+            if binary:  # the one threshold at 0, mu free (effectively flat on the liability scale)
+                start = -float(cats.initial_thresholds()[0])
+                eta = eta + pm.Normal(MU, 0.0, 10.0, initval=start)
+                cutpoints = pt.zeros(1)
+            else:  # mu = 0 and K - 1 ordered thresholds, as BGLR
+                cutpoints = pm.Normal(
+                    "thresholds", 0.0, 10.0, dims="threshold", transform=pm.distributions.transforms.ordered,
+                    initval=cats.initial_thresholds(),
+                )  # fmt: skip
+                for k in range(cats.n_categories - 1):
+                    pm.Deterministic(f"threshold_{k + 1}", cutpoints[k])
+            pm.OrderedProbit("y", eta=eta, cutpoints=cutpoints, compute_p=False, observed=cats.codes, dims=RECORD)
         self.prior_label = label
         return model
 
@@ -836,6 +922,19 @@ class BLUPModel:
         if self.multi_trait:
             names = multitrait.variance_names(self)
             return [*names, BETA] if self.records.X is not None else names
+        if self.threshold:
+            kernel = self.kernels[0]
+            names = [H2]
+            if self.family == "binary":
+                names += ["h2_observed"] + (["h2_observed_population"] if self.prevalence is not None else [])
+            names.append(kernel.variance_name)
+            if kernel.reports_equivalent:
+                names.append(SIGMA2_G_EQUIV)
+            if self.family == "binary":
+                names.append(MU)
+            else:
+                names += [f"threshold_{k}" for k in range(1, self.categories.n_categories)]
+            return [*names, BETA] if self.records.X is not None else names
         names = [H2]
         if not self.single:
             names += [f"h2_{k.name}" for k in self.kernels]
@@ -854,13 +953,22 @@ class BLUPModel:
 
     def describe(self) -> dict:
         """The model's specification, as summary.json records it."""
-        return {
+        out = {
             "family": self.family,
             "traits": list(self.traits),
             "form": self.form,
             "path": self.path,
             "kernels": [k.describe() | {"name": k.name} for k in self.kernels],
         }
+        if self.threshold:  # the record values of the categories 0..K-1, and how many of each
+            cats = self.categories
+            out["categories"] = {
+                f"{label:g}": int(count) for label, count in zip(cats.labels, cats.counts, strict=True)
+            }
+            out["liability"] = "probit: residual variance 1; h2 = sigma2_g / (sigma2_g + 1)"
+            if self.prevalence is not None:
+                out["prevalence"] = self.prevalence
+        return out
 
 
 def _kernel_list(kernels) -> list[Kernel]:
@@ -905,3 +1013,23 @@ def _check_multitrait(
                     "trait so that no set name joined to a trait name with '_' reads as another trait's."
                 )
             seen.add(name)
+
+
+def _check_threshold(records, kernels: list[Kernel], family: str, *, prevalence: float | None):
+    """A binary or ordinal trait's records as categories, and what its model does not do yet refused."""
+    from .threshold import categories, observed_scale_factor
+
+    if isinstance(records, TraitRecords):
+        raise InputError(f"family={family!r} takes one trait; fit each binary or ordinal trait alone.")
+    if len(kernels) > 1:
+        raise InputError(f"family={family!r} takes one kernel (G or W); several marker sets are not available yet.")
+    if records.weights is not None or records.individual is not None:
+        raise InputError(
+            f"family={family!r} takes one unweighted record per individual; repeated or weighted records of a "
+            "binary or ordinal trait are not available yet."
+        )
+    if prevalence is not None:
+        if family != "binary":
+            raise InputError("prevalence applies to family='binary' (the observed-scale h2 of a 0/1 trait).")
+        observed_scale_factor(prevalence)  # refused there unless 0 < K < 1
+    return categories(records.y, family, trait=records.trait)

@@ -57,7 +57,16 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["BGLR_DF0", "BGLR_R2", "H2_VARIABLES", "PRESETS", "Prior", "resolve_multitrait_priors", "resolve_priors"]
+__all__ = [
+    "BGLR_DF0",
+    "BGLR_R2",
+    "H2_VARIABLES",
+    "PRESETS",
+    "Prior",
+    "resolve_multitrait_priors",
+    "resolve_priors",
+    "resolve_threshold_priors",
+]
 
 BGLR_DF0 = 5.0
 BGLR_R2 = 0.5
@@ -284,3 +293,30 @@ def _custom_multitrait(prior: dict, kernel_variances: list[str]) -> dict:
             raise InputError(f"prior: a dict of variances needs {', '.join(sorted(missing))} too.")
         return out | {"style": "variances"} | {name: prior[name] for name in variances}
     return out | {"style": "h2", "h2": prior.get("h2"), "sigma2_p": prior.get("sigma2_p")}
+
+
+def resolve_threshold_priors(prior, *, variance_name: str, msx: float) -> tuple[str, dict[str, Prior]]:
+    """Priors of a binary or ordinal trait's genetic variance, on the liability scale (residual variance 1).
+
+    ``"default"``: ``h2 ~ Beta(1, 1)`` (uniform over the liability heritability; ``sigma2_g = h2 / (1 - h2)``).
+    ``"bglr"``: BGLR's scaled-inverse-chi-square of the kernel's variance with ``var(y) = 1``, the variance
+    of the liabilities BGLR starts from (drawn from N(0, 1) between thresholds set at the sample's
+    cumulative shares), so ``S0 = R2 (df0 + 2) / MSx``. A dict: ``{"h2": Prior}`` or ``{variance_name: Prior}``.
+    """
+    if isinstance(prior, str) and prior == "default":
+        return "default", {"h2": Prior("Beta", alpha=1.0, beta=1.0)}
+    if isinstance(prior, str) and prior == "bglr":
+        return "bglr", {variance_name: _inverse_gamma(1.0, BGLR_R2, msx)}
+    if isinstance(prior, dict):
+        allowed = {"h2", variance_name}
+        unknown = set(prior) - allowed
+        if unknown or len(prior) != 1:
+            raise InputError(
+                f"prior: a binary or ordinal trait takes one Prior, for h2 or for {variance_name} (the residual "
+                f"variance is 1 on the liability scale); got {sorted(prior)}."
+            )
+        ((name, value),) = prior.items()
+        if not isinstance(value, Prior):
+            raise InputError(f"prior for {name}: expected bayesblup.Prior(...), got {type(value).__name__}.")
+        return "custom", dict(prior)
+    raise InputError(f"prior must be one of {', '.join(PRESETS)}, or a dict of Prior objects; got {prior!r}.")

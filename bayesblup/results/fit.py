@@ -116,6 +116,26 @@ def _genetic_moments(model, post, *, seed, keep):
     return total, per_kernel, markers
 
 
+def _case_probability(model, post) -> np.ndarray:
+    """A binary trait's posterior probability of the case for every individual: ``E[Phi(mu + x'beta + g_i) | y]``.
+
+    ``P(y_i = 1 | mu, beta, g) = Phi(mu + x_i'beta + g_i)`` (the residual is N(0, 1)), averaged over the draws;
+    an individual without a record at the covariates' mean over the records.
+    """
+    from scipy.special import ndtr
+
+    g = np.asarray(post["g"].values, dtype=np.float64)
+    g = g.reshape(-1, g.shape[-1])  # (draws, every individual)
+    eta = g + _flat(post, "mu")[:, None]
+    beta = _beta(post, model)
+    X = model.records.X
+    if beta is not None:
+        n_u = g.shape[1] - model.n
+        rows = np.vstack([X, np.repeat(X.mean(axis=0, keepdims=True), n_u, axis=0)])
+        eta = eta + beta @ rows.T
+    return ndtr(eta).mean(axis=0)
+
+
 def _covariances(post, model) -> tuple[list[np.ndarray], np.ndarray]:
     """Draws of each kernel's ``Sigma_k`` and of ``Sigma_e``, (D, t, t), from the variances and correlations."""
     traits = model.traits
@@ -358,6 +378,8 @@ class BLUPFit:
         for name, moments in per_kernel.items():
             columns[f"mean_{name}"] = moments.mean
             columns[f"sd_{name}"] = moments.sd
+        if model.family == "binary":
+            columns["probability"] = _case_probability(model, post)
         datatree["genetic_values"] = xr.DataTree(
             xr.Dataset({k: (INDIVIDUAL, v) for k, v in columns.items()}, coords={INDIVIDUAL: ids})
         )
