@@ -77,7 +77,7 @@ def test_ordinal_likelihood_is_the_probit_likelihood_between_thresholds(data):
 def test_observed_scale_factor_dempster_lerner():
     assert observed_scale_factor(0.5) == pytest.approx(2 / np.pi, rel=1e-12)  # z = phi(0), K (1 - K) = 1/4
     K = 0.1
-    z = np.exp(-st.norm.ppf(0.9) ** 2 / 2) / np.sqrt(2 * np.pi)
+    z = np.exp(-(st.norm.ppf(0.9) ** 2) / 2) / np.sqrt(2 * np.pi)
     assert observed_scale_factor(K) == pytest.approx(z**2 / (K * (1 - K)), rel=1e-12)
     with pytest.raises(bb.InputError, match="prevalence must lie in"):
         observed_scale_factor(1.0)
