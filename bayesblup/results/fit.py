@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import InputError, preview
 from ..inference.posterior import Moments, multitrait_moments, posterior_moments, set_moments
-from ..names import INDIVIDUAL, MARKER, TRAIT
+from ..names import INDIVIDUAL, MARKER, MU, TRAIT
 
 __all__ = ["THRESHOLDS", "BLUPFit"]
 
@@ -484,6 +484,8 @@ class BLUPFit:
 
     def _target_table(self, key: str, labels: np.ndarray, M: np.ndarray, v: np.ndarray) -> pd.DataFrame:
         """Mean and sd of a target (``Cov(T, y) = sigma2_k M``), one row per label (and per trait with several)."""
+        if self.model.threshold:
+            return self._threshold_target(key, labels, M, v)
         if not self.model.multi_trait:
             moments = self._target_moments(M, v)
             return pd.DataFrame({key: labels, "mean": moments.mean, "sd": moments.sd})
@@ -497,6 +499,38 @@ class BLUPFit:
                 "sd": np.column_stack([m.sd for m in per_trait]).reshape(-1),
             }
         )
+
+    def _threshold_target(self, key: str, labels: np.ndarray, M: np.ndarray, v: np.ndarray) -> pd.DataFrame:
+        """New individuals of a binary or ordinal trait, from the draws of g (the sampler's; no marginal form).
+
+        With ``Cov(T, g) = sigma2_k M`` and ``Var(g) = sigma2_k K`` (the individuals with a record),
+        ``T | g, sigma2_k ~ N(M K^+ g, sigma2_k (v - diag(M K^+ M')))``: its mean and variance per draw, combined by
+        the laws of total expectation and variance. A binary trait adds ``probability``, ``E[Phi(mu + x'beta + T)]``
+        with x at the covariates' mean, per draw ``Phi((mu + x'beta + m) / sqrt(1 + s^2))`` for T ~ N(m, s^2).
+        """
+        from scipy.special import ndtr
+
+        model = self.model
+        post = self.datatree["posterior"]
+        kernel = model.kernels[0]
+        sp = model.spectral  # of K / c over the individuals with a record
+        keep = sp.values > 0
+        U, lam = sp.vectors[:, keep], kernel.c * sp.values[keep]
+        MUk = M @ U
+        cond = v - (MUk**2 / lam[None, :]).sum(axis=1)  # v - diag(M K^+ M')
+        g = np.asarray(post["g"].values, dtype=np.float64)
+        g = g.reshape(-1, g.shape[-1])[:, : model.n]
+        m = (g @ U / lam[None, :]) @ MUk.T  # (draws, new): M K^+ g
+        var = _flat(post, kernel.variance_name)[:, None] * np.maximum(cond, 0.0)[None, :]
+        mean = m.mean(axis=0)
+        table = {key: labels, "mean": mean, "sd": np.sqrt(var.mean(axis=0) + ((m - mean) ** 2).mean(axis=0))}
+        if model.family == "binary":
+            location = _flat(post, MU)
+            beta = _beta(post, model)
+            if beta is not None:
+                location = location + beta @ model.records.X.mean(axis=0)
+            table["probability"] = ndtr((location[:, None] + m) / np.sqrt(1.0 + var)).mean(axis=0)
+        return pd.DataFrame(table)
 
     def _target_moments(self, M: np.ndarray, v: np.ndarray):
         post = self.datatree["posterior"]

@@ -142,3 +142,29 @@ def test_cli_family_binary_and_the_warning_for_a_two_valued_gaussian_trait(tmp_p
     capsys.readouterr()
     assert main([*common, "--method", "map", "--out", str(tmp_path / "g")]) == 0
     assert "--family binary" in capsys.readouterr().out
+
+
+@pytest.mark.exact
+def test_predicted_new_individuals_from_the_draws_of_g(data):
+    """``T | g ~ N(G21 G11^+ g, sigma2_g (G22 - G21 G11^+ G12))`` per draw, combined over the draws; a binary trait's
+    probability ``E[Phi((mu + m) / sqrt(1 + s^2))]``: against numpy's pinv, to 1e-8."""
+    geno, _, binary, _ = data
+    train, new = geno.select(individuals=np.arange(70)), geno.select(individuals=np.arange(70, 80))
+    G = bb.genomic_relationship(train)
+    fit = bb.GBLUP(binary.iloc[:70], G, family="binary").fit(chains=2, draws=40, tune=40, seed=3)
+    pred = fit.predict(new, training=train)
+    scaling = G.marker_scaling
+    W_fit = scaling.transform_block(scaling.align(train), slice(None))
+    W_new = scaling.transform_block(scaling.align(new), slice(None))
+    G21, G22 = W_new @ W_fit.T / scaling.denominator, (W_new**2).sum(1) / scaling.denominator
+    pinv = np.linalg.pinv(G.matrix, rcond=1e-10, hermitian=True)
+    post = fit.datatree.posterior
+    g = post["g"].values.reshape(-1, 70)
+    s2 = post["sigma2_g"].values.reshape(-1)
+    mu = post["mu"].values.reshape(-1)
+    m = g @ pinv @ G21.T
+    var = s2[:, None] * (G22 - np.einsum("ij,jk,ik->i", G21, pinv, G21))[None, :]
+    np.testing.assert_allclose(pred["mean"], m.mean(0), rtol=1e-8)
+    np.testing.assert_allclose(pred["sd"] ** 2, var.mean(0) + m.var(0), rtol=1e-8)
+    expected = st.norm.cdf((mu[:, None] + m) / np.sqrt(1 + var)).mean(0)
+    np.testing.assert_allclose(pred["probability"], expected, rtol=1e-8)
