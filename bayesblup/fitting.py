@@ -115,6 +115,12 @@ class BLUPModel(_Model):
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
+        if method == "map" and self.threshold:
+            # measured on wheat's binary cut of y1: h2 = 1.000 under either prior, sigma2_g in the thousands
+            raise InputError(
+                f"method='map' is not available for family={self.family!r}: the joint mode over g and its variance "
+                "is degenerate (h2 goes to 1). Use method='nuts'."
+            )
         if method == "map" and self.multi_trait and not self.single and self.form == "marginal":
             # the explicit kernels' effects and their covariance have a joint mode at zero variance (as any
             # latent form's), not at the marginal mode of the variances
