@@ -53,8 +53,8 @@ of the records exactly. With one kernel, three cases (``pe_path``):
 
 Several traits (:attr:`BLUPModel.traits`, a DataFrame of records) are :mod:`bayesblup.models.multitrait`'s: one
 kernel spectral, several with the background integrated out and the others explicit (path ``"explicit"``).
-The slot for what comes next: ``family`` (the likelihood; ``"gaussian"`` today, threshold models for binary
-and ordinal traits next).
+``family`` is the likelihood: ``"gaussian"``, or the threshold (probit liability) model of a binary or ordinal
+trait (:mod:`bayesblup.models.threshold`), which has no marginal form and samples g non-centred in the eigenbasis.
 A model that can fit itself is :class:`bayesblup.fitting.BLUPModel`'s subclasses ``GBLUP`` and friends.
 """
 
