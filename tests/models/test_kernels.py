@@ -77,7 +77,9 @@ def test_model_slots_family_and_traits(data):
     assert model.traits == ("y",) and model.family == "gaussian"
     spec = model.describe()
     assert spec["family"] == "gaussian" and spec["path"] == "spectral" and spec["kernels"][0]["kind"] == "gblup"
-    with pytest.raises(bb.InputError, match=r"family must be one of gaussian; got 'binary'"):
-        bb.GBLUP(y, G, family="binary")
+    with pytest.raises(bb.InputError, match=r"family must be one of gaussian, binary, ordinal; got 'poisson'"):
+        bb.GBLUP(y, G, family="poisson")
+    with pytest.raises(bb.InputError, match=r"family='binary' needs y to take exactly two values"):
+        bb.GBLUP(y, G, family="binary")  # a continuous trait
     with pytest.raises(bb.InputError, match=r"name each one"):
         bb.BLUPModel(y, [G, G])
