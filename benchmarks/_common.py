@@ -43,3 +43,30 @@ def import_time(repeats: int) -> float:
         subprocess.run([sys.executable, "-c", "import bayesblup, pymc"], check=True)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+PARENTS = 200  # the simulated breeding population: unrelated parents (not in the data)
+FAMILY = 10  # full sibs per pair of parents
+
+
+def family_genotypes(n: int, m: int, rng, *, allele_freq):
+    """n individuals of a breeding population: full-sib families of FAMILY from random pairs of PARENTS parents.
+
+    The parents are unrelated (Hardy-Weinberg at ``allele_freq``); each pair is two distinct ones, and each parent
+    passes one allele per marker, unlinked (``simulate_offspring``). A parent is in about 2 n / (FAMILY PARENTS)
+    families, so the individuals are full sibs, half sibs and unrelated.
+    """
+    import numpy as np
+
+    from bayesblup.genotypes.calls import Genotypes
+    from bayesblup.names import ADDITIVE
+    from bayesblup.testing import simulate_genotypes, simulate_offspring
+
+    parents, _ = simulate_genotypes(PARENTS, m, allele_freq=allele_freq, seed=rng, order="C")
+    pairs = np.array([rng.choice(PARENTS, size=2, replace=False) for _ in range(-(-n // FAMILY))])
+    pairs = np.repeat(pairs, FAMILY, axis=0)[:n]
+    calls = simulate_offspring(parents.calls[pairs[:, 0]], parents.calls[pairs[:, 1]], seed=rng)
+    return Genotypes(
+        calls=np.asfortranarray(calls), ids=[f"ind{i + 1}" for i in range(n)], markers=list(parents.markers),
+        coding=ADDITIVE, source="simulated families",
+    )  # fmt: skip

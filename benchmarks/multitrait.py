@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_machine, verdict
+from _common import family_genotypes, print_machine, verdict
 
 WHEAT_TRAITS = ["y1", "y2", "y4", "y5"]
 SIM_TRAITS = ["t1", "t2", "t3"]
@@ -181,34 +181,16 @@ def wheat_row(traits: list[str], args, *, feature: int = 0) -> Row:
     return Row(case, geno.n_individuals, geno.n_markers, len(traits), missing, e2e, phases, summary, diagnostics)
 
 
-PARENTS = 200  # --population families: parents of the simulated individuals (not in the data)
-FAMILY = 10  # full sibs per pair of parents
-
-
 def simulate_calls(args, rng):
-    """The simulated individuals' calls: unrelated (Hardy-Weinberg), or full-sib families of a breeding population.
-
-    ``families``: PARENTS unrelated parents, n / FAMILY random pairs of two distinct ones, FAMILY offspring each
-    (``simulate_offspring``: each parent passes one allele per marker, unlinked); each parent is in about
-    2 n / (FAMILY PARENTS) families, so the individuals are full sibs, half sibs and unrelated.
-    """
-    from bayesblup.genotypes.calls import Genotypes
-    from bayesblup.names import ADDITIVE
-    from bayesblup.testing import simulate_genotypes, simulate_offspring
+    """The simulated individuals' calls: unrelated (Hardy-Weinberg), or full-sib families of a breeding population
+    (``_common.family_genotypes``)."""
+    from bayesblup.testing import simulate_genotypes
 
     m = args.sim_m
     freq = rng.uniform(0.05, 0.95, m)
     if args.population == "unrelated":
         return simulate_genotypes(args.sim_n, m, allele_freq=freq, seed=rng)[0]
-    parents, _ = simulate_genotypes(PARENTS, m, allele_freq=freq, seed=rng, order="C")
-    families = -(-args.sim_n // FAMILY)
-    pairs = np.array([rng.choice(PARENTS, size=2, replace=False) for _ in range(families)])
-    pairs = np.repeat(pairs, FAMILY, axis=0)[: args.sim_n]
-    calls = simulate_offspring(parents.calls[pairs[:, 0]], parents.calls[pairs[:, 1]], seed=rng)
-    return Genotypes(
-        calls=np.asfortranarray(calls), ids=[f"ind{i + 1}" for i in range(args.sim_n)],
-        markers=list(parents.markers), coding=ADDITIVE, source="simulated",
-    )  # fmt: skip
+    return family_genotypes(args.sim_n, m, rng, allele_freq=freq)
 
 
 def simulate(args):

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_machine, verdict
+from _common import family_genotypes, print_machine, verdict
 
 REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "reference"
 BGLR = {"binary": (72.4, 167), "ordinal3": (77.6, 218)}  # seconds and ESS of h2, 72,000 iterations
@@ -86,17 +86,11 @@ def wheat_case(case: str, args) -> dict:
 
 def simulated_case(args) -> dict:
     import bayesblup as bb
-    from bayesblup.genotypes.calls import Genotypes
-    from bayesblup.names import ADDITIVE
-    from bayesblup.testing import simulate_genotypes, simulate_offspring
 
     rng = np.random.default_rng(args.seed)
     m, n = args.sim_m, args.sim_n
-    parents, _ = simulate_genotypes(200, m, allele_freq=rng.uniform(0.05, 0.95, m), seed=rng, order="C")
-    pairs = np.repeat(np.array([rng.choice(200, size=2, replace=False) for _ in range(-(-n // 10))]), 10, axis=0)[:n]
-    calls = simulate_offspring(parents.calls[pairs[:, 0]], parents.calls[pairs[:, 1]], seed=rng)
-    ids = [f"ind{i + 1}" for i in range(n)]
-    geno = Genotypes(np.asfortranarray(calls), ids=ids, markers=list(parents.markers), coding=ADDITIVE, source="sim")
+    geno = family_genotypes(n, m, rng, allele_freq=rng.uniform(0.05, 0.95, m))
+    ids = list(geno.ids)
     G0 = bb.genomic_relationship(geno, scaling="standardized")
     values, vectors = np.linalg.eigh(G0.matrix)
     g = vectors @ (np.sqrt(np.clip(values, 0, None)) * rng.standard_normal(n))  # sigma2_g = 1: h2 = 0.5
