@@ -77,7 +77,8 @@ class BLUPModel(_Model):
             NUTS's target acceptance rate; raise it (e.g. 0.95) if a fit reports divergences, as the
             latent form can when h2 is near 1. By default 0.9 (``default_target_accept``): the posterior
             of h2 near 0, a residual excess (``pe_path == "augmented"``) and a marker set whose variance
-            is near zero all give the posterior a geometry that needs smaller steps than PyMC's 0.8.
+            is near zero all give the posterior a geometry that needs smaller steps than PyMC's 0.8. Binary and
+            ordinal traits: 0.8 (``threshold_target_accept``; each gradient costs O(n^2)).
         genetic_value_draws : bool
             Also store full draws of ``g`` (single-kernel marginal form; every ``thin``-th draw).
         thin : int
@@ -107,7 +108,7 @@ class BLUPModel(_Model):
             if int(value) < 1:
                 raise InputError(f"{name} must be at least 1, got {value}.")
         if target_accept is None:
-            target_accept = self.default_target_accept
+            target_accept = self.threshold_target_accept if self.threshold else self.default_target_accept
         if not 0 < target_accept < 1:
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:

@@ -74,6 +74,29 @@ def test_ordinal_likelihood_is_the_probit_likelihood_between_thresholds(data):
 
 
 @pytest.mark.exact
+@pytest.mark.parametrize("kind", ["gblup", "mblup"])
+def test_float32_factor_changes_the_likelihood_by_rounding_only(data, monkeypatch, kind):
+    """Past FLOAT32_FACTOR_SIZE entries G's factor (or W) is held in float32: the log-likelihood moves by
+    float32 rounding only. Each g_i sums ~100 products whose relative rounding is 6e-8, so g moves by ~1e-6 of
+    its scale and the log-likelihood, a sum of 80 terms of order 1, by well under 1e-5 relative."""
+    import bayesblup.models.model as model_module
+
+    geno, G, binary, _ = data
+
+    def build():
+        if kind == "gblup":
+            return bb.GBLUP(binary, G, family="binary")
+        return bb.MBLUP(binary, bb.genotype_matrix(geno), family="binary")
+
+    exact = _at_random_point(build(), ["g"], 3)
+    monkeypatch.setattr(model_module, "FLOAT32_FACTOR_SIZE", 0)
+    rounded = _at_random_point(build(), ["g"], 3)
+    assert float(rounded[0]) == pytest.approx(float(exact[0]), rel=1e-5)
+    assert float(rounded[0]) != float(exact[0])  # the float32 path was taken
+    np.testing.assert_allclose(rounded[1], exact[1], atol=1e-5 * np.abs(exact[1]).max())
+
+
+@pytest.mark.exact
 def test_observed_scale_factor_dempster_lerner():
     assert observed_scale_factor(0.5) == pytest.approx(2 / np.pi, rel=1e-12)  # z = phi(0), K (1 - K) = 1/4
     K = 0.1
