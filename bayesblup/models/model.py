@@ -903,6 +903,7 @@ class BLUPModel:
         model = pm.modelcontext(None)
         single = self.single
         parts: dict[str, object] = {}
+        self.latent_factors = {}
         markers = [k for k in self.kernels if k.markers is not None]
         if markers:  # one vector b over every marker kernel's markers, non-centred
             model.add_coord(MARKER, np.concatenate([k.markers.astype(str) for k in markers]))
@@ -921,6 +922,7 @@ class BLUPModel:
             # G's own decomposition where the model has it (every individual has a record, no rescaling)
             reuse = single and not len(self.records.unphenotyped) and self.scale is None
             dim, coord, L = k.latent_factor(self.spectral if reuse else None)
+            self.latent_factors[k.name] = L  # z's directions, which inference.scale_move weighs
             model.add_coord(dim, coord)
             z = pm.Normal("z" if single else f"z_{k.name}", 0.0, 1.0, dims=dim)
             parts[k.name] = pt.sqrt(s2) * _factor_dot(L, z, low_precision)
