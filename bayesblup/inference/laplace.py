@@ -5,14 +5,14 @@ probit likelihood. Its joint mode over g (or its non-centred z) and the genetic 
 variance grows, ever smaller z fit the records ever better, and h2 goes to 1. ``fit(method="map")`` therefore
 maximises the **marginal** posterior of the hyperparameters ``theta`` (h2 or the kernel's variance, mu or the
 thresholds, beta), with g integrated out by Laplace's method (C. E. Rasmussen and C. K. I. Williams, *Gaussian
-Processes for Machine Learning*, 2006, Algorithms 3.1 and 5.1, for the probit and ordinal likelihood):
+Processes for Machine Learning*, 2006, Algorithm 3.1 and its log marginal, for the probit and ordinal likelihood):
 
 1. For each theta, the mode ``f^`` of ``log p(y | f) - f'K^-1 f / 2`` over the genetic values of the records, ``f ~
    N(0, K)``, ``K = sigma2_k L_p L_p'`` (L the model's own factor, :meth:`BLUPModel.latent_factor`), by Newton's
    method in R&W's form: with ``W = -d2 log p / d eta2`` (diagonal, >= 0: the probit likelihood is log-concave) and
    ``B = I + W^1/2 K W^1/2`` (Cholesky), ``a <- b - W^1/2 B^-1 W^1/2 K b``, ``b = W f + d log p / d eta``, ``f = K
-   a``. K is never inverted (a centred G has rank n - 1); each Newton step is a line search on ``-a'f/2 + log p(y |
-   f)``, warm-started from the previous theta's ``a``, until ``a = d log p / d eta`` to 1e-12.
+   a``. K is never inverted (a centred G has rank n - 1); a step is halved until ``-a'f/2 + log p(y | f)`` does
+   not fall; warm-started from the previous theta's ``a``, until ``a = d log p / d eta`` to 1e-12.
 2. Laplace's ``log q(y | theta) = -a'f^/2 + log p(y | f^) - sum log diag(chol B)``: the Laplace approximation of
    ``int p(y | sqrt(sigma2_k) L z) N(z; 0, I) dz``, exactly the model's integral over its latent z.
 3. ``theta^`` maximises ``log q(y | theta) + log p(theta)``, the prior from the PyMC model itself

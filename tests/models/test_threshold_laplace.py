@@ -220,7 +220,7 @@ def test_unphenotyped_and_new_individuals_against_the_dense_predictive(small):
     """Fit with 20 individuals without a record: their g is ``K_up a`` and their Laplace variance ``s2 G_uu -
     s2^2 G_up W^1/2 B^-1 W^1/2 G_pu`` (dense, from G itself: 1e-6, G against its clipped eigen-factor); fitting the
     100 alone and predicting the 20 as new individuals gives the same mean, sd and probability (1e-5: two optimiser
-    runs on the same objective)."""
+    runs on the same objective); and the back-solved marker effects against the dense formula (1e-6)."""
     geno, _, binary, _, _ = small
     train, new = geno.select(individuals=np.arange(100)), geno.select(individuals=np.arange(100, 120))
     G_train = bb.genomic_relationship(train, scaling="standardized")
@@ -252,6 +252,20 @@ def test_unphenotyped_and_new_individuals_against_the_dense_predictive(small):
     np.testing.assert_allclose(pred["mean"], unph["mean"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(pred["sd"], unph["sd"], rtol=1e-5)
     np.testing.assert_allclose(pred["probability"], unph["probability"], rtol=1e-5)
+    # back-solved marker effects of the G-BLUP fit, b = W' G^+ g / m: s2 W'a / m, Var = s2 / m - (s2 / m)^2 diag(W'
+    # W^1/2 B^-1 W^1/2 W) at the mode
+    markers = alone.back_solve_markers(train)
+    post = alone.datatree.posterior
+    s2, mu = float(post["sigma2_g"].values.ravel()[0]), float(post["mu"].values.ravel()[0])
+    f = alone.genetic_values["mean"].to_numpy()
+    _, a, w = probit_terms(mu + f, alone.model.categories.codes, BINARY_CUTS)
+    W_fit, m = W[:100], scaling.denominator
+    sw = np.sqrt(w)
+    B = np.eye(100) + s2 * sw[:, None] * G_train.matrix * sw[None, :]
+    C = sw[:, None] * W_fit
+    np.testing.assert_allclose(markers["mean"], s2 * W_fit.T @ a / m, rtol=1e-6, atol=1e-12)
+    var_b = s2 / m - (s2 / m) ** 2 * np.einsum("ij,ij->j", C, np.linalg.solve(B, C))
+    np.testing.assert_allclose(markers["sd"] ** 2, var_b, rtol=1e-6)
 
 
 @pytest.mark.structural
