@@ -65,7 +65,12 @@ class BLUPModel(_Model):
         ----------
         method : {"nuts", "map"}
             ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
-            then the conditional mean and sd of ``g | y`` at the MAP variances.
+            then the conditional mean and sd of ``g | y`` at the MAP variances. For a binary or ordinal
+            trait (``family``) it is the Laplace approximation's marginal mode
+            (:mod:`bayesblup.inference.laplace`): g integrated out by Laplace's method, the hyperparameters
+            (h2, mu or the thresholds, beta) at the mode of their marginal posterior, and genetic values
+            with Laplace's mean and sd at that mode (the joint mode over g and its variance is degenerate:
+            h2 goes to 1). Not for a model you extended.
         chains, draws, tune, seed, progressbar
             As in ``pymc.sample``.
         cores : int, optional
@@ -116,11 +121,12 @@ class BLUPModel(_Model):
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
-        if method == "map" and self.threshold:
-            # measured on wheat's binary cut of y1: h2 = 1.000 under either prior, sigma2_g in the thousands
+        if method == "map" and self.threshold and self.extensions:
+            # the Laplace mode integrates g out of the model bayesblup built, not out of the pm.Model you extended
             raise InputError(
-                f"method='map' is not available for family={self.family!r}: the joint mode over g and its variance "
-                "is degenerate (h2 goes to 1). Use method='nuts'."
+                f"method='map' for family={self.family!r} is the Laplace approximation of the model as bayesblup built "
+                f"it and would not see what you added ({', '.join(self.extensions)}): use method='nuts', which samples "
+                "the extended model."
             )
         if method == "map" and self.multi_trait and not self.single and self.form == "marginal":
             # the explicit kernels' effects and their covariance have a joint mode at zero variance (as any
@@ -185,6 +191,15 @@ class BLUPModel(_Model):
                         compute_convergence_checks=False,  # our own diagnostics report them
                         **kwargs,
                     )
+        elif self.threshold:
+            # the joint mode over g and its variance is degenerate (h2 -> 1): the marginal mode, g integrated out by
+            # Laplace's method (bayesblup.inference.laplace)
+            from .inference.laplace import ThresholdLaplace, laplace_datatree
+
+            sampler = "laplace"
+            laplace = ThresholdLaplace(self).fit()
+            datatree = laplace_datatree(self, laplace)
+            self.timings |= {f"laplace_{k}": v for k, v in laplace.seconds.items()}
         else:
             sampler = "find_MAP"
             datatree = pm.find_MAP(
@@ -206,6 +221,15 @@ class BLUPModel(_Model):
                 settings["missing_records"] = "exact Gibbs draw (bayesblup.inference.missing)"
             if sampler == "pymc" and self.threshold and move is not None:
                 settings["variance_move"] = "Metropolis moves along the genetic variance's ridge (inference.scale_move)"
+        if sampler == "laplace":
+            settings["laplace"] = {
+                "approximation": "Laplace: marginal mode of the hyperparameters, g integrated out",
+                "optimizer": "L-BFGS-B, forward differences",
+                "converged": laplace.converged,
+                "evaluations": laplace.evaluations,
+                "newton_iterations": laplace.newton_iterations,
+                "log_marginal": laplace.mode.log_marginal,
+            }
         if self.extensions:
             settings["extensions"] = self.extensions
         return BLUPFit.from_datatree(

@@ -226,7 +226,11 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
         help="default: h2 ~ Beta(1,1), total variance ~ LogNormal(log var(y), 1); bglr: BGLR's scaled "
         "inverse chi-square (df0=5, R2=0.5). Default %(default)s",
     )  # fmt: skip
-    parser.add_argument("--method", choices=["nuts", "map"], default="nuts", help="NUTS sampling or MAP (default nuts)")
+    parser.add_argument(
+        "--method", choices=["nuts", "map"], default="nuts",
+        help="NUTS sampling or MAP, the posterior mode (for --family binary or ordinal: the Laplace approximation's "
+        "marginal mode, g integrated out). Default %(default)s",
+    )  # fmt: skip
     parser.add_argument(
         "--form", choices=["marginal", "latent"], default=None,
         help="spectral marginal (fast; the default for a Gaussian trait) or latent g/b (the only form of --family "

@@ -190,6 +190,8 @@ def run_fit(job: FitJob, say=print):
         )
     model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
+    if job.method == "map" and model.threshold:
+        what = "MAP: the Laplace approximation's marginal mode (g integrated out)"
     family = "" if model.family == "gaussian" else f", {model.family} trait (probit liability)"
     say(f"fitting {job.model} ({model.form} form{family}, prior {model.prior_label}) by {what} ...")
     options = {

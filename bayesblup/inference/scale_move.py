@@ -127,7 +127,7 @@ def scale_move_kwargs(model, pm_model, *, chains: int, seed, target_accept: floa
     values = pm_model.compile_fn(pm_model.replace_rvs_by_values(free), inputs=pm_model.value_vars)
     points = [fn(int(s)) for fn, s in zip(fns, seeds, strict=True)]
     initvals = [dict(zip((r.name for r in free), values(p), strict=True)) for p in points]
-    L = model.latent_factors[kernel.name]
+    _, _, L = model.latent_factor(kernel)
     eigenvalues = np.sum(L[: model.n] ** 2, axis=0)  # the records' weight on each z_k
     with pm_model:
         nuts = pm.NUTS(vars=pm_model.value_vars, target_accept=target_accept)

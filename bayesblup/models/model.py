@@ -903,7 +903,6 @@ class BLUPModel:
         model = pm.modelcontext(None)
         single = self.single
         parts: dict[str, object] = {}
-        self.latent_factors = {}
         markers = [k for k in self.kernels if k.markers is not None]
         if markers:  # one vector b over every marker kernel's markers, non-centred
             model.add_coord(MARKER, np.concatenate([k.markers.astype(str) for k in markers]))
@@ -919,10 +918,7 @@ class BLUPModel:
         for k, s2 in zip(self.kernels, sigma2, strict=True):
             if k.markers is not None:
                 continue
-            # G's own decomposition where the model has it (every individual has a record, no rescaling)
-            reuse = single and not len(self.records.unphenotyped) and self.scale is None
-            dim, coord, L = k.latent_factor(self.spectral if reuse else None)
-            self.latent_factors[k.name] = L  # z's directions, which inference.scale_move weighs
+            dim, coord, L = self.latent_factor(k)
             model.add_coord(dim, coord)
             z = pm.Normal("z" if single else f"z_{k.name}", 0.0, 1.0, dims=dim)
             parts[k.name] = pt.sqrt(s2) * _factor_dot(L, z, low_precision)
@@ -930,6 +926,16 @@ class BLUPModel:
             return pm.Deterministic(G, parts[self.kernels[0].name], dims=INDIVIDUAL)
         named = [pm.Deterministic(f"g_{k.name}", parts[k.name], dims=INDIVIDUAL) for k in self.kernels]
         return pm.Deterministic(G, pt.add(*named), dims=INDIVIDUAL)
+
+    def latent_factor(self, kernel: Kernel) -> tuple[str, np.ndarray, np.ndarray]:
+        """``(dim, coordinate, L)`` of a kernel's latent term, ``g_k = sqrt(sigma2_k) L z`` over every individual.
+
+        G's own decomposition where the model has it (one kernel, every individual with a record, no rescaling),
+        else the kernel's factor; W itself for a marker kernel. The latent form and the Laplace mode of a threshold
+        model (:mod:`bayesblup.inference.laplace`) share it.
+        """
+        reuse = self.single and not len(self.records.unphenotyped) and self.scale is None
+        return kernel.latent_factor(self.spectral if reuse and kernel.markers is None else None)
 
     @property
     def parameter_names(self) -> list[str]:

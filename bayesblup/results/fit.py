@@ -116,11 +116,13 @@ def _genetic_moments(model, post, *, seed, keep):
     return total, per_kernel, markers
 
 
-def _case_probability(model, post) -> np.ndarray:
+def _case_probability(model, post, variance: np.ndarray | None = None) -> np.ndarray:
     """A binary trait's posterior probability of the case for every individual: ``E[Phi(mu + x'beta + g_i) | y]``.
 
     ``P(y_i = 1 | mu, beta, g) = Phi(mu + x_i'beta + g_i)`` (the residual is N(0, 1)), averaged over the draws;
-    an individual without a record at the covariates' mean over the records.
+    an individual without a record at the covariates' mean over the records. With ``variance`` (the Laplace mode's
+    ``Var(g_i | y)``, one draw), ``Phi((mu + x_i'beta + m_i) / sqrt(1 + v_i))``: the expectation under
+    ``g_i ~ N(m_i, v_i)``, not Phi at the mode.
     """
     from scipy.special import ndtr
 
@@ -133,6 +135,8 @@ def _case_probability(model, post) -> np.ndarray:
         n_u = g.shape[1] - model.n
         rows = np.vstack([X, np.repeat(X.mean(axis=0, keepdims=True), n_u, axis=0)])
         eta = eta + beta @ rows.T
+    if variance is not None:
+        eta = eta / np.sqrt(1.0 + variance)[None, :]
     return ndtr(eta).mean(axis=0)
 
 
@@ -356,6 +360,12 @@ class BLUPFit:
             keep[:, ::thin] = True
             keep = keep.reshape(-1)
         total, per_kernel, markers = _genetic_moments(model, post, seed=settings.get("seed"), keep=keep)
+        laplace = datatree["laplace"] if "laplace" in datatree.children else None
+        if laplace is not None:  # a threshold model's Laplace mode: g's mean at the mode, Laplace's sd there
+            total = Moments(total.mean, np.asarray(laplace["g_sd"].values, dtype=np.float64))
+            if "b_sd" in laplace:
+                name = model.kernels[0].name
+                markers[name] = Moments(markers[name].mean, np.asarray(laplace["b_sd"].values, dtype=np.float64))
         if total.draws is not None:  # exact joint draws, for the individuals with a record
             draws = total.draws.reshape(post.sizes["chain"], -1, n_p)
             datatree["genetic_value_draws"] = xr.DataTree(
@@ -379,7 +389,7 @@ class BLUPFit:
             columns[f"mean_{name}"] = moments.mean
             columns[f"sd_{name}"] = moments.sd
         if model.family == "binary":
-            columns["probability"] = _case_probability(model, post)
+            columns["probability"] = _case_probability(model, post, None if laplace is None else pev)
         datatree["genetic_values"] = xr.DataTree(
             xr.Dataset({k: (INDIVIDUAL, v) for k, v in columns.items()}, coords={INDIVIDUAL: ids})
         )
@@ -506,7 +516,9 @@ class BLUPFit:
         With ``Cov(T, g) = sigma2_k M`` and ``Var(g) = sigma2_k K`` (the individuals with a record),
         ``T | g, sigma2_k ~ N(M K^+ g, sigma2_k (v - diag(M K^+ M')))``: its mean and variance per draw, combined by
         the laws of total expectation and variance. A binary trait adds ``probability``, ``E[Phi(mu + x'beta + T)]``
-        with x at the covariates' mean, per draw ``Phi((mu + x'beta + m) / sqrt(1 + s^2))`` for T ~ N(m, s^2).
+        with x at the covariates' mean, per draw ``Phi((mu + x'beta + m) / sqrt(1 + s^2))`` for T ~ N(m, s^2). The
+        Laplace mode (``method="map"``) has one draw, g at the mode, and T's variance adds that of g under Laplace's
+        approximation (:func:`bayesblup.inference.laplace.target_variance`).
         """
         from scipy.special import ndtr
 
@@ -522,6 +534,15 @@ class BLUPFit:
         g = g.reshape(-1, g.shape[-1])[:, : model.n]
         m = (g @ U / lam[None, :]) @ MUk.T  # (draws, new): M K^+ g
         var = _flat(post, kernel.variance_name)[:, None] * np.maximum(cond, 0.0)[None, :]
+        if self.sampler == "laplace":
+            # g ~ N(g^, Var(g | y)) at the mode: Var(T) = sigma2 v - sigma2^2 diag(A W^1/2 B^-1 W^1/2 A'), A = M K^+ K
+            from ..inference.laplace import target_variance
+
+            w = np.asarray(self.datatree["laplace"]["curvature"].values, dtype=np.float64)
+            index = model.records.record_index
+            K0 = (U * lam[None, :]) @ U.T
+            sigma2 = float(_flat(post, kernel.variance_name)[0])
+            var = target_variance(K0[np.ix_(index, index)], sigma2, w, (U @ MUk.T)[index], v)[None, :]
         mean = m.mean(axis=0)
         table = {key: labels, "mean": mean, "sd": np.sqrt(var.mean(axis=0) + ((m - mean) ** 2).mean(axis=0))}
         if model.family == "binary":
@@ -658,8 +679,21 @@ class BLUPFit:
                 f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "
                 f"zero, the smallest {sp.min_raw:.3g}{why}"
             )
-        if self.method == "map":
+        if self.method == "map" and self.sampler == "laplace":
+            location = "mu" if self.model.family == "binary" else "the thresholds"
+            notes.append(
+                "the Laplace approximation's marginal mode: g integrated out by Laplace's method, point estimates of "
+                f"h2 and {location} at the mode of their marginal posterior; genetic values are Laplace's mean and sd "
+                "given that mode (no uncertainty of the hyperparameters)"
+            )
+            if not self.settings.get("laplace", {}).get("converged", True):
+                warnings.append(
+                    "the optimiser of the Laplace marginal mode reported no convergence: the hyperparameters may not "
+                    "be at the mode; compare with method='nuts'"
+                )
+        elif self.method == "map":
             notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+        if self.method == "map":
             if self.model.multi_trait and self.model.multitrait_data.missing_rows.size:
                 warnings.append(
                     "MAP also maximises over the missing records (sampled as unknowns with several traits), so its "

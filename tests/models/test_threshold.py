@@ -135,8 +135,7 @@ def test_names_probabilities_and_refusals(data):
     # cases have the higher posterior probability on average
     assert gv["probability"][binary.to_numpy() == 1].mean() > gv["probability"][binary.to_numpy() == 0].mean()
     assert bb.GBLUP(ordinal, G, family="ordinal").parameter_names == ["h2", "sigma2_g", "threshold_1", "threshold_2"]
-    with pytest.raises(bb.InputError, match="method='map' is not available for family='binary'"):
-        model.fit(method="map")
+    assert model.fit(method="map").sampler == "laplace"  # the Laplace marginal mode (test_threshold_laplace.py)
     with pytest.raises(bb.InputError, match="no marginal form"):
         bb.GBLUP(binary, G, family="binary", form="marginal")
     with pytest.raises(bb.InputError, match="takes one trait"):
