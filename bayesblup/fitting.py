@@ -144,7 +144,6 @@ class BLUPModel(_Model):
         t0 = time.perf_counter()
         if cores is None:
             cores = default_cores(chains)
-        move = None
         if method == "nuts":
             choice = choose_nuts(self, model, nuts_sampler, chains=chains, progressbar=progressbar)
             sampler = choice.sampler
@@ -174,13 +173,6 @@ class BLUPModel(_Model):
                         kwargs |= gibbs_sample_kwargs(
                             self, model, chains=chains, seed=seed, target_accept=target_accept
                         )  # fmt: skip
-                    if sampler == "pymc" and self.threshold:
-                        from .inference.scale_move import scale_move_kwargs
-
-                        # NUTS, then Metropolis moves along the genetic variance's ridge (inference.scale_move)
-                        move = scale_move_kwargs(self, model, chains=chains, seed=seed, target_accept=target_accept)
-                        if move is not None:
-                            kwargs = {k: v for k, v in kwargs.items() if k not in ("init", "target_accept")} | move
                     datatree = pm.sample(
                         draws=draws,
                         tune=tune,
@@ -219,8 +211,6 @@ class BLUPModel(_Model):
             settings |= choice.settings | {"compiled": compiled}
             if sampler == "pymc" and self.gibbs_missing:
                 settings["missing_records"] = "exact Gibbs draw (bayesblup.inference.missing)"
-            if sampler == "pymc" and self.threshold and move is not None:
-                settings["variance_move"] = "Metropolis moves along the genetic variance's ridge (inference.scale_move)"
         if sampler == "laplace":
             settings["laplace"] = {
                 "approximation": "Laplace: marginal mode of the hyperparameters, g integrated out",

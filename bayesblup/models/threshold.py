@@ -67,19 +67,6 @@ class Categories:
         """The share of records in the highest category (binary: the cases)."""
         return float(self.counts[-1] / self.counts.sum())
 
-    def information_share(self) -> float:
-        """The share of a liability record's information a record of these categories keeps, at their shares.
-
-        The Fisher information of the category about a shift of a N(0, 1) liability cut at the sample's
-        cumulative shares: ``sum_k (phi(t_k) - phi(t_(k-1)))^2 / P_k``; for a binary trait ``z^2 / (K (1 - K))``,
-        the Dempster-Lerner factor.
-        """
-        from scipy.stats import norm
-
-        cuts = np.concatenate([[-np.inf], self.initial_thresholds(), [np.inf]])
-        shares = self.counts / self.counts.sum()
-        return float(np.sum(np.diff(norm.pdf(cuts)) ** 2 / shares))
-
     def initial_thresholds(self) -> np.ndarray:
         """``Phi^-1`` of the cumulative shares below each threshold (BGLR's starting values)."""
         from scipy.stats import norm
