@@ -17,6 +17,9 @@ default set of priors (:func:`default_priors`) spans the shapes that matter:
     ``h2 ~ Beta(2, 2)`` with ``"default"``'s total variance: mildly informative on h2 itself (prior 90%
     interval [0.14, 0.86]), a prior that rules out the extremes.
 
+A binary or ordinal trait (residual variance 1 on the liability scale) gets the same four, each on the genetic
+term alone, with the liability's unit variance in place of var(y).
+
 If the four posteriors of h2 agree, the data dominate; if they differ, report the spread (or pick a
 prior on substantive grounds and say so). With several marker sets the default set is the two
 presets only.
@@ -60,12 +63,15 @@ def default_priors(model: BLUPModel) -> dict[str, object]:
         )
     if not model.single:
         return {name: name for name in PRESETS}
-    vy = float(np.var(model.y, ddof=1))
+    # a binary or ordinal trait's residual variance is 1, the liability's unit (models.threshold)
+    vy = 1.0 if model.threshold else float(np.var(model.y, ddof=1))
 
     def half_normal(scale2: float) -> Prior:  # sd ~ HalfNormal(s)  <=>  sd^2 ~ Gamma(1/2, rate 1/(2 s^2))
         return Prior("Gamma", alpha=0.5, beta=1.0 / (2.0 * scale2))
 
-    half = {model.kernel_variance: half_normal(vy / model.msx), "sigma2_e": half_normal(vy)}
+    half = {model.kernel_variance: half_normal(vy / model.msx)}
+    if not model.threshold:
+        half["sigma2_e"] = half_normal(vy)
     if model.permanent_environment:
         half["sigma2_pe"] = half_normal(vy)
     return {

@@ -91,7 +91,12 @@ def probit_terms(eta, codes, cutpoints) -> tuple[np.ndarray, np.ndarray, np.ndar
     def ratio(x):  # phi(x) / P in log space, and x with its infinities as 0 (their phi is 0)
         finite = np.isfinite(x)
         x = np.where(finite, x, 0.0)
-        return np.where(finite, np.exp(-0.5 * x * x - _LOG_SQRT_2PI - logp), 0.0), x
+        # exp(-inf) = 0 for an infinite bound. Past |x| ~ 1e8 (an optimiser's trial point far out) -x^2/2 and logp
+        # cancel below float64's precision and the exponent can overflow; the ratio is then the inverse Mills
+        # ratio's asymptote |x| (a half-line's bound; an interval's P does not vanish faster).
+        with np.errstate(over="ignore"):
+            r = np.exp(np.where(finite, -0.5 * x * x - _LOG_SQRT_2PI - logp, -np.inf))
+        return np.where(np.isfinite(r), r, np.abs(x)), x
 
     r_lo, lo = ratio(lo)
     r_hi, hi = ratio(hi)

@@ -378,11 +378,13 @@ class BLUPFit:
         # sum_k sigma2_k K_k,ii at the posterior means: the share of the prior variance the data removed.
         prior_var = sum(float(_flat(post, k.variance_name).mean()) * k.diagonal() for k in model.kernels)
         pev = total.sd**2
+        with np.errstate(invalid="ignore", divide="ignore"):  # no genetic variance (a mode at 0): NaN, not a warning
+            reliability = np.where(prior_var > 0, 1.0 - pev / prior_var, np.nan)
         columns = {
             "mean": total.mean,
             "sd": total.sd,
             "pev": pev,
-            "reliability": 1.0 - pev / prior_var,
+            "reliability": reliability,
             "phenotyped": np.arange(len(ids)) < n_p,
         }
         for name, moments in per_kernel.items():
@@ -694,6 +696,18 @@ class BLUPFit:
         elif self.method == "map":
             notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
         if self.method == "map":
+            # A mode where a variance vanishes is no estimate: a prior whose density is unbounded at zero (Gamma
+            # with alpha < 1, as the half-normal on the sd) or a joint mode over latent effects puts it there.
+            table = self.summary()
+            edge = [p for p in table.index if p.startswith("h2") and not p.startswith("h2_observed")]
+            edge = [p for p in edge if not 1e-4 < table.loc[p, "mean"] < 1 - 1e-4]
+            if edge:
+                shown = ", ".join(f"{p} = {table.loc[p, 'mean']:.4f}" for p in edge)
+                warnings.append(
+                    f"the mode lies on the boundary ({shown}): a variance component went to zero, where a prior "
+                    "with unbounded density at zero (e.g. the half-normal on the sd) or a joint mode over latent "
+                    "effects puts the mode; the posterior is not there: use method='nuts'"
+                )
             if self.model.multi_trait and self.model.multitrait_data.missing_rows.size:
                 warnings.append(
                     "MAP also maximises over the missing records (sampled as unknowns with several traits), so its "

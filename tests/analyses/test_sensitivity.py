@@ -151,6 +151,37 @@ def test_prior_sensitivity__a_list_of_presets_and_map(data):
 
 
 @pytest.mark.structural
+def test_prior_sensitivity__binary_trait_on_the_liability_scale(data):
+    """A binary trait: the four shapes on the genetic term alone, var(y) replaced by the liability's unit variance."""
+    y, G, _ = data
+    binary = (y > y.median()).astype(float)
+    model = bb.GBLUP(binary, G, family="binary")
+    priors = default_priors(model)
+    assert list(priors) == LABELS
+    assert set(priors["half-normal"]) == {"sigma2_g"}
+    assert priors["half-normal"]["sigma2_g"].parameters["beta"] == pytest.approx(model.msx / 2, rel=1e-12)
+    short = {"chains": 1, "draws": 60, "tune": 60, "seed": 1}  # the table's structure, not its figures
+    table = bb.prior_sensitivity(lambda prior: bb.GBLUP(binary, G, family="binary", prior=prior), **short)
+    assert list(table["prior"]) == LABELS and table["h2_mean"].between(0, 1).all()
+    assert table.loc[2, "description"].startswith("sigma2_g ~ Gamma(alpha=0.5, ")
+
+
+@pytest.mark.structural
+@pytest.mark.parametrize("family", ["gaussian", "binary"])
+def test_map_at_the_boundary_warns(data, family):
+    """The half-normal prior (variance ~ Gamma(1/2), density unbounded at 0) puts the mode where a variance vanishes:
+    h2 = 1 (sigma2_e -> 0, Gaussian) or 0 (sigma2_g -> 0, the binary trait's Laplace mode). Said, not silent."""
+    y, G, _ = data
+    y = y if family == "gaussian" else (y > y.median()).astype(float)
+    half = default_priors(bb.GBLUP(y, G, family=family))["half-normal"]
+    fit = bb.GBLUP(y, G, family=family, prior=half).fit(method="map")
+    h2 = fit.summary().loc["h2", "mean"]
+    assert h2 > 1 - 1e-4 if family == "gaussian" else h2 < 1e-4
+    assert any("the mode lies on the boundary (h2 = " in w for w in fit.diagnostics()["warnings"])
+    assert not any("boundary" in w for w in bb.GBLUP(y, G, family=family).fit(method="map").diagnostics()["warnings"])
+
+
+@pytest.mark.structural
 def test_fit_cli__prior_sensitivity_writes_the_table(tmp_path, capsys):
     out = tmp_path / "fit"
     args = [
