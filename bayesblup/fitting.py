@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -118,6 +119,8 @@ class BLUPModel(_Model):
             raise InputError(f"target_accept must lie in (0, 1), got {target_accept}.")
         if tune < 0:
             raise InputError(f"tune must be >= 0, got {tune}.")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise InputError(f"seed must be an integer >= 0 (NumPy's seeds are non-negative), got {seed!r}.")
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)

@@ -24,6 +24,7 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     layout = "the ID column name, then one name per trait"
     check_input_file(path, "phenotype", "a CSV file (the ID column, then one column per trait)")
+    _check_header(path, layout)
     try:
         header = pd.read_csv(path, nrows=0).columns
         frame = pd.read_csv(path, index_col=0, dtype={header[0]: str})
@@ -33,9 +34,12 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
             "individual."
         ) from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = _first_line(path)
+        hint = delimiter_hint(first) if "," not in first else ""
+        detail = " ".join(str(exc).split())
         raise InputError(
-            f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {exc}); save it as UTF-8 "
-            "comma-separated text, one row per record."
+            f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {detail}){hint}; save it as UTF-8 "
+            "comma-separated text with '.' as the decimal point, one row per record."
         ) from exc
     if frame.shape[1] == 0:
         raise InputError(
@@ -51,6 +55,44 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: data row(s) {preview(rows)} have no individual ID in the first column.")
     frame.attrs["source"] = str(path)
     return frame
+
+
+def _first_line(path: Path) -> str:
+    from .files import open_text
+
+    try:
+        with open_text(path) as handle:
+            return handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _check_header(path: Path, layout: str) -> None:
+    """Refuse a header of one field, and one that names a column twice.
+
+    One field means another delimiter: pandas would take the rows' first field as an index and read on. A name
+    given twice pandas would rename silently ('y1.1'), and the first column would be fitted.
+    """
+    import csv
+
+    from .files import delimiter_hint
+
+    first = _first_line(path)
+    names = next(csv.reader([first]), [])
+    if len(names) == 1:
+        raise InputError(
+            f"{path}: no trait column after the ID column{delimiter_hint(first)}; expected {layout}, "
+            "comma-separated: save the file as CSV (comma-separated, '.' as the decimal point)."
+        )
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        key = name.strip()
+        if key and key in seen:
+            raise InputError(
+                f"{path}: the header names column {key!r} twice (columns {seen[key]} and {i}); give each column a "
+                "distinct name."
+            )
+        seen[key] = i
 
 
 def trait_values(phenotypes: pd.DataFrame, trait: str) -> pd.Series:

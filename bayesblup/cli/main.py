@@ -153,7 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
     )  # fmt: skip
     fit.add_argument(
-        "--reference-h2", type=float, metavar="H2",
+        "--reference-h2", type=_unit_interval, metavar="H2",
         help="a point estimate of h2 (e.g. REML) drawn on the h2 plot for comparison",
     )  # fmt: skip
     fit.add_argument(
@@ -249,7 +249,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument("--chains", type=int, default=4, help="default %(default)s")
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning; default %(default)s")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain; default %(default)s")
-    parser.add_argument("--seed", type=int, default=seed_default, help="random seed")
+    parser.add_argument("--seed", type=_non_negative, default=seed_default, help="random seed (an integer >= 0)")
     parser.add_argument(
         "--cores", type=int, default=None, metavar="N",
         help="processes to run the chains in (default: one per chain, up to the CPUs available); the draws do not "
@@ -340,6 +340,32 @@ def _say_relationship(rel, report, scaling: str, say, t0: float) -> None:
         )
     say(f"  markers dropped by QC: {report.n_markers_dropped}")
     say(f"  time: {time.perf_counter() - t0:.2f} s (QC and G)")
+
+
+def _non_negative(text: str) -> int:
+    """An integer >= 0 (argparse type): --seed (NumPy's seeds are non-negative)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _unit_interval(text: str) -> float:
+    """A number strictly between 0 and 1 (argparse type): --reference-h2."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1 (a heritability), got {text}")
+    return value
 
 
 def _check_options(args) -> None:

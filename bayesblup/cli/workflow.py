@@ -98,6 +98,12 @@ def run_fit(job: FitJob, say=print):
     else:
         y = trait_values(table, traits[0])
     named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
+    reused = [c for c in named if c in traits]
+    if reused:  # the trait explaining itself: h2 near 1 and a meaningless fit
+        raise InputError(
+            f"column {reused[0]} is the trait being fitted and cannot also be a fixed effect, weight or fold column "
+            "(--fixed, --weights, --folds): name other columns."
+        )
     missing = [c for c in named if c not in table.columns]
     if missing:
         source = table.attrs.get("source")

@@ -435,6 +435,49 @@ CASES = [
         [*FIT, "--method", "nuts", "--draws", "-5"],
     ),
     Case(
+        "seed_negative",
+        ("seed", "must be an integer >= 0", "-1"),
+        lambda d: job(d, seed=-1),
+        [*FIT, "--seed", "-1"],
+    ),
+    Case(
+        "cores_zero",
+        ("cores must be at least 1, got 0",),
+        lambda d: job(d, method="nuts", cores=0),
+        [*FIT, "--method", "nuts", "--cores", "0"],
+    ),
+    Case(
+        "reference_h2_out_of_range",
+        ("--reference-h2", "must lie strictly between 0 and 1", "got 5"),
+        None,
+        [*FIT, "--reference-h2", "5"],
+        note="a command-line option only: in Python the point is drawn by the caller",
+    ),
+    Case(
+        "trait_as_its_own_fixed_effect",
+        ("column y is the trait being fitted", "cannot also be a fixed effect", "name other columns"),
+        lambda d: job(d, fixed=("y",)),
+        [*FIT, "--fixed", "y"],
+    ),
+    Case(
+        "phenotype_header_names_a_column_twice",
+        ("pheno.csv", "names column 'y' twice (columns 2 and 5)", "distinct name"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write(
+            "pheno.csv", "id,y,w,fold,y\n" + "".join(f"{i},{v},1,A,{v}\n" for i, v in zip(IDS, Y, strict=True))
+        ),  # noqa: E501
+    ),
+    Case(
+        "phenotypes_semicolons_and_decimal_commas",
+        ("pheno.csv", "no trait column after the ID column", "';'-separated", "'.' as the decimal point"),
+        lambda d: bb.read_phenotypes(d / "pheno.csv"),
+        FIT,
+        setup=write(
+            "pheno.csv", "id;y\n" + "".join(f"{i};{v:.2f}\n".replace(".", ",") for i, v in zip(IDS, Y, strict=True))
+        ),  # noqa: E501
+    ),
+    Case(
         "out_folder_exists",
         ("output folder {d}/runs/fit already exists", "--force"),
         lambda d: tiny_fit().save(d / OUT),

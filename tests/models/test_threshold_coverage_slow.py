@@ -21,22 +21,23 @@ reaches with probability 1 - ALPHA = 0.99: 13 of 20. At a true coverage of 0.9 t
 liability, a wrong threshold) is caught with probability 0.87, a coverage of 0.6 with 0.58; a coverage of 0.8 is
 not detected.
 
-**Accuracy.** The correlation of the posterior mean of g with the true g, ``r_binary``, against the figure
-expected after thresholding. A Gaussian record of heritability h on this G gives a BLUP whose expected accuracy
-follows from G's eigenvalues ``lam_k`` alone: with ``s_k = h lam_k``, ``r(h)^2 = sum_k s_k^2 / (s_k + 1 - h) /
-sum_k s_k`` (the BLUP's covariance with g over g's variance, both summed over the eigen-components, each
-component's shrinkage ``s_k / (s_k + 1 - h)``). With the liabilities known that is ``r(h2)``. A record cut from the
-liability keeps a share of its information: a binary record ``z^2 / (K (1 - K))`` (the Dempster-Lerner factor,
-``z = phi(Phi^-1(1 - K))``: 0.34 at K = 0.1, 0.62 at K = 0.4), an ordinal one ``sum_k (phi(t_k) - phi(t_(k-1)))^2 /
-P_k`` (the Fisher information of the category about a shift of the liability at the population thresholds: 0.88
-for the four categories here), so the expected accuracy after thresholding is ``r(h2 x share)``. At the settings
-here that is 0.39 against 0.60 with the liabilities known (h2 0.2, K 0.1), 0.70 against 0.82 (h2 0.5, K 0.4) and
-0.79 against 0.82 (four categories). The checks, on a setting's mean over its replicates: ``r_binary`` within
-``ACCURACY_TOL = 0.05`` of ``r(h2 x share)`` (a correlation's sampling sd between replicates is about 0.02, 0.01
-for the mean of four; the information share is a linear approximation, which the threshold model beats by up to
-0.02 in trial runs, 0.411 against 0.388 at h2 0.2, K 0.1), and the sample correlation of the liabilities' own
-BLUP (at the true h2) within the same tolerance of ``r(h2)``, which checks the formula on the same replicates.
-Every figure is printed (``-s``).
+**Accuracy.** The correlation of the posterior mean of g with the true g, ``r_binary``, against the figure expected
+after thresholding. A Gaussian record of heritability h on this G gives a BLUP whose expected accuracy follows from
+G's eigenvalues ``lam_k`` alone: with ``s_k = h lam_k``, ``r(h)^2 = sum_k s_k^2 / (s_k + 1 - h) / sum_k s_k`` (the
+BLUP's covariance with g over g's variance, both summed over the eigen-components, each component's shrinkage ``s_k
+/ (s_k + 1 - h)``). With the liabilities known that is ``r(h2)``. A record cut from the liability keeps a share of
+its information: a binary record ``z^2 / (K (1 - K))`` (the Dempster-Lerner factor, ``z = phi(Phi^-1(1 - K))``:
+0.34 at K = 0.1, 0.62 at K = 0.4), an ordinal one ``sum_k (phi(t_k) - phi(t_(k-1)))^2 / P_k`` (the Fisher
+information of the category about a shift of the liability at the population thresholds: 0.88 for the four
+categories here), so the expected accuracy after thresholding is ``r(h2 x share)``. At the settings here that is
+0.39 against 0.60 with the liabilities known (h2 0.2, K 0.1), 0.70 against 0.82 (h2 0.5, K 0.4) and 0.79 against
+0.82 (four categories). The check, on a setting's means over its replicates: ``r_binary`` within ``ACCURACY_TOL =
+0.05`` of ``r(h2 x share)`` times the ratio of the liabilities' own BLUP accuracy (sample correlation at the true
+h2) to ``r(h2)``: that ratio takes out what the replicates' draws of g and e did to every predictor alike (over
+four replicates the liabilities' figure strayed 0.026 from ``r(h2)`` in a trial run). What is left: the mean's
+sampling sd (about 0.01), the linear approximation in the information share, and the posterior's averaging over h2
+instead of the true h2 (trial run: ``r_binary`` 0.012-0.028 below the corrected figure). Every figure is printed
+(``-s``).
 
 Cost: a binary fit about 35 s, an ordinal one about 60 s on 2 cores shared with other work (G's factor in
 float32; the ordinal model's thresholds take more leapfrog steps), so REPLICATES = 4: 20 fits, about 15 minutes.
@@ -156,5 +157,5 @@ def test_threshold_models_cover_liability_h2_and_lose_what_thresholding_loses(ca
     print(f"90% intervals of h2 covering the truth: {sum(covered)} of {len(covered)} (at least {need} needed)")
     assert sum(covered) >= need, (sum(covered), need, len(covered))
     for name, means in accuracy.items():
-        assert abs(means["r_liability"] - means["r_liability_expected"]) < ACCURACY_TOL, (name, means)
-        assert abs(means["r_binary"] - means["r_expected"]) < ACCURACY_TOL, (name, means)
+        luck = means["r_liability"] / means["r_liability_expected"]
+        assert abs(means["r_binary"] - means["r_expected"] * luck) < ACCURACY_TOL, (name, means)
