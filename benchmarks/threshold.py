@@ -14,6 +14,9 @@ Every fit: ``--chains`` x ``--draws`` (default 4 x 1000, + 1000 tuning), seed ``
 bulk ESS over h2 and the thresholds (or mu); BGLR's figures are from its reference runs on this machine kind
 (tests/data/reference/README.md: 72,000 iterations, ESS of h2 167 and 218, 72 s and 78 s).
 
+Each case is also fitted by ``method="map"`` (the Laplace approximation's marginal mode) first, timed on its own
+and reported with its h2 against NUTS's posterior (``--laplace-only``: those rows alone).
+
 Targets (issue 16), reported, not asserted: wheat binary under 60 s end to end with min ESS >= 400 and no
 divergences; the simulated n = 2000 under 3 minutes.
 
@@ -48,6 +51,12 @@ TARGET_SIM_S = 180.0
 def run(case: str, y: pd.Series, G, family: str, prior: str, args, t0: float) -> dict:
     import bayesblup as bb
 
+    t_map = time.perf_counter()
+    laplace = bb.GBLUP(y, G, family=family, prior=prior).fit(method="map").summary()
+    map_s = time.perf_counter() - t_map
+    t0 += map_s  # NUTS's end to end excludes the Laplace fit
+    if args.laplace_only:
+        return {"case": case, "n": len(y), "map_s": map_s, "map_h2": laplace.loc["h2", "mean"]}
     fit = bb.GBLUP(y, G, family=family, prior=prior).fit(
         chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed
     )
@@ -69,6 +78,8 @@ def run(case: str, y: pd.Series, G, family: str, prior: str, args, t0: float) ->
         "h2": (summary.loc["h2", "mean"], summary.loc["h2", "sd"]),
         "divergences": diagnostics["divergences"],
         "r_hat": diagnostics["max_r_hat"],
+        "map_s": map_s,
+        "map_h2": laplace.loc["h2", "mean"],
     }
 
 
@@ -112,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-m", type=int, default=10_000)
     parser.add_argument("--prevalence", type=float, default=0.3)
     parser.add_argument("--no-sim", action="store_true")
+    parser.add_argument("--laplace-only", action="store_true", help="only the Laplace mode (method='map') rows")
     parser.add_argument("--quick", action="store_true", help="2 x 200 draws (+200), simulated 300 x 2000")
     args = parser.parse_args(argv)
     if args.quick:
@@ -127,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = [wheat_case("binary", args), wheat_case("ordinal3", args)]
     if not args.no_sim:
         rows.append(simulated_case(args))
+    print()
+    print(f"{'Laplace mode (method=map)':<26} {'n':>5} {'s':>6} {'h2 mode':>8} {'NUTS h2 (sd)':>14} {'gap in sd':>9}")
+    for r in rows:
+        nuts = f"{r['h2'][0]:.3f} ({r['h2'][1]:.3f})" if "h2" in r else "-"
+        gap = f"{(r['map_h2'] - r['h2'][0]) / r['h2'][1]:+.2f}" if "h2" in r else "-"
+        print(f"{r['case']:<26} {r['n']:>5} {r['map_s']:>6.1f} {r['map_h2']:>8.3f} {nuts:>14} {gap:>9}")
+    if args.laplace_only:
+        return 0
     print()
     header = f"{'case':<26} {'n':>5} {'e2e s':>6} {'compile s':>9} {'draws s':>7} {'h2 (sd)':>14} {'ESS h2':>7}"
     header += f" {'min ESS':>7} {'at':>12} {'R-hat':>6} {'div':>4} {'BGLR s':>6} {'BGLR ESS':>8} {'ESS/s ratio':>11}"

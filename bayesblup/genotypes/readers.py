@@ -9,7 +9,9 @@ into place, so an interrupted write never leaves a half-written output under the
 from __future__ import annotations
 
 import csv
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -189,12 +191,14 @@ def read_genotypes_csv(path: str | os.PathLike, *, coding: str = "auto") -> Geno
     """
     path = Path(path)
     header = _csv_header(path)
-    resolved = list(pd.read_csv(path, nrows=0).columns)  # pandas' names for the same header
-    dtypes = {resolved[0]: str} | dict.fromkeys(resolved[1:], "float32")
     try:
+        resolved = list(pd.read_csv(path, nrows=0).columns)  # pandas' names for the same header
+        dtypes = {resolved[0]: str} | dict.fromkeys(resolved[1:], "float32")
         frame = pd.read_csv(path, index_col=0, dtype=dtypes, keep_default_na=True)
     except pd.errors.ParserError as exc:
         raise InputError(f"{path}: malformed CSV ({exc}). Every row needs one ID and one call per marker.") from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(_truncated(path, exc)) from exc
     except (ValueError, TypeError) as exc:
         raise InputError(
             f"{path}: genotype calls must be numbers; found {_first_bad_cell(path, header)}. Mark missing "
@@ -208,9 +212,44 @@ def read_genotypes_csv(path: str | os.PathLike, *, coding: str = "auto") -> Geno
     no_id = np.flatnonzero(frame.index.isna())
     if no_id.size:
         raise InputError(f"{path}: data row(s) {preview(no_id + 1)} have no individual ID in the first column.")
+    _check_row_lengths(path, len(header), frame.shape[0])
     return Genotypes.from_array(
         frame.to_numpy(dtype=np.float32), ids=frame.index, markers=header[1:], coding=coding, source=str(path)
     )
+
+
+def _truncated(path: Path, exc: Exception) -> str:
+    return (
+        f"{path}: the compressed file ends early or is damaged ({type(exc).__name__}: {exc}); it was probably cut "
+        "off in a copy or download: copy it again (gzip -t checks a .gz)."
+    )
+
+
+def _check_row_lengths(path: Path, n_fields: int, n_rows: int) -> None:
+    """Refuse a row with fewer fields than the header (pandas fills them as missing calls, which would be imputed).
+
+    A file cut off mid-row, or a call without its comma, is such a row. The quick test counts the commas (each
+    row, header included, holds ``n_fields - 1``); only when that count is off are the rows parsed one by one,
+    so that quoted fields holding commas are not taken for extra ones.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(_truncated(path, exc)) from exc
+    if raw.count(b",") == (n_rows + 1) * (n_fields - 1):
+        return
+    rows = csv.reader(raw.decode("utf-8-sig", errors="replace").splitlines())
+    next(rows, None)
+    for k, row in enumerate((r for r in rows if r), start=1):
+        if len(row) < n_fields:
+            cut = "; the file may be cut off there" if k == n_rows else ""
+            raise InputError(
+                f"{path}: data row {k} (individual {row[0]}) has {len(row)} fields where the header has {n_fields}"
+                f"{cut}. Every row needs one ID and one call per marker; mark a missing call with an empty cell "
+                "(two commas) or NA."
+            )
 
 
 def read_plink(path: str | os.PathLike) -> Genotypes:

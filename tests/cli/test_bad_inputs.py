@@ -95,6 +95,15 @@ def write(name: str, text: str | bytes) -> Callable[[Path], None]:
     return setup
 
 
+def _gzip_cut(path: Path) -> bytes:
+    """``path`` with 2000 more rows, gzip-compressed and cut in the middle of the stream (the header stays whole)."""
+    import gzip
+
+    extra = "".join(f"x{k:04d},0,1,2,0,1,2\n" for k in range(2000))
+    data = gzip.compress((path.read_text() + extra).encode())
+    return data[: len(data) // 2]
+
+
 def plink_copy(d: Path, *, drop_bim: int | None = None, drop_fam: int | None = None) -> Path:
     """The PLINK sample (120 individuals x 20 SNPs) copied to d/plink/, optionally one .bim or .fam line short."""
     (d / "plink").mkdir()
@@ -212,6 +221,29 @@ CASES = [
         lambda d: bb.read_genotypes(d / "geno.csv"),
         FIT,
         setup=write("geno.csv", "id;m1;m2\ni01;0;1\ni02;1;2\n"),
+    ),
+    Case(
+        "genotype_row_a_field_short",
+        ("{d}/geno.csv", "data row 3 (individual i03) has 6 fields where the header has 7", "empty cell"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=lambda d: (d / "geno.csv").write_text(
+            (d / "geno.csv").read_text().replace("i03,1,1,0,0,2,2", "i03,1,1,0,0,2")
+        ),
+    ),
+    Case(
+        "genotype_file_cut_off_mid_row",
+        ("{d}/geno.csv", "data row 10 (individual i10) has 4 fields", "the file may be cut off there"),
+        lambda d: bb.read_genotypes(d / "geno.csv"),
+        FIT,
+        setup=lambda d: (d / "geno.csv").write_text((d / "geno.csv").read_text()[:-7]),  # "i10,0,2,1"
+    ),
+    Case(
+        "genotype_gz_truncated",
+        ("{d}/geno.csv.gz", "the compressed file ends early", "copy it again"),
+        lambda d: bb.read_genotypes(d / "geno.csv.gz"),
+        [*FIT, "--genotypes", "{d}/geno.csv.gz"],
+        setup=lambda d: (d / "geno.csv.gz").write_bytes(_gzip_cut(d / "geno.csv")),
     ),
     Case(
         "phenotype_file_tabs",
@@ -466,7 +498,7 @@ CASES = [
         FIT,
         setup=write(
             "pheno.csv", "id,y,w,fold,y\n" + "".join(f"{i},{v},1,A,{v}\n" for i, v in zip(IDS, Y, strict=True))
-        ),  # noqa: E501
+        ),
     ),
     Case(
         "phenotypes_semicolons_and_decimal_commas",
@@ -475,7 +507,7 @@ CASES = [
         FIT,
         setup=write(
             "pheno.csv", "id;y\n" + "".join(f"{i};{v:.2f}\n".replace(".", ",") for i, v in zip(IDS, Y, strict=True))
-        ),  # noqa: E501
+        ),
     ),
     Case(
         "out_folder_exists",
