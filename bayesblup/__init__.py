@@ -34,7 +34,7 @@ from .analyses.cv import CVResult, cross_validate
 from .analyses.equivalence import EquivalenceReport, check_equivalence
 from .analyses.reml import REMLResult, reml
 from .analyses.sensitivity import prior_sensitivity
-from .errors import InputError
+from .errors import DataWarning, InputError
 from .fitting import GBLUP, MBLUP, BLUPModel, MultiGBLUP, MultiMBLUP
 from .genotypes.calls import MISSING, Genotypes
 from .genotypes.dask import genomic_relationship_bed
@@ -69,6 +69,7 @@ __all__ = [
     "BLUPFit",
     "BLUPModel",
     "CVResult",
+    "DataWarning",
     "EquivalenceReport",
     "GenotypeMatrix",
     "Genotypes",

@@ -7,11 +7,15 @@ one-line message and exit code 2; programming errors keep their traceback.
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["DataWarning", "InputError"]
 
 
 class InputError(ValueError):
     """Bad input: the message names the problem, where it is, and the fix."""
+
+
+class DataWarning(UserWarning):
+    """Input that runs but is probably not what was meant (a missing-value code fitted as a record, ...)."""
 
 
 def preview(items, limit: int = 10) -> str:

@@ -3,21 +3,51 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, preview
+from .errors import DataWarning, InputError, preview
 
 __all__ = ["Records", "TraitRecords", "as_records", "design_matrix", "match_records", "match_traits", "read_phenotypes"]
 
 
-def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
+#: Values that data sets use for "no record" (-9 is PLINK's). A trait holding one of them far from its other
+#: values gets a warning (:func:`warn_missing_codes`); ``missing_codes=`` (``--missing-codes``) declares them.
+COMMON_MISSING_CODES = (-9.0, -99.0, -999.0, -9999.0, 99.0, 999.0, 9999.0)
+
+
+def warn_missing_codes(values: pd.Series, trait: str, where: str = "") -> None:
+    """Warn (:class:`DataWarning`) when a common missing-value code stands apart from a trait's other values.
+
+    "Apart": beyond the range of the other records by more than three times their robust sd (1.4826 MAD, or the
+    sd when the MAD is 0), so that a body weight of 99 among weights of 80-120 is not taken for a code.
+    """
+    x = values.dropna().to_numpy(dtype=float)
+    for code in COMMON_MISSING_CODES:
+        hits = int(np.sum(x == code))
+        rest = x[x != code]
+        if not hits or rest.size < 3:
+            continue
+        scale = 1.4826 * np.median(np.abs(rest - np.median(rest))) or float(np.std(rest))
+        if scale > 0 and (code < rest.min() - 3 * scale or code > rest.max() + 3 * scale):
+            warnings.warn(
+                f"{where}trait {trait}: {hits} record(s) equal {code:g}, far from the others ({rest.min():g} to "
+                f"{rest.max():g}): a missing-value code? They are fitted as records; if they mean 'no record', "
+                f"declare it: --missing-codes {code:g} (read_phenotypes(..., missing_codes=[{code:g}])).",
+                DataWarning,
+                stacklevel=3,
+            )
+
+
+def read_phenotypes(path: str | os.PathLike, *, missing_codes=()) -> pd.DataFrame:
     """Read a CSV of phenotypes: first column the individual ID, then one column per trait.
 
-    Empty cells and ``NA`` are missing records. IDs are read as text, so ``007`` stays ``007``.
+    Empty cells and ``NA`` are missing records, and so is any value in ``missing_codes`` (e.g. ``[-9]``, PLINK's
+    code) in a numeric column. IDs are read as text, so ``007`` stays ``007``.
     """
     from .files import check_input_file, delimiter_hint
 
@@ -53,6 +83,10 @@ def read_phenotypes(path: str | os.PathLike) -> pd.DataFrame:
     if frame.index.isna().any():
         rows = np.flatnonzero(frame.index.isna()) + 1
         raise InputError(f"{path}: data row(s) {preview(rows)} have no individual ID in the first column.")
+    codes = [float(c) for c in missing_codes]
+    if codes:
+        numeric = frame.select_dtypes("number").columns
+        frame[numeric] = frame[numeric].mask(frame[numeric].isin(codes))
     frame.attrs["source"] = str(path)
     return frame
 
@@ -372,6 +406,7 @@ def match_records(
     source = y.attrs.get("source")  # the phenotype file, when y comes from read_phenotypes
     where = f"{source}: " if source else ""
     y = _numeric_trait(y, trait, where)
+    warn_missing_codes(y, trait, where)
     index = y.index.astype(str)
     present = y.notna().to_numpy()
     duplicated = index[present & index.duplicated(keep=False)].unique()
@@ -537,6 +572,8 @@ def match_traits(
     source = table.attrs.get("source")
     where = f"{source}: " if source else ""
     columns = {t: _numeric_trait(table.iloc[:, j], t, where) for j, t in enumerate(traits)}
+    for t, values in columns.items():
+        warn_missing_codes(values, t, where)
     index = table.index.astype(str)
     present = np.column_stack([c.notna().to_numpy() for c in columns.values()])
     any_record = present.any(axis=1)

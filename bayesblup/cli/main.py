@@ -153,6 +153,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
     )  # fmt: skip
     fit.add_argument(
+        "--missing-codes", nargs="+", type=float, default=(), metavar="VALUE",
+        help="values of the phenotype file that mean 'no record' (e.g. -9, PLINK's code), besides empty cells and NA",
+    )  # fmt: skip
+    fit.add_argument(
         "--reference-h2", type=_unit_interval, metavar="H2",
         help="a point estimate of h2 (e.g. REML) drawn on the h2 plot for comparison",
     )  # fmt: skip
@@ -436,6 +440,7 @@ def _job(args, genotypes, phenotypes, model: str):
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
         predict=getattr(args, "predict", None),
         fixed=tuple(getattr(args, "fixed", None) or ()),
+        missing_codes=tuple(getattr(args, "missing_codes", None) or ()),
         weights=getattr(args, "weights", None),
         repeated=getattr(args, "repeated_records", False),
         permanent_environment=getattr(args, "permanent_environment", False),

@@ -42,6 +42,7 @@ class FitJob:
     qc: dict = field(default_factory=dict)
     predict: object = None  # a path, or Genotypes of new individuals
     fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
+    missing_codes: tuple[float, ...] = ()  # values of the phenotype file that mean "no record"
     weights: str | None = None  # phenotype-table column of residual weights (Var(e) = sigma2_e / w)
     repeated: bool = False  # allow several records per individual
     permanent_environment: bool = False  # iid effect per individual over its records (implies repeated)
@@ -89,7 +90,10 @@ def run_fit(job: FitJob, say=print):
     timings: dict[str, float] = {}
     t = time.perf_counter()
     geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes
-    table = read_phenotypes(job.phenotypes) if not hasattr(job.phenotypes, "columns") else job.phenotypes
+    if hasattr(job.phenotypes, "columns"):
+        table = job.phenotypes
+    else:
+        table = read_phenotypes(job.phenotypes, missing_codes=job.missing_codes)
     traits = [job.trait] if isinstance(job.trait, str) else list(job.trait)
     if len(traits) > 1:
         _check_multitrait_options(job, traits)

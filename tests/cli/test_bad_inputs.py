@@ -17,9 +17,11 @@ API only: ``bayesblup fit`` builds G from the genotypes, and no command reads a 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -644,3 +646,34 @@ def test_g_within_the_tolerance_is_accepted():
     K = vectors @ np.diag(values) @ vectors.T
     sp = bb.eigendecompose((K + K.T) / 2)
     assert sp.n_clipped == 1 and sp.rank == 3
+
+
+def test_missing_value_code_warns_and_can_be_declared(tmp_path, capsys):
+    """-9 among a trait's values (here about N(0, 1)) is fitted, with a warning that names the value, its count and
+    --missing-codes; declared, those records are missing (9 individuals with a record, not 10)."""
+    d = make_inputs(tmp_path)
+    write_phenotypes(d / "pheno.csv", y=[*Y[:9], -9.0])
+    with pytest.warns(bb.DataWarning, match=r"1 record\(s\) equal -9, far from the others .*--missing-codes -9"):
+        gblup(d)
+    argv = [_format(a, d) for a in FIT]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", bb.DataWarning)  # the suite turns warnings into errors; the CLI prints them
+        assert main(argv) == 0
+    assert "warning: " in capsys.readouterr().err
+    table = bb.read_phenotypes(d / "pheno.csv", missing_codes=[-9])
+    assert table["y"].isna().sum() == 1 and table["w"].notna().all()
+    out = d / "runs" / "declared"
+    assert main([*argv[:-1], str(out), "--missing-codes", "-9"]) == 0
+    assert "missing-codes" not in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_records"], summary["n_unphenotyped"]) == (9, 1)
+
+
+def test_a_plausible_value_is_not_taken_for_a_code():
+    """99 among body weights of 80-120 is a record, not a code: no warning."""
+    from bayesblup.phenotypes import warn_missing_codes
+
+    weights = pd.Series([82.0, 95.0, 99.0, 101.0, 110.0, 120.0, 88.0], name="weight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_missing_codes(weights, "weight")
