@@ -138,6 +138,13 @@ class BLUPModel(_Model):
                 "method='map' is not available for several traits with several kernels: their explicit effects make "
                 "the joint mode degenerate (a kernel's variance collapses to zero). Use method='nuts'."
             )
+        if method == "map" and self.form == "latent" and not self.threshold:
+            # measured on wheat y1: h2 = 1.000, sigma2_e = 0.0000 (g fits the records exactly as sigma2_e -> 0)
+            raise InputError(
+                "method='map' with form='latent' would find the joint mode over g and the variances, which is "
+                "degenerate (h2 -> 1, sigma2_e -> 0). Use form='marginal' (the default; --form marginal), whose mode "
+                "is that of the variance components with g integrated out, or method='nuts'."
+            )
         if genetic_value_draws and not self.single:
             raise InputError(
                 "genetic_value_draws is not available for several marker sets; the fit reports each set's and the "

@@ -469,6 +469,12 @@ CASES = [
         [*FIT, "--method", "nuts", "--draws", "-5"],
     ),
     Case(
+        "map_with_the_latent_form",
+        ("method='map' with form='latent'", "degenerate", "form='marginal'"),
+        lambda d: job(d, form="latent"),
+        [*FIT, "--form", "latent"],
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
