@@ -153,6 +153,15 @@ def _numeric_trait(raw: pd.Series, trait: str, where: str) -> pd.Series:
             f"{i + 1}); trait values must be numbers: fix it, or leave the cell empty (or NA) for a missing record."
         )
     finite = values.dropna().to_numpy(dtype=float)
+    with np.errstate(over="ignore"):
+        spread = float(np.var(finite)) if finite.size else 0.0
+    if np.isfinite(finite).all() and (not np.isfinite(spread) or np.abs(finite).max(initial=0.0) > 1e100):
+        i = int(np.argmax(np.abs(values.fillna(0).to_numpy(dtype=float))))
+        raise InputError(
+            f"{where}trait {trait} holds values as large in magnitude as {raw.iloc[i]:g} (individual {raw.index[i]}), "
+            "beyond what its variance can be computed from in floating point; rescale the trait (other units, or "
+            "standardise it) and fit again."
+        )
     if not np.isfinite(finite).all():
         i = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)) & values.notna().to_numpy())[0])
         raise InputError(
@@ -303,7 +312,14 @@ def design_matrix(table: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             if values.nunique() < 2:
                 raise InputError(f"fixed effect {column} is constant; the intercept already covers it.")
-            blocks.append(values.to_numpy(dtype=float)[:, None])
+            numbers = values.to_numpy(dtype=float)
+            if not np.isfinite(numbers).all():
+                i = int(np.flatnonzero(~np.isfinite(numbers))[0])
+                raise InputError(
+                    f"fixed effect {column} holds {numbers[i]:g} for individual {table.index[i]}; covariates must be "
+                    "finite numbers: fix the value, or leave the cell empty and drop that record."
+                )
+            blocks.append(numbers[:, None])
             names.append(str(column))
             continue
         levels = sorted(values.astype(str).unique())

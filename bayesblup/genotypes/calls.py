@@ -225,11 +225,12 @@ def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         value = float(arr[r, c])
-        hint = (
-            "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
-            if value != round(value)
-            else "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
-        )
+        if not np.isfinite(value):
+            hint = "An infinite value is no call: fix the cell, or mark a missing call as NaN / NA."
+        elif value != round(value):
+            hint = "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
+        else:
+            hint = "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
         raise InputError(
             f"{source}: genotype calls must be allele counts 0/1/2 (or 0/1 for presence/absence), "
             f"found {value:g} at {_locate(bad, list(ids), list(markers))}. {hint}"

@@ -475,6 +475,27 @@ CASES = [
         [*FIT, "--form", "latent"],
     ),
     Case(
+        "genotype_cell_infinite",
+        ("found inf at (individual i02, marker m3)", "An infinite value is no call"),
+        lambda d: genotypes(d),
+        FIT,
+        setup=edit_calls(1, 2, "inf"),
+    ),
+    Case(
+        "fixed_effect_infinite",
+        ("fixed effect x holds inf for individual i05", "finite numbers"),
+        lambda d: job(d, fixed=("x",)),
+        [*FIT, "--fixed", "x"],
+        setup=edit_pheno(x=[0.1, 0.5, -0.2, 1.0, np.inf, 0.3, 0.0, 0.7, -1.0, 0.2]),
+    ),
+    Case(
+        "trait_values_overflow",
+        ("trait y holds values as large in magnitude as", "e+200", "rescale the trait"),
+        lambda d: gblup(d),
+        FIT,
+        setup=edit_pheno(y=[v * 1e200 for v in Y]),
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
