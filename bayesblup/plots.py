@@ -343,8 +343,9 @@ def plot_genetic_correlations(fit, *, prob: float = 0.9):
 def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None = None) -> list[Path]:
     """Write every plot that applies to ``fit`` as PNGs into an existing ``folder``; returns the paths.
 
-    h2.png, genetic_values.png, trace.png, rank.png, energy.png, and partitioned_h2.png for several
-    marker sets. A file that exists is not replaced (the command line writes into a new folder).
+    h2.png, genetic_values.png, trace.png, rank.png (with two chains or more), energy.png, and
+    partitioned_h2.png for several marker sets. A file that exists is not replaced (the command line writes into
+    a new folder).
     """
     require_matplotlib()
     import matplotlib.pyplot as plt
@@ -362,6 +363,8 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         figures = {"genetic_correlations": lambda: plot_genetic_correlations(fit)} | figures
     if _about(fit)["sets"] is not None:
         figures["partitioned_h2"] = lambda: plot_partitioned_h2(fit)
+    if fit.datatree["posterior"].sizes["chain"] < 2:  # ranks compare chains: one chain has nothing to rank
+        del figures["rank"]
     written = []
     for name, make in figures.items():
         path = folder / f"{name}.png"

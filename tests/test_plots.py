@@ -149,3 +149,10 @@ def test_cli_fit_plots_writes_pngs_into_the_out_folder(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["plots"] == ["h2.png", "genetic_values.png", "trace.png", "rank.png", "energy.png"]
     assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in summary["plots"])
+
+
+def test_one_chain_writes_every_plot_but_the_rank_plot(wheat_G, wheat, tmp_path):
+    """Ranks compare chains: with one chain rank.png is left out rather than failing in arviz-plots."""
+    fit = bb.GBLUP(wheat.phenotypes["y1"], wheat_G).fit(chains=1, draws=100, tune=100, seed=1)
+    written = plots.write_plots(fit, tmp_path)
+    assert [p.name for p in written] == ["h2.png", "genetic_values.png", "trace.png", "energy.png"]

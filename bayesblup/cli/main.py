@@ -460,6 +460,11 @@ def _cmd_fit(args, say) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
+    if args.plots and args.method == "map":  # refused before the work, not after it
+        raise InputError(
+            "--plots draws the posterior (h2's density, trace, rank and energy plots), which --method map does not "
+            "sample: drop --plots, or use --method nuts."
+        )
     # An existing --out is refused now, before the work; the folder written meanwhile is renamed
     # onto --out at the end only if nothing appeared there (another run, a user): see atomic_folder.
     with atomic_folder(out, force=args.force) as folder:

@@ -496,6 +496,13 @@ CASES = [
         setup=edit_pheno(y=[v * 1e200 for v in Y]),
     ),
     Case(
+        "plots_with_map",
+        ("--plots draws the posterior", "--method map does not sample", "use --method nuts"),
+        None,
+        [*FIT, "--plots"],
+        note="a command-line option only: in Python the plot functions take a fit",
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
