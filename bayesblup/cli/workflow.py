@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, preview
 from ..names import GBLUP_NAME, MODELS
 
 __all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
@@ -125,6 +125,8 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
+    if new is not None:  # what fit.predict would refuse after sampling, refused now
+        _check_new_individuals(new, geno)
     fixed = table[list(job.fixed)] if job.fixed else None
     weights = table[job.weights] if job.weights else None
     repeated = job.repeated or job.permanent_environment
@@ -354,3 +356,21 @@ def summary_h2_line(summary: dict) -> str:
                 f"{name} = {row['mean']:.3f} (sd {row['sd']:.3f}), 90% interval [{row['q05']:.3f}, {row['q95']:.3f}]"
             )
     return "\n".join(lines)
+
+
+def _check_new_individuals(new, geno) -> None:
+    """The new genotypes (--predict) must hold every marker kept at training and no individual of the fit."""
+    again = sorted(set(new.ids.astype(str)) & set(geno.ids.astype(str)))
+    if again:
+        raise InputError(
+            f"{new.source}: {len(again)} individuals to predict are already in the genotypes of the fit: "
+            f"{preview(again)}; their genetic values are in genetic_values.csv: drop them from the --predict file."
+        )
+    have = set(new.markers.astype(str))
+    absent = [name for name in geno.markers.astype(str) if name not in have]
+    if absent:
+        raise InputError(
+            f"{new.source}: {len(absent)} markers of the fit (after QC) are absent: {preview(absent)}. The genotypes "
+            "to predict must hold every marker the fit keeps, under the same names."
+        )
+

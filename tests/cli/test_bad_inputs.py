@@ -503,6 +503,20 @@ CASES = [
         note="a command-line option only: in Python the plot functions take a fit",
     ),
     Case(
+        "predict_markers_renamed",
+        ("{d}/new.csv", "markers of the fit (after QC) are absent: m1", "same names"),
+        lambda d: job(d, method="nuts", predict=d / "new.csv"),
+        [*FIT, "--method", "nuts", "--predict", "{d}/new.csv"],
+        setup=lambda d: write_genotypes(d / "new.csv", CALLS[:2], ["n1", "n2"], ["M1", *MARKERS[1:]]),
+    ),
+    Case(
+        "predict_ids_in_the_fit",
+        ("{d}/new.csv", "2 individuals to predict are already in the genotypes of the fit: i01, i02", "drop them"),
+        lambda d: job(d, method="nuts", predict=d / "new.csv"),
+        [*FIT, "--method", "nuts", "--predict", "{d}/new.csv"],
+        setup=lambda d: write_genotypes(d / "new.csv", CALLS[:2], IDS[:2]),
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
