@@ -153,8 +153,10 @@ def _numeric_trait(raw: pd.Series, trait: str, where: str) -> pd.Series:
             f"{i + 1}); trait values must be numbers: fix it, or leave the cell empty (or NA) for a missing record."
         )
     finite = values.dropna().to_numpy(dtype=float)
-    with np.errstate(over="ignore"):
-        spread = float(np.var(finite)) if finite.size else 0.0
+    spread = 0.0
+    if finite.size and np.isfinite(finite).all():
+        with np.errstate(over="ignore"):
+            spread = float(np.var(finite))
     if np.isfinite(finite).all() and (not np.isfinite(spread) or np.abs(finite).max(initial=0.0) > 1e100):
         i = int(np.argmax(np.abs(values.fillna(0).to_numpy(dtype=float))))
         raise InputError(

@@ -12,7 +12,7 @@ import bayesblup as bb
 pytestmark = pytest.mark.structural
 
 PUBLIC = {
-    "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "MarkerScaling", "QCReport", "Relationship",
+    "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "DataWarning", "MarkerScaling", "QCReport", "Relationship",
     "__version__", "datasets", "plots", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship",
     "relationship_matrix", "write_relationship", "reml", "REMLResult",

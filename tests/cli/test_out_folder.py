@@ -108,3 +108,38 @@ def test_a_terminated_run_leaves_nothing(inputs, tmp_path):
     code, err = finish(run)
     assert code == 143 and err == "bayesblup fit: terminated\n", (code, err)
     assert list(runs_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_sampling_exits_with_one_line_and_leaves_nothing(inputs, tmp_path, signal_name):
+    """Ctrl-C (SIGINT to the terminal's whole process group: the run and PyMC's chain processes) or SIGTERM while
+    NUTS samples in two worker processes: one line, exit 130 or 143, no folder left."""
+    import os
+    import signal
+
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    args = [
+        "fit", "--genotypes", str(inputs / "geno.csv"), "--phenotypes", str(inputs / "pheno.csv"), "--trait", "y",
+        "--model", "gblup", "--out", str(runs_dir / "fit"), "--chains", "2", "--cores", "2", "--draws", "100000",
+        "--seed", "1",
+    ]  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bayesblup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Sampling 2 chains" not in seen:  # PyMC's log line once the chains run
+        assert run.poll() is None and time.monotonic() < deadline, finish(run)
+        seen += run.stderr.readline()
+    time.sleep(1.0)
+    sig = getattr(signal, signal_name)
+    if sig == signal.SIGINT:
+        os.killpg(run.pid, sig)
+    else:
+        run.send_signal(sig)
+    code, err = finish(run)
+    word, expected = ("interrupted", 130) if sig == signal.SIGINT else ("terminated", 143)
+    assert code == expected and err == f"bayesblup fit: {word}\n", (code, err)
+    assert list(runs_dir.iterdir()) == []
