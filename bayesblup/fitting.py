@@ -208,6 +208,13 @@ class BLUPModel(_Model):
                 model=model, progressbar=progressbar, jitter=False, return_inferencedata=True, random_seed=seed
             )
         self.timings["sampling_s"] = time.perf_counter() - t0
+        if method == "nuts":
+            # On Ctrl-C PyMC stops the chains and returns the draws so far; a fit of fewer draws than asked for
+            # is not the fit asked for, so the interrupt goes on (the command line exits 130, writing nothing)
+            posterior = datatree.children.get("posterior")
+            got = 0 if posterior is None else int(posterior.sizes.get("draw", 0))
+            if got < draws:
+                raise KeyboardInterrupt(f"sampling interrupted after {got} of {draws} draws")
         # PyMC's own clock of the draw loop (the JAX samplers keep it on the posterior, and it includes their
         # XLA compilation); the rest of sampling_s is compilation and NUTS initialisation
         for group in ("sample_stats", "posterior") if method == "nuts" else ():
