@@ -373,4 +373,3 @@ def _check_new_individuals(new, geno) -> None:
             f"{new.source}: {len(absent)} markers of the fit (after QC) are absent: {preview(absent)}. The genotypes "
             "to predict must hold every marker the fit keeps, under the same names."
         )
-
