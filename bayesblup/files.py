@@ -122,10 +122,16 @@ def atomic_folder(path: str | os.PathLike, *, force: bool = False) -> Iterator[P
     path = Path(path)
     check_new_folder(path, force=force)
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
     placed = False
     try:
-        tmp = _new_hidden_folder(path)
+        try:  # a read-only folder or file system is refused now, naming --out, not after the work
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _new_hidden_folder(path)
+        except OSError as exc:
+            raise InputError(
+                f"output folder {path}: cannot write in {path.parent} ({exc.strerror or exc}); choose an --out in "
+                "a folder you can write to."
+            ) from exc
         try:
             yield tmp
             with _lock(path):

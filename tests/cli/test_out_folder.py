@@ -149,3 +149,68 @@ def test_a_signal_during_sampling_exits_with_one_line_and_leaves_nothing(inputs,
     assert code == expected and lines[-1] == f"bayesblup fit: {word}", (code, err)
     assert "Traceback" not in err and len(lines) <= 2 and all(line.startswith("Sampling") for line in lines[:-1])
     assert list(runs_dir.iterdir()) == []
+
+
+def _map_args(inputs: Path, out: Path) -> list[str]:
+    return [
+        "fit", "--genotypes", str(inputs / "geno.csv"), "--phenotypes", str(inputs / "pheno.csv"), "--trait", "y",
+        "--model", "gblup", "--method", "map", "--out", str(out), "--quiet",
+    ]  # fmt: skip
+
+
+def test_an_unwritable_out_is_refused_before_the_fit(inputs, tmp_path, monkeypatch, capsys):
+    """A read-only folder (simulated: mkdir there raises EACCES, as for a user without write permission, which
+    root is not subject to) and a parent that is a file: refused at the start, naming --out, exit 2, nothing made."""
+    import errno
+    import os
+
+    from bayesblup.cli.main import main
+
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main(_map_args(inputs, tmp_path / "a_file" / "fit")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bayesblup fit: error: output folder {tmp_path / 'a_file' / 'fit'}: cannot write in ")
+    assert "choose an --out in a folder you can write to" in err and err.count("\n") == 1
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        if Path(path).parent == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    assert main(_map_args(inputs, locked / "fit")) == 2
+    err = capsys.readouterr().err
+    assert f"output folder {locked / 'fit'}: cannot write in {locked} (Permission denied)" in err
+    assert list(locked.iterdir()) == []
+
+
+def test_a_disk_too_full_for_the_outputs_is_refused_before_writing(inputs, tmp_path, monkeypatch, capsys):
+    """Fault injected at the write (shutil.disk_usage reports 1 MB free): one line naming the sizes, exit 2, no
+    hidden folder or partial file left; through the API (fit.save) the same InputError."""
+    import shutil
+    from collections import namedtuple
+
+    from bayesblup.cli.main import main
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 2**20, 2**20))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert main([*_map_args(inputs, runs / "fit")[:-1], "--chains", "2", "--draws", "300", "--method", "nuts"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bayesblup fit: error: no space left on the disk of {runs}: the outputs need about ")
+    assert "MB and 1 MB are free" in err and err.count("\n") == 1
+    assert list(runs.iterdir()) == []
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bb.RankDeficiencyWarning)  # 60 x 150 markers, centred: rank 59
+        G = bb.genomic_relationship(bb.read_genotypes(inputs / "geno.csv"))
+        fit = bb.GBLUP(bb.read_phenotypes(inputs / "pheno.csv")["y"], G).fit(method="map")
+    with pytest.raises(bb.InputError, match="no space left on the disk of"):
+        fit.save(runs / "api")
+    assert list(runs.iterdir()) == []
