@@ -87,10 +87,18 @@ def atomic_output(path: Path, *, force: bool = False) -> Iterator[Path]:
         yield Path(tmp)
         if path.exists() and not force:  # someone else wrote it meanwhile: keep theirs
             raise InputError(f"output {path} appeared while writing; pass --force to replace it.")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets what the user's umask gives
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: Python has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def check_new_folder(path: Path, *, force: bool) -> None:

@@ -214,3 +214,24 @@ def test_a_disk_too_full_for_the_outputs_is_refused_before_writing(inputs, tmp_p
     with pytest.raises(bb.InputError, match="no space left on the disk of"):
         fit.save(runs / "api")
     assert list(runs.iterdir()) == []
+
+
+def test_outputs_follow_the_umask(inputs, tmp_path):
+    """grm's file and fit's folder and files get what the user's umask gives (here 027: 0640 and 0750), not
+    mkstemp's 0600 or mkdtemp's 0700."""
+    import os
+    import stat
+
+    def run(args):
+        return subprocess.run(
+            [sys.executable, "-m", "bayesblup", *args], capture_output=True, text=True, check=False,
+            preexec_fn=lambda: os.umask(0o027),
+        )  # fmt: skip
+
+    G = tmp_path / "G.npz"
+    assert run(["grm", "--genotypes", str(inputs / "geno.csv"), "--out", str(G), "--quiet"]).returncode == 0
+    assert stat.S_IMODE(G.stat().st_mode) == 0o640
+    out = tmp_path / "fit"
+    assert run(_map_args(inputs, out)).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o640}
