@@ -13,9 +13,12 @@ import errno
 import functools
 import gzip
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +132,7 @@ def atomic_folder(path: str | os.PathLike, *, force: bool = False) -> Iterator[P
     """
     path = Path(path)
     check_new_folder(path, force=force)
+    _clean_leftovers(path)
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     placed = False
     try:
@@ -142,6 +146,7 @@ def atomic_folder(path: str | os.PathLike, *, force: bool = False) -> Iterator[P
             ) from exc
         try:
             yield tmp
+            (tmp / RUN_MARKER).unlink()  # the run's, not the output's
             with _lock(path):
                 _put_in_place(tmp, path, force=force)
             placed = True
@@ -154,13 +159,71 @@ def atomic_folder(path: str | os.PathLike, *, force: bool = False) -> Iterator[P
                     folder.rmdir()
 
 
+#: Inside a run's hidden folder while it writes: the process and host that made it, so that a later run can tell
+#: a folder left by a run that was killed (SIGKILL, a power cut) from one another run is writing now.
+RUN_MARKER = ".bayesblup-run"
+
+
 def _new_hidden_folder(path: Path) -> Path:
-    """A new empty ``.NAME.xxxxxxxx`` beside ``path``; made by mkdir (not mkdtemp's 0700), so the umask applies."""
+    """A new ``.NAME.xxxxxxxx`` beside ``path`` holding RUN_MARKER.
+
+    Made by mkdir (not mkdtemp's 0700), so the umask applies.
+    """
     while True:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
         with contextlib.suppress(FileExistsError):
             tmp.mkdir()
+            (tmp / RUN_MARKER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
             return tmp
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Remove the hidden folders that killed runs of this program left beside ``path``; name what it cannot tell.
+
+    A folder ``.NAME.xxxxxxxx`` whose RUN_MARKER names a process of this host that no longer runs was left by a
+    killed run and is removed (it only ever held that run's partial output). One without a marker, or of another
+    host, and a ``.NAME.old.xxxxxxxx`` (a folder that ``--force`` was replacing when its run was killed) are kept
+    and named in a warning.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(old\.)?[0-9a-f]{{8}}$")
+    try:
+        siblings = [p for p in path.parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()]
+    except OSError:  # a parent that does not exist yet holds nothing
+        return
+    host = socket.gethostname()
+    for folder in siblings:
+        owner = _marker(folder)
+        if owner is not None and owner[1] == host and not _alive(owner[0]):
+            shutil.rmtree(folder, ignore_errors=True)
+            warnings.warn(
+                f"removed {folder}: the partial output of an earlier run (process {owner[0]}) that was killed",
+                stacklevel=3,
+            )
+        elif owner is None or owner[1] != host:
+            what = "a folder --force was replacing" if ".old." in folder.name else "a run's partial output"
+            warnings.warn(
+                f"{folder} looks left by an earlier bayesblup run that was killed ({what}); delete it if no run is "
+                f"writing to {path}",
+                stacklevel=3,
+            )
+
+
+def _marker(folder: Path) -> tuple[int, str] | None:
+    try:
+        pid, host = (folder / RUN_MARKER).read_text().split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:

@@ -34,11 +34,11 @@ def inputs(tmp_path_factory) -> Path:
     return d
 
 
-def start_fit(inputs: Path, out: Path, seed: int) -> subprocess.Popen:
+def start_fit(inputs: Path, out: Path, seed: int, *, quiet: bool = True) -> subprocess.Popen:
     args = [
         "fit", "--genotypes", str(inputs / "geno.csv"), "--phenotypes", str(inputs / "pheno.csv"), "--trait", "y",
         "--model", "gblup", "--out", str(out), "--chains", "1", "--draws", "50", "--tune", "50",
-        "--seed", str(seed), "--quiet",
+        "--seed", str(seed), *(["--quiet"] if quiet else []),
     ]  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "bayesblup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -235,3 +235,24 @@ def test_outputs_follow_the_umask(inputs, tmp_path):
     assert run(_map_args(inputs, out)).returncode == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o640}
+
+
+def test_a_killed_runs_leftovers_are_cleaned_or_named(inputs, tmp_path):
+    """SIGKILL cannot be caught: the killed run's hidden folder stays. The next run to the same --out removes it
+    (its marker names a process that no longer runs) and says so; a hidden folder it cannot tell as a killed run's
+    (no marker) is kept and named."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    run = start_fit(inputs, runs_dir / "fit", 1)
+    wait_for_hidden_folder(runs_dir, run)
+    run.kill()
+    run.communicate(timeout=60)
+    (left,) = [p for p in runs_dir.iterdir() if p.name.startswith(".fit.")]
+    foreign = runs_dir / ".fit.0123abcd"
+    foreign.mkdir()
+    code, err = finish(start_fit(inputs, runs_dir / "fit", 2, quiet=False))
+    assert code == 0, err
+    assert f"warning: removed {left}: the partial output of an earlier run (process {run.pid}) that was killed" in err
+    assert f"warning: {foreign} looks left by an earlier bayesblup run that was killed" in err
+    assert sorted(p.name for p in runs_dir.iterdir()) == [".fit.0123abcd", "fit"]
+    assert ".bayesblup-run" not in [p.name for p in (runs_dir / "fit").iterdir()]
