@@ -438,6 +438,15 @@ def match_records(
     genotyped = pd.Index(np.asarray(genotyped_ids, dtype=str))
     without_genotype = index[present & ~index.isin(genotyped)].unique()
     match = "Check that IDs match between the files (same spelling, no leading zeros lost)"
+    if len(without_genotype) and set(without_genotype.str.strip()) & set(genotyped.str.strip()):
+        # invisible in a list: ' 775' prints as 775 beside the genotypes' 775
+        spaced = [i for i in without_genotype if i != i.strip()][:3] or [
+            g for g in genotyped if g != g.strip() and g.strip() in set(without_genotype.str.strip())
+        ][:3]
+        match = (
+            f"IDs differ by spaces before or after them (e.g. {', '.join(map(repr, spaced))}): remove the spaces in "
+            "the files"
+        )
     if len(without_genotype) and len(without_genotype) == len(index[present].unique()):
         raise InputError(
             f"{where}trait {trait}: none of the {len(without_genotype)} phenotyped individuals has a genotype "

@@ -140,6 +140,8 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with open_text(path) as handle:
             header = next(csv.reader(handle), None)
+    except PermissionError as exc:
+        raise InputError(f"{path}: permission denied; give yourself read access to it (chmod u+r).") from exc
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise InputError(
             f"{path} cannot be read as a text CSV ({exc}); expected comma-separated text, gzip-compressed when the "

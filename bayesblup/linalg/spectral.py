@@ -117,10 +117,17 @@ def eigendecompose(K: np.ndarray, *, rtol: float = DEFAULT_EIGEN_RTOL, name: str
     min_raw = float(values[0])
     values = np.where(small, 0.0, values)
     if n_clipped:
+        # one zero is what centring a genotype matrix removes; more mean fewer markers (or distinct
+        # genotypes) than individuals: m markers give at most m - 1 ranks once centred
+        why = (
+            "centring a genotype matrix removes one rank"
+            if n_clipped == 1
+            else "fewer markers than individuals, or individuals with identical genotypes, leave that many"
+        )
         warnings.warn(
             f"{name} has rank {values.size - n_clipped} of {values.size}: {n_clipped} eigenvalue(s) below "
-            f"tol = {tol:.3g} ({rtol:g} x the largest) are treated as zero (centring a genotype matrix "
-            "removes one rank). Recorded in the fit's diagnostics.",
+            f"tol = {tol:.3g} ({rtol:g} x the largest) are treated as zero ({why}). Recorded in the fit's "
+            "diagnostics.",
             RankDeficiencyWarning,
             stacklevel=2,
         )

@@ -517,6 +517,15 @@ CASES = [
         setup=lambda d: write_genotypes(d / "new.csv", CALLS[:2], IDS[:2]),
     ),
     Case(
+        "ids_with_spaces_around_them",
+        ("2 phenotyped individuals have no genotype", "IDs differ by spaces before or after them", "' i01'"),
+        lambda d: gblup(d),
+        FIT,
+        setup=lambda d: (d / "pheno.csv").write_text(
+            (d / "pheno.csv").read_text().replace("\ni01,", "\n i01,").replace("\ni02,", "\n i02,")
+        ),
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
@@ -725,3 +734,20 @@ def test_a_plausible_value_is_not_taken_for_a_code():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_missing_codes(weights, "weight")
+
+
+def test_an_unreadable_genotype_file_says_permission_denied(tmp_path, monkeypatch):
+    """Permission denied is said as such, not as "save it as a text CSV" (injected: root reads any file)."""
+    import errno
+    import os
+
+    import bayesblup.genotypes.readers as readers
+
+    d = make_inputs(tmp_path)
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(readers, "open_text", denied)
+    with pytest.raises(bb.InputError, match=r"geno\.csv: permission denied; give yourself read access"):
+        bb.read_genotypes(d / "geno.csv")
