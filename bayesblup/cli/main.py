@@ -293,6 +293,18 @@ def _relationship_from(genotypes, args, say):
     )
     for line in report.lines():
         say(line)
+    from ..resources import check_memory, relationship_memory
+
+    itemsize = 4 if args.float32 else 8
+    n, m = geno.n_individuals, geno.n_markers
+    check_memory(
+        relationship_memory(n, m, itemsize=itemsize),
+        what=f"G of {n} individuals from {m} markers ({'float32' if args.float32 else 'float64'})",
+        instead=""
+        if args.float32
+        else "--float32 halves it; "
+        + "grm --dask computes G from a PLINK .bed block by block (G itself must still fit).",
+    )
     allele_freq = read_allele_freq(args.allele_freq) if args.allele_freq else None
     rel = genomic_relationship(
         geno,

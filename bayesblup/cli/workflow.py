@@ -125,6 +125,15 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
+    from ..resources import check_memory, fit_memory
+
+    n, m = geno.n_individuals, geno.n_markers
+    check_memory(
+        fit_memory(n, m),
+        what=f"a fit of {n} individuals ({m} markers)",
+        instead="run it on a machine with more memory, or fit a subset of the individuals (a fit needs n x n "
+        "matrices; a low-rank path for m < n is not available yet).",
+    )
     if new is not None:  # what fit.predict would refuse after sampling, refused now
         _check_new_individuals(new, geno)
     fixed = table[list(job.fixed)] if job.fixed else None

@@ -751,3 +751,28 @@ def test_an_unreadable_genotype_file_says_permission_denied(tmp_path, monkeypatc
     monkeypatch.setattr(readers, "open_text", denied)
     with pytest.raises(bb.InputError, match=r"geno\.csv: permission denied; give yourself read access"):
         bb.read_genotypes(d / "geno.csv")
+
+
+def test_a_plink_set_too_large_for_memory_is_refused_before_g(tmp_path, monkeypatch, capsys):
+    """200,000 individuals x 20 SNPs (a consistent PLINK set of 1 MB): G alone would be 298 GiB. grm and fit refuse
+    with the figure and what would fit, before any n x n allocation (the machine's memory is pinned at 16 GiB so
+    that the test means the same everywhere)."""
+    from bed_reader import to_bed
+
+    import bayesblup.resources as resources
+
+    n, m = 200_000, 20
+    rng = np.random.default_rng(3)
+    bed = tmp_path / "big.bed"
+    to_bed(bed, rng.integers(0, 3, (n, m)).astype(np.int8), properties={"iid": [f"i{k}" for k in range(n)]})
+    pd.DataFrame({"id": [f"i{k}" for k in range(10)], "y": Y}).to_csv(tmp_path / "pheno.csv", index=False)
+    monkeypatch.setattr(resources, "available_memory", lambda: 16 * 2**30)
+    assert main(["grm", "--genotypes", str(bed), "--out", str(tmp_path / "G.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "G of 200000 individuals from 20 markers (float64) needs about 298.1 GiB of memory and 16.0 GiB" in err
+    assert "--float32 halves it" in err and err.count("\n") == 1
+    args = ["fit", "--genotypes", str(bed), "--phenotypes", str(tmp_path / "pheno.csv"), "--trait", "y"]
+    assert main([*args, "--model", "mblup", "--out", str(tmp_path / "fit"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "a fit of 200000 individuals (20 markers) needs about 894.1 GiB of memory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bed", "big.bim", "big.fam", "pheno.csv"]
