@@ -189,7 +189,7 @@ def run_fit(job: FitJob, say=print):
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
         Model = MBLUP
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
-    if job.family != "gaussian":
+    if job.family != "gaussian" or job.prevalence is not None:  # the model refuses a prevalence without binary
         model_options |= {"family": job.family, "prevalence": job.prevalence}
     if job.sets is not None:
         model_options["path"] = job.sets_path
