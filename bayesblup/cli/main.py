@@ -485,6 +485,7 @@ def _cmd_fit(args, say) -> int:
 
             require_matplotlib()  # without matplotlib, refuse before the work rather than after it
         outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
+        check_interrupted()  # a Ctrl-C that something swallowed: nothing is written
         fit = outcome.fit
         fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # write_fit adds write_s to total_s
         reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
@@ -573,20 +574,40 @@ def _raise_terminated(signum, frame):
     raise _Terminated
 
 
+#: Set by Ctrl-C (SIGINT) during a command, whoever catches the KeyboardInterrupt: a library that swallows it
+#: (a compiler, a sampler returning what it has) must not turn an interrupted run into a finished one.
+_INTERRUPTED = threading.Event()
+
+
+def _raise_interrupt(signum, frame):
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C came during this command, even if something swallowed it meanwhile."""
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _unwind_on_sigterm():
-    """Turn SIGTERM (``kill``, a batch system's time limit) into an exception for the duration of a command.
+    """For the duration of a command, turn SIGTERM into an exception and remember SIGINT.
 
-    Python's default ends the process at once, skipping the clean-up of what the run was writing.
+    SIGTERM (``kill``, a batch system's time limit): Python's default ends the process at once, skipping the
+    clean-up of what the run was writing. SIGINT: see :func:`check_interrupted`.
     """
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         yield
         return
+    _INTERRUPTED.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_int = signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> int:

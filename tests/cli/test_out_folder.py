@@ -256,3 +256,30 @@ def test_a_killed_runs_leftovers_are_cleaned_or_named(inputs, tmp_path):
     assert f"warning: {foreign} looks left by an earlier bayesblup run that was killed" in err
     assert sorted(p.name for p in runs_dir.iterdir()) == [".fit.0123abcd", "fit"]
     assert ".bayesblup-run" not in [p.name for p in (runs_dir / "fit").iterdir()]
+
+
+def test_a_ctrl_c_swallowed_by_a_library_still_stops_the_run(inputs, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during compilation was once swallowed and the run went on to exit 0. Whatever catches the
+    KeyboardInterrupt, the command remembers the signal: exit 130, nothing written (SIGINT sent for real to this
+    process while the fit runs, and caught inside it, as a compiler might)."""
+    import os
+    import signal
+
+    import bayesblup.cli.workflow as workflow
+    from bayesblup.cli.main import main
+
+    real_run_fit = workflow.run_fit
+
+    def swallowing_run_fit(job, say):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # swallowed
+        return real_run_fit(job, say)
+
+    monkeypatch.setattr(workflow, "run_fit", swallowing_run_fit)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert main(_map_args(inputs, runs / "fit")) == 130
+    assert capsys.readouterr().err == "bayesblup fit: interrupted\n"
+    assert list(runs.iterdir()) == []
