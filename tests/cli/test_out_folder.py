@@ -283,3 +283,30 @@ def test_a_ctrl_c_swallowed_by_a_library_still_stops_the_run(inputs, tmp_path, m
     assert main(_map_args(inputs, runs / "fit")) == 130
     assert capsys.readouterr().err == "bayesblup fit: interrupted\n"
     assert list(runs.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_writing_leaves_nothing(inputs, tmp_path, monkeypatch, capsys, signal_name):
+    """SIGINT or SIGTERM (sent for real to this process) after the first output file is written: one line, exit 130
+    or 143, and neither the out folder nor the hidden folder it was being written in is left."""
+    import os
+    import signal
+
+    import bayesblup.results.store as store
+    from bayesblup.cli.main import main
+
+    real_write_fit = store.write_fit
+
+    def write_then_signal(fit, folder, **options):
+        fit.genetic_values.to_csv(folder / "genetic_values.csv")
+        os.kill(os.getpid(), getattr(signal, signal_name))  # delivered here, mid-write
+        return real_write_fit(fit, folder, **options)
+
+    monkeypatch.setattr(store, "write_fit", write_then_signal)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    code = 130 if signal_name == "SIGINT" else 143
+    word = "interrupted" if signal_name == "SIGINT" else "terminated"
+    assert main(_map_args(inputs, runs / "fit")) == code
+    assert capsys.readouterr().err == f"bayesblup fit: {word}\n"
+    assert list(runs.iterdir()) == []
