@@ -201,8 +201,9 @@ class BLUPModel:
         self.permanent_environment = bool(permanent_environment)
         if self.permanent_environment and records.individual is None:
             raise InputError(
-                "permanent_environment needs repeated records (several per individual); with one record each it "
-                "cannot be told apart from the residual. Drop the option, or pass records with repeated=True."
+                "permanent_environment (--permanent-environment) needs repeated records (several per individual); "
+                "with one record each it cannot be told apart from the residual. Drop the option, or give the "
+                "repeated records (repeated=True; --repeated-records) of a file with several rows per individual."
             )
         self.kernels: list[Kernel] = [k.bind(records.ids, records.unphenotyped, eigen_rtol=eigen_rtol) for k in sources]
         self._path_option = path
