@@ -307,7 +307,7 @@ def test_repeated_records_need_to_be_allowed():
 def test_permanent_environment_needs_repeated_records():
     geno, G, _ = _genotypes()
     y = pd.Series(np.arange(geno.n_individuals, dtype=float), index=geno.ids, name="t")
-    with pytest.raises(bb.InputError, match=r"permanent_environment \(--permanent-environment\) needs repeated records"):
+    with pytest.raises(bb.InputError, match=r"\(--permanent-environment\) needs repeated records"):
         bb.GBLUP(y, G, permanent_environment=True)
 
 
