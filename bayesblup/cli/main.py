@@ -649,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bayesblup {args.command}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     except Exception as exc:  # a bug or an environment problem: exit 1, with the traceback for a report
+        if _INTERRUPTED.is_set():  # what a library raised on its way out of a Ctrl-C (PyMC: "Not enough samples")
+            print(f"bayesblup {args.command}: interrupted", file=sys.stderr)
+            return 130
         traceback.print_exc()
         print(f"bayesblup {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
