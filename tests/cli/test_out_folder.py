@@ -311,3 +311,24 @@ def test_a_signal_while_writing_leaves_nothing(inputs, tmp_path, monkeypatch, ca
     assert main(_map_args(inputs, runs / "fit")) == code
     assert capsys.readouterr().err == f"bayesblup fit: {word}\n"
     assert list(runs.iterdir()) == []
+
+
+def test_a_real_small_disk_is_refused_before_writing(inputs, tmp_path):
+    """A real full disk: a 512 KiB tmpfs as the --out's parent, where the machine lets the tests mount one (root on
+    Linux; elsewhere the injected fault above is the test). One line, exit 2, nothing left on that disk."""
+    disk = tmp_path / "small_disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True, check=False
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the injected fault covers it")
+    try:
+        args = _map_args(inputs, disk / "fit")
+        run = subprocess.run([sys.executable, "-m", "bayesblup", *args], capture_output=True, text=True, check=False)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith(f"bayesblup fit: error: no space left on the disk of {disk}: the outputs need ")
+        assert run.stderr.count("\n") == 1
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
