@@ -106,6 +106,16 @@ def _gzip_cut(path: Path) -> bytes:
     return data[: len(data) // 2]
 
 
+BINARY = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+
+
+def _repeat_first_iid(fam: Path) -> None:
+    """The .fam's second individual given the first one's IID (in another family)."""
+    rows = [line.split() for line in fam.read_text().splitlines()]
+    rows[1][1] = rows[0][1]
+    fam.write_text("".join(" ".join(row) + "\n" for row in rows))
+
+
 def plink_copy(d: Path, *, drop_bim: int | None = None, drop_fam: int | None = None) -> Path:
     """The PLINK sample (120 individuals x 20 SNPs) copied to d/plink/, optionally one .bim or .fam line short."""
     (d / "plink").mkdir()
@@ -770,6 +780,109 @@ CASES = [
         lambda d: bb.quality_control(bb.read_genotypes(d / "geno.csv"), min_individual_call_rate=1.0),
         [*FIT, "--min-individual-call-rate", "1.0"],
         setup=lambda d: (d / "geno.csv").write_text((d / "geno.csv").read_text().replace(",0,", ",,")),
+    ),
+    Case(
+        "several_traits_one_text",
+        ("trait z has a non-numeric value 'a' for individual i01",),
+        lambda d: job(d, trait=["y", "z"]),
+        [*FIT, "--trait", "y", "z"],
+        setup=edit_pheno(z=["a"] + [1.0] * 9),
+    ),
+    Case(
+        "several_traits_one_named_twice",
+        ("--trait names y twice", "give each trait once"),
+        lambda d: job(d, trait=["y", "y"]),
+        [*FIT, "--trait", "y", "y"],
+    ),
+    Case(
+        "several_traits_one_constant",
+        ("trait z is constant: all 10 records equal 1",),
+        lambda d: job(d, trait=["y", "z"]),
+        [*FIT, "--trait", "y", "z"],
+        setup=edit_pheno(z=[1.0] * 10),
+    ),
+    Case(
+        "several_traits_with_weights",
+        ("--weights is not available with several traits yet", "one at a time"),
+        lambda d: job(d, trait=["y", "z"], weights="w"),
+        [*FIT, "--trait", "y", "z", "--weights", "w"],
+        setup=edit_pheno(z=[float(k) for k in range(10)]),
+    ),
+    Case(
+        "several_traits_with_repeated_records",
+        ("--repeated-records is not available with several traits yet",),
+        lambda d: job(d, trait=["y", "z"], repeated=True),
+        [*FIT, "--trait", "y", "z", "--repeated-records"],
+        setup=edit_pheno(z=[float(k) for k in range(10)]),
+    ),
+    Case(
+        "binary_with_weights",
+        ("family='binary' takes one unweighted record per individual",),
+        lambda d: job(d, family="binary", weights="w"),
+        [*FIT, "--family", "binary", "--weights", "w"],
+        setup=edit_pheno(y=BINARY),
+    ),
+    Case(
+        "binary_with_marker_sets",
+        ("family='binary' takes one kernel", "several marker sets are not available yet"),
+        lambda d: job(d, family="binary", sets=d / "sets.csv"),
+        [*FIT, "--family", "binary", "--sets", "{d}/sets.csv"],
+        setup=edit_pheno(y=BINARY),
+    ),
+    Case(
+        "binary_with_the_marginal_form",
+        ("family='binary' has no marginal form", "form='latent'"),
+        lambda d: job(d, family="binary", form="marginal"),
+        [*FIT, "--family", "binary", "--form", "marginal"],
+        setup=edit_pheno(y=BINARY),
+    ),
+    Case(
+        "ordinal_with_a_prevalence",
+        ("prevalence applies to family='binary'",),
+        lambda d: job(d, family="ordinal", prevalence=0.2),
+        [*FIT, "--family", "ordinal", "--prevalence", "0.2"],
+        setup=edit_pheno(y=BINARY),
+    ),
+    Case(
+        "ordinal_trait_constant",
+        ("trait y is constant: all 10 records equal 1",),
+        lambda d: job(d, family="ordinal"),
+        [*FIT, "--family", "ordinal"],
+        setup=edit_pheno(y=[1.0] * 10),
+    ),
+    Case(
+        "missing_codes_leave_no_record",
+        ("trait y: 0 non-missing records", "at least 3 individuals with a record"),
+        lambda d: job(d, missing_codes=tuple(Y)),
+        [*FIT, "--missing-codes", *map(str, Y)],
+    ),
+    Case(
+        "sets_a_set_called_rest",
+        ("a set is already called 'rest'", "name the remainder otherwise"),
+        lambda d: bb.marker_sets(d / "sets.csv", genotypes(d).markers),
+        [*FIT, "--sets", "{d}/sets.csv"],
+        setup=write("sets.csv", "marker,set\nm1,rest\nm2,rest\n"),
+    ),
+    Case(
+        "sets_header_without_marker_and_set",
+        ("the marker sets file needs columns 'marker' and 'set'", "it has snp, group"),
+        lambda d: bb.marker_sets(d / "sets.csv", genotypes(d).markers),
+        [*FIT, "--sets", "{d}/sets.csv"],
+        setup=write("sets.csv", "snp,group\nm1,a\n"),
+    ),
+    Case(
+        "fixed_factor_one_level",
+        ("fixed effect f has a single level (A)", "the intercept already covers it"),
+        lambda d: job(d, fixed=("f",)),
+        [*FIT, "--fixed", "f"],
+        setup=edit_pheno(f=["A"] * 10),
+    ),
+    Case(
+        "plink_iids_repeat",
+        ("sample.fam: within-family IDs (IID, column 2) repeat across families", "Make IIDs unique"),
+        lambda d: bb.read_plink(d / "plink" / "sample.bed"),
+        [*GRM, "--genotypes", "{d}/plink/sample.bed"],
+        setup=lambda d: _repeat_first_iid(plink_copy(d).with_suffix(".fam")),
     ),
     Case(
         "seed_negative",
