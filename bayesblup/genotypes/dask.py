@@ -133,7 +133,7 @@ def genomic_relationship_bed(
     >>> import bayesblup as bb
     >>> bed = Path(bb.__file__).parents[1] / "tests" / "data" / "plink_sample" / "sample.bed"
     >>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-    ...                   dashboard_address=None) as cluster, Client(cluster) as client:
+    ...                   dashboard_address=":0") as cluster, Client(cluster) as client:
     ...     G = bb.genomic_relationship_bed(bed, scaling="centered", block_size=8, client=client)
     >>> G
     Relationship(120 x 120, scaling='centered', m=20)

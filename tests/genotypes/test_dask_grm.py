@@ -28,9 +28,15 @@ ATOL = 1e-10
 
 @pytest.fixture(scope="module")
 def client():
-    """Two single-threaded worker processes: tasks and results are pickled, as on a real cluster."""
+    """Two single-threaded worker processes: tasks and results are pickled, as on a real cluster.
+
+    The dashboard on a free port (":0"): distributed reads dashboard_address=None as its default, 8787, and the
+    fixture failed wherever that port was taken (another cluster, RStudio Server); test_port_8787_may_be_taken.
+    """
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_port=0
+        ) as cluster,
         distributed.Client(cluster, set_as_default=False) as c,
     ):
         yield c
@@ -197,3 +203,24 @@ def test_default_client_is_used(plink_bed, client):
     assert np.abs(rel.matrix - ref.matrix).max() <= ATOL
     ran = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in tasks.data}
     assert sum(key.startswith("_block_gram") for key in ran) == 4  # 20 markers, 5 per block
+
+
+@pytest.mark.structural
+def test_port_8787_may_be_taken(sim_bed):
+    """With Dask's (and RStudio Server's) default port taken, a cluster as the fixture and the docs make it starts
+    and computes G."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("0.0.0.0", 8787))
+            taken.listen()
+        except OSError:
+            pass  # already taken by someone else: the condition under test holds anyway
+        with (
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as c,
+            distributed.Client(c, set_as_default=False) as client,
+        ):
+            G = bb.genomic_relationship_bed(sim_bed, block_size=500, client=client)
+    assert G.n_individuals > 0
