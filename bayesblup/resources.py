@@ -49,6 +49,7 @@ def check_memory(need: int, *, what: str, instead: str, available: int | None = 
     available = available_memory() if available is None else available
     if available is None or need <= available:
         return
+    advice = f"; {instead}" if instead else "; run it on a machine with more memory."
     raise InputError(
-        f"{what} needs about {need / GiB:.1f} GiB of memory and {available / GiB:.1f} GiB are available; {instead}"
+        f"{what} needs about {need / GiB:.1f} GiB of memory and {available / GiB:.1f} GiB are available{advice}"
     )

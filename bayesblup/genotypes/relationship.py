@@ -17,6 +17,7 @@ from scipy.linalg import blas
 
 from ..errors import InputError, preview
 from ..names import STANDARDIZED
+from ..resources import check_memory
 from .calls import Genotypes
 from .scaling import MarkerScaling, fit_scaling
 
@@ -284,6 +285,13 @@ def genomic_relationship(
     >>> round(G.summary()["mean_diagonal"] * 599 / 598, 12)  # trace(G) = n - 1 exactly (ddof=1)
     1.0
     """
+    n = genotypes.n_individuals
+    itemsize = np.dtype(dtype).itemsize
+    check_memory(  # G is n x n: refused with the figure before NumPy's MemoryError or the system's kill
+        n * n * itemsize,
+        what=f"G of {n} individuals ({np.dtype(dtype).name})",
+        instead="" if itemsize == 4 else "dtype=numpy.float32 (--float32) halves it.",
+    )
     fitted = fit_scaling(genotypes, scaling=scaling, allele_freq=allele_freq)
     G = relationship_matrix(genotypes.calls, fitted, dtype=dtype, block_size=block_size)
     return Relationship(

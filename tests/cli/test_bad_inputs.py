@@ -940,6 +940,13 @@ CASES = [
         note="no command reads a G file yet (bayesblup fit builds G from the genotypes)",
     ),
     Case(
+        "out_parent_is_a_file",
+        ("output folder {d}/f.txt/fit: cannot write in {d}/f.txt", "choose an --out in a folder you can write to"),
+        lambda d: tiny_fit().save(d / "f.txt" / "fit"),
+        [*FIT, "--out", "{d}/f.txt/fit"],
+        setup=write("f.txt", "a file of the user's"),
+    ),
+    Case(
         "seed_negative",
         ("seed", "must be an integer >= 0", "-1"),
         lambda d: job(d, seed=-1),
@@ -1190,3 +1197,6 @@ def test_a_plink_set_too_large_for_memory_is_refused_before_g(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "a fit of 200000 individuals (20 markers) needs about 894.1 GiB of memory" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bed", "big.bim", "big.fam", "pheno.csv"]
+    # the API: genomic_relationship refuses G itself, before allocating it
+    with pytest.raises(bb.InputError, match=r"G of 200000 individuals \(float64\) needs about 298\.0 GiB"):
+        bb.genomic_relationship(bb.read_plink(bed))

@@ -32,3 +32,27 @@ def test_chain_processes_share_the_blas_threads_and_the_limit_is_lifted_after():
     with chain_threads(usable):
         assert all(n == 1 for n in _blas_threads())
     assert _blas_threads() == before
+
+
+@pytest.mark.structural
+def test_a_sampler_stopped_early_is_an_interrupt_not_a_fit(monkeypatch):
+    """On Ctrl-C PyMC returns the draws it has; fit() must not make a fit of them (the API side of the command
+    line's exit 130). The interrupt is simulated by a pm.sample that returns half the draws asked for."""
+    import numpy as np
+    import pandas as pd
+    import pymc as pm
+
+    import bayesblup as bb
+    from bayesblup.testing import simulate_genotypes
+
+    geno, _ = simulate_genotypes(30, 60, seed=2)
+    y = pd.Series(np.random.default_rng(2).normal(size=30), index=geno.ids, name="y")
+    model = bb.GBLUP(y, bb.genomic_relationship(geno), form="latent")
+    real_sample = pm.sample
+
+    def stopped_early(*args, draws, **kwargs):
+        return real_sample(*args, draws=draws // 2, **kwargs)
+
+    monkeypatch.setattr(pm, "sample", stopped_early)
+    with pytest.raises(KeyboardInterrupt, match="sampling interrupted after 10 of 20 draws"):
+        model.fit(chains=1, draws=20, tune=20, seed=1)
