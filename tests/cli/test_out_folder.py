@@ -332,3 +332,38 @@ def test_a_real_small_disk_is_refused_before_writing(inputs, tmp_path):
         assert list(disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_sigkill_while_writing_leaves_a_folder_the_next_run_removes(inputs, tmp_path):
+    """A real process killed with SIGKILL after its first output file (a driver script wraps write_fit to kill
+    itself there): its hidden folder, partial file inside, stays; the next run to that --out removes it, says so,
+    and writes a complete fit."""
+    import signal
+    import textwrap
+
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    args = _map_args(inputs, runs_dir / "fit")
+    driver = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        import bayesblup.results.store as store
+        from bayesblup.cli.main import main
+
+        def write_then_die(fit, folder, **options):
+            fit.genetic_values.to_csv(folder / "genetic_values.csv")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        store.write_fit = write_then_die
+        sys.exit(main({args!r}))
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = runs_dir.iterdir()
+    assert left.name.startswith(".fit.") and (left / "genetic_values.csv").exists()
+    code, err = finish(start_fit(inputs, runs_dir / "fit", 2, quiet=False))
+    assert code == 0 and f"warning: removed {left}: the partial output of an earlier run" in err, err
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["fit"]
+    written = sorted(p.name for p in (runs_dir / "fit").iterdir())
+    assert written == ["genetic_values.csv", "posterior.nc", "summary.json"]
