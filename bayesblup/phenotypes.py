@@ -49,7 +49,7 @@ def read_phenotypes(path: str | os.PathLike, *, missing_codes=()) -> pd.DataFram
     Empty cells and ``NA`` are missing records, and so is any value in ``missing_codes`` (e.g. ``[-9]``, PLINK's
     code) in a numeric column. IDs are read as text, so ``007`` stays ``007``.
     """
-    from .files import check_input_file, delimiter_hint
+    from .files import check_input_file
 
     path = Path(path)
     layout = "the ID column name, then one name per trait"
@@ -64,18 +64,11 @@ def read_phenotypes(path: str | os.PathLike, *, missing_codes=()) -> pd.DataFram
             "individual."
         ) from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        first = _first_line(path)
-        hint = delimiter_hint(first) if "," not in first else ""
-        detail = " ".join(str(exc).split())
+        # (another delimiter was refused by _check_header: a header of one field)
         raise InputError(
-            f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {detail}){hint}; save it as UTF-8 "
-            "comma-separated text with '.' as the decimal point, one row per record."
+            f"{path}: cannot be read as a CSV of phenotypes ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "save it as UTF-8 comma-separated text with '.' as the decimal point, one row per record."
         ) from exc
-    if frame.shape[1] == 0:
-        raise InputError(
-            f"{path}: no trait column after the ID column{delimiter_hint(str(header[0]))}; expected {layout}, "
-            "comma-separated: save the file as CSV (comma-separated)."
-        )
     if frame.shape[0] == 0:
         raise InputError(
             f"{path}: no data rows under the header; expected one row per individual (its ID, then its trait values)."

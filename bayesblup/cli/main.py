@@ -360,17 +360,13 @@ def _say_relationship(rel, report, scaling: str, say, t0: float) -> None:
 
 def _non_negative(text: str) -> int:
     """An integer >= 0 (argparse type): --seed (NumPy's seeds are non-negative)."""
-    value = _integer(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _unit_interval(text: str) -> float:
