@@ -613,7 +613,7 @@ class BLUPFit:
         """
         if "summary" in self._cache:
             return self._cache["summary"].copy()
-        import arviz as az
+        from .convergence import ess_bulk, ess_tail, rhat
 
         post = self.datatree["posterior"]
         rows = {}
@@ -625,16 +625,16 @@ class BLUPFit:
                 )
                 continue
             sd = float(flat.std(ddof=1))
-            ess_bulk = float(az.ess(x, method="bulk"))
+            bulk = ess_bulk(x)
             rows[name] = {
                 "mean": float(flat.mean()),
                 "sd": sd,
                 "q05": float(np.quantile(flat, 0.05)),
                 "q95": float(np.quantile(flat, 0.95)),
-                "ess_bulk": ess_bulk,
-                "ess_tail": float(az.ess(x, method="tail", prob=(0.05, 0.95))),  # at the 90% interval's ends
-                "r_hat": float(az.rhat(x)) if x.shape[0] > 1 else np.nan,
-                "mcse_mean": sd / np.sqrt(ess_bulk),
+                "ess_bulk": bulk,
+                "ess_tail": ess_tail(x, (0.05, 0.95)),  # at the 90% interval's ends
+                "r_hat": rhat(x),  # NaN for one chain
+                "mcse_mean": sd / np.sqrt(bulk),
             }
         self._cache["summary"] = pd.DataFrame.from_dict(rows, orient="index")
         return self._cache["summary"].copy()

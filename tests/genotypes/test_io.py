@@ -103,3 +103,79 @@ def test_read_allele_freq__raise_on_text(tmp_path):
 def test_read_allele_freq__raise_on_binary_file(tmp_path, plink_bed):
     with pytest.raises(bb.InputError, match=r"sample\.bed: cannot be read as a CSV of allele frequencies"):
         bb.read_allele_freq(plink_bed)
+
+
+# --- the genotype CSV's fast path (readers._read_plain_calls) ----------------------------------------------
+
+
+def _write_calls(path, ids, calls, *, crlf=False, final_newline=True):
+    import gzip
+
+    header = "id," + ",".join(f"m{j}" for j in range(calls.shape[1]))
+    rows = [header] + [f"{i}," + ",".join(str(int(c)) for c in row) for i, row in zip(ids, calls, strict=True)]
+    text = ("\r\n" if crlf else "\n").join(rows) + (("\r\n" if crlf else "\n") if final_newline else "")
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wt", newline="") as handle:
+            handle.write(text)
+    else:
+        path.write_bytes(text.encode())
+    return path
+
+
+def _read_both(path):
+    """The fast path's Genotypes and pandas' (the fast path switched off) for the same file."""
+    from bayesblup.genotypes import readers
+
+    fast = readers.read_genotypes_csv(path)
+    slow_reader = readers._read_plain_calls
+    try:
+        readers._read_plain_calls = lambda *args: None
+        slow = readers.read_genotypes_csv(path)
+    finally:
+        readers._read_plain_calls = slow_reader
+    return fast, slow
+
+
+@pytest.mark.parametrize(
+    ("name", "crlf", "final_newline", "top"),
+    [("g.csv", False, True, 2), ("g.csv.gz", False, True, 2), ("g.csv", True, False, 2), ("g.csv.gz", True, True, 1)],
+)
+def test_plain_calls_are_read_from_bytes_as_pandas_reads_them(tmp_path, name, crlf, final_newline, top):
+    """A table of single-digit calls takes the fast path; every field equals pandas' reading of it."""
+    from pathlib import Path
+
+    from bayesblup.genotypes import readers
+
+    rng = np.random.default_rng(len(name) + crlf + final_newline)
+    calls = rng.integers(0, top + 1, size=(7, 5))
+    ids = ["a", "b 1", "ç", "007", "x-y", "B", "z"]  # spaces, non-ASCII and leading zeros are kept as text
+    path = _write_calls(tmp_path / name, ids, calls, crlf=crlf, final_newline=final_newline)
+    assert readers._read_plain_calls(Path(path), 5) is not None
+    fast, slow = _read_both(path)
+    np.testing.assert_array_equal(fast.calls, slow.calls)
+    assert list(fast.ids) == list(slow.ids) == ids
+    assert list(fast.markers) == list(slow.markers) and fast.coding == slow.coding
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [
+        ("c,0,,1", "a missing call (empty field)"),
+        ("c,0,NA,1", "a missing call (NA)"),
+        ('"c",0,1,1', "a quoted ID"),
+        ("NA,0,1,1", "an ID pandas reads as missing"),
+        ("c,0,3,1", "a call out of range"),
+        ("c,0,1.0,1", "a decimal"),
+        ("c,0,1", "a short row"),
+        ("c,0,1,1,2", "a long row"),
+    ],
+)
+def test_anything_but_plain_calls_goes_to_pandas(tmp_path, row, why):
+    """The fast path declines (None) whatever it does not check itself; pandas' path then reads or refuses it."""
+    from pathlib import Path
+
+    from bayesblup.genotypes import readers
+
+    path = tmp_path / "g.csv"
+    path.write_text("id,m0,m1,m2\na,0,1,2\nb,2,1,0\n" + row + "\n")
+    assert readers._read_plain_calls(Path(path), 3) is None, why
