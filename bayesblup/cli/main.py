@@ -467,6 +467,7 @@ def _cmd_fit(args, say) -> int:
     from .workflow import format_fit_table, h2_line, run_fit
 
     t0 = time.perf_counter()
+    startup = _process_age()  # Python's start and the imports before this command ran
     out = Path(args.out)
     if args.plots and args.method == "map":  # refused before the work, not after it
         raise InputError(
@@ -484,6 +485,8 @@ def _cmd_fit(args, say) -> int:
         check_interrupted()  # a Ctrl-C that something swallowed: nothing is written
         fit = outcome.fit
         fit.timings = outcome.timings | {"total_s": time.perf_counter() - t0}  # write_fit adds write_s to total_s
+        if startup is not None:
+            fit.timings["startup_s"] = startup
         reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
         sensitivity = outcome.prior_sensitivity
         tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
@@ -515,6 +518,20 @@ def _cmd_fit(args, say) -> int:
         )
         return 3
     return 0
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux's /proc), or None where that cannot be read."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as handle:
+            started = int(handle.read().rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        return max(0.0, uptime - started / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _cmd_summary(args, say) -> None:

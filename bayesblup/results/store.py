@@ -83,6 +83,8 @@ def write_fit(
     timings["write_s"] = time.perf_counter() - t0
     phases = sum(v for k, v in fit.timings.items() if k != "draws_s")  # draws_s is part of sampling_s
     timings["total_s"] = timings.get("total_s", phases) + timings["write_s"]
+    if "startup_s" in timings:  # the command line's: Python's start and its imports, before total_s began
+        timings["process_s"] = timings["startup_s"] + timings["total_s"]
     summary["timings"] = timings
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
 

@@ -42,7 +42,13 @@ def check_contract(out, parameters):
     for name in parameters:
         assert set(summary["parameters"][name]) >= {"mean", "sd", "q05", "q95", "ess_bulk", "r_hat"}
     assert set(summary["diagnostics"]) >= {"divergences", "max_r_hat", "min_ess_bulk", "warnings"}
-    assert summary["timings"]["total_s"] > 0
+    timings = summary["timings"]
+    assert timings["total_s"] > 0
+    # every phase a user waits for, Python's start-up included (Linux /proc), adds up to the process's time
+    for phase in ("read_s", "build_s", "sampling_s", "genetic_values_s", "write_s", "startup_s"):
+        assert timings[phase] >= 0, phase
+    assert timings["process_s"] == pytest.approx(timings["startup_s"] + timings["total_s"])
+    assert timings["total_s"] >= timings["write_s"] + timings["sampling_s"]
     values = pd.read_csv(out / "genetic_values.csv", dtype={"id": str})
     assert list(values.columns[:3]) == ["id", "mean", "sd"] and len(values) == 599
     assert (out / "posterior.nc").is_file()
