@@ -272,13 +272,15 @@ def thin_eigendecompose(
         raise InputError(f"{name}'s factor holds non-finite values; rebuild it from the genotypes.")
     # evr (MRRR): a workspace of O(m) beside A and the vectors, where evd's is 2 m^2 (1 GB at m = 8000)
     values, vectors = scipy.linalg.eigh(A, driver="evr", overwrite_a=True, check_finite=False)
+    del A  # overwritten by LAPACK: free its m x m before the basis is scaled
     top = float(values[-1])
     if top <= 0:
         raise InputError(f"{name} has no positive eigenvalue: it carries no genetic signal.")
     tol = rtol * top
-    keep = values >= tol
-    basis = vectors[:, keep] / np.sqrt(values[keep])[None, :]
+    first = int(np.searchsorted(values, tol))  # ascending: the kept eigenvalues are a suffix
+    basis = vectors[:, first:]  # a view: B = V s^-1/2 scaled in place, no second m x m matrix
+    basis /= np.sqrt(values[first:])[None, :]
     return ThinSpectral(
-        factor=W, row_scale=row_scale, coef=float(coef), basis=basis, values=values[keep], tol=tol,
-        n_clipped=int(W.shape[0] - keep.sum()), min_raw=float(values[0]),
+        factor=W, row_scale=row_scale, coef=float(coef), basis=basis, values=values[first:].copy(), tol=tol,
+        n_clipped=int(W.shape[0] - basis.shape[1]), min_raw=float(values[0]),
     )  # fmt: skip
