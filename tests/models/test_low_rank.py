@@ -134,7 +134,7 @@ def test_null_terms_broadcast_over_parameter_arrays():
 @pytest.mark.parametrize("name", ["gblup", "mblup"])
 @pytest.mark.exact
 def test_low_rank_posterior_equals_the_dense_route(name, case):
-    """At the same draws: g (mean, sd), unphenotyped individuals, marker effects, GLS fixed effects, to 1e-8.
+    """At the same draws: g (mean, sd), unphenotyped and new individuals, marker effects, GLS fixed effects, to 1e-8.
 
     G-BLUP's dense route is G from ``genomic_relationship``: the factor route gives the same posterior.
     """
@@ -152,12 +152,16 @@ def test_low_rank_posterior_equals_the_dense_route(name, case):
     }  # fmt: skip
     if case == "diagonal":
         draws["sigma2_pe"] = rng.uniform(0.05, 0.5, n_draws)
-    g_thin, t_thin = posterior_moments(thin.spectral_data, **draws, targets=thin.targets)
-    g_dense, t_dense = posterior_moments(dense.spectral_data, **draws, targets=dense.targets)
+    # new individuals (fit.predict): M over the records, Cov(g_new, g) = sigma2_k W_new W' / c_G, given as a matrix
+    W_new = rng.normal(size=(3, M))
+    divisor = W.scaling.denominator if name == "gblup" else 1.0
+    new = {"new": (W_new @ thin.kernels[0].W.T / divisor, (W_new**2).sum(1) / divisor)}
+    g_thin, t_thin = posterior_moments(thin.spectral_data, **draws, targets=thin.targets | new)
+    g_dense, t_dense = posterior_moments(dense.spectral_data, **draws, targets=dense.targets | new)
     scale = np.abs(g_dense.mean).max()
     np.testing.assert_allclose(g_thin.mean, g_dense.mean, rtol=0, atol=1e-8 * scale)
     np.testing.assert_allclose(g_thin.sd, g_dense.sd, rtol=1e-8)
-    assert set(t_thin) == set(t_dense) == ({"unphenotyped"} | ({"markers"} if name == "mblup" else set()))
+    assert set(t_thin) == set(t_dense) == ({"unphenotyped", "new"} | ({"markers"} if name == "mblup" else set()))
     for key in t_dense:
         np.testing.assert_allclose(
             t_thin[key].mean, t_dense[key].mean, rtol=0, atol=1e-8 * np.abs(t_dense[key].mean).max()
