@@ -261,9 +261,10 @@ class GBLUP(BLUPModel):
         and residual correlations (:mod:`bayesblup.models.multitrait`); its priors are ``"default"``
         (per-trait h2, LKJ correlations), ``"bglr"`` (BGLR Multitrait's inverse Wishart priors) or a dict
         (:func:`bayesblup.models.priors.resolve_multitrait_priors`).
-    relationship : Relationship
-        G with its IDs (from :func:`bayesblup.genomic_relationship` or :func:`bayesblup.read_relationship`).
-        Every phenotyped individual must be in it.
+    relationship : Relationship or GenotypeMatrix
+        G with its IDs (from :func:`bayesblup.genomic_relationship` or :func:`bayesblup.read_relationship`),
+        or G's factor W (from :func:`bayesblup.genotype_matrix`; ``G = W W' / denominator``, never formed on
+        the low-rank path). Every phenotyped individual must be in it.
     form : {"marginal", "latent"}
         Spectral marginal likelihood (fast, default) or explicit non-centred ``g`` (teaching, oracle).
     prior : {"default", "bglr"} or dict
@@ -288,6 +289,10 @@ class GBLUP(BLUPModel):
         liability scale (``h2_observed`` on the observed scale for a binary trait), thresholds.
     prevalence : float, optional
         A binary trait's population prevalence, for ``h2_observed_population``.
+    path : {"auto", "low-rank", "dense"}
+        Given W with fewer markers than individuals with a record, ``"auto"`` takes the low-rank path (the
+        m x m ``W'W`` decomposed, no n x n matrix; :mod:`bayesblup.models.model`); ``"dense"`` forms G and
+        eigendecomposes it. The fit records which (``describe()["path"]``).
 
     Examples
     --------
@@ -306,7 +311,7 @@ class GBLUP(BLUPModel):
     def __init__(
         self,
         y: pd.Series | Records,
-        relationship: Relationship,
+        relationship: Relationship | GenotypeMatrix,
         *,
         form: str | None = None,
         prior="default",
@@ -317,11 +322,12 @@ class GBLUP(BLUPModel):
         repeated: bool = False,
         family: str = "gaussian",
         prevalence: float | None = None,
+        path: str = "auto",
     ):
         super().__init__(
             y, [RelationshipKernel(relationship)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
             weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
-            prevalence=prevalence,
+            prevalence=prevalence, path=path,
         )  # fmt: skip
 
     @property
@@ -344,8 +350,8 @@ class MBLUP(BLUPModel):
         jointly, with ``Sigma_g = c Sigma_b`` (as for :class:`~bayesblup.GBLUP`).
     genotypes : GenotypeMatrix
         W with its IDs and scaling, from :func:`bayesblup.genotype_matrix`.
-    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family, prevalence
-        As for :class:`~bayesblup.GBLUP`.
+    form, prior, eigen_rtol, fixed, weights, permanent_environment, repeated, family, prevalence, path
+        As for :class:`~bayesblup.GBLUP` (with fewer markers than individuals, ``path="auto"`` is low-rank).
     """
 
     kernel_variance = "sigma2_b"
@@ -364,11 +370,12 @@ class MBLUP(BLUPModel):
         repeated: bool = False,
         family: str = "gaussian",
         prevalence: float | None = None,
+        path: str = "auto",
     ):
         super().__init__(
             y, [MarkerKernel(genotypes)], form=form, prior=prior, eigen_rtol=eigen_rtol, fixed=fixed,
             weights=weights, permanent_environment=permanent_environment, repeated=repeated, family=family,
-            prevalence=prevalence,
+            prevalence=prevalence, path=path,
         )  # fmt: skip
 
     @property

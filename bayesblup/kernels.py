@@ -179,6 +179,21 @@ class Kernel:
         """``L`` over every individual (records first) with ``L L' = K``, computed once per binding."""
         raise NotImplementedError
 
+    def thin_factor(self) -> tuple[np.ndarray, float] | None:
+        """``(W, a)`` with ``G = K / c = a^2 W W'`` over the individuals with a record, or None without such a W.
+
+        The factor of the low-rank path (:class:`~bayesblup.linalg.spectral.ThinSpectral`), taken when W has fewer
+        columns than rows.
+        """
+        return None
+
+    def thin_targets(self) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
+        """:meth:`targets` in marker space: ``{name: (R, v)}`` with ``M = R W'`` (W: :meth:`thin_factor`'s).
+
+        ``R`` None stands for the identity (marker effects, ``M = W'``): no m x m identity is formed.
+        """
+        raise NotImplementedError
+
     def effects_factor(self) -> np.ndarray:
         """The factor whose coefficients are this kernel's effects: W for M-BLUP (so they are b), else L."""
         return self.factor_all()
@@ -195,8 +210,49 @@ class Kernel:
         raise NotImplementedError
 
 
-class RelationshipKernel(Kernel):
-    """G-BLUP's kernel: a relationship matrix G (from :func:`bayesblup.genomic_relationship`, a file, or yours)."""
+class _MarkerRows:
+    """W's rows of a kernel built on a GenotypeMatrix (``self.genotypes``), cached per binding."""
+
+    genotypes: GenotypeMatrix
+
+    @property
+    def W(self) -> np.ndarray:
+        """W of the individuals with a record, in record order (the caller's array itself when that is all of it)."""
+        if "W" not in self._cache:
+            values = np.asarray(self.genotypes.values, dtype=np.float64)
+            # At n = 5000, m = 50,000 a copy would be 2 GB: no copy when every individual has a record, in order.
+            same = np.array_equal(self._p, np.arange(values.shape[0]))
+            self._cache["W"] = values if same else values[self._p]
+        return self._cache["W"]
+
+    @property
+    def W_unphenotyped(self) -> np.ndarray:
+        if "Wu" not in self._cache:
+            m = self.genotypes.values.shape[1]
+            self._cache["Wu"] = np.asarray(self.genotypes.values[self._u], dtype=np.float64).reshape(self._u.size, m)
+        return self._cache["Wu"]
+
+    @property
+    def W_all(self) -> np.ndarray:
+        """W of every individual, records first."""
+        if "W_all" not in self._cache:
+            Wu = self.W_unphenotyped
+            self._cache["W_all"] = np.ascontiguousarray(np.vstack([self.W, Wu]) if Wu.shape[0] else self.W)
+        return self._cache["W_all"]
+
+    def _row_squares(self) -> tuple[np.ndarray, np.ndarray]:
+        """``diag(W W')`` of the individuals with a record and of the others (no n x m temporary)."""
+        return tuple(np.einsum("ij,ij->i", W, W) for W in (self.W, self.W_unphenotyped))
+
+
+class RelationshipKernel(_MarkerRows, Kernel):
+    """G-BLUP's kernel: a relationship matrix G (from :func:`bayesblup.genomic_relationship`, a file, or yours).
+
+    Or G's factor: a :class:`~bayesblup.GenotypeMatrix` W (:func:`bayesblup.genotype_matrix`) stands for
+    ``G = W W' / denominator`` (its scaling's), the same G as :func:`bayesblup.genomic_relationship` builds from
+    the same genotypes. The model is G-BLUP all the same (``sigma2_g``, h2, G's scale); G itself is formed only if
+    a path asks for it (``relationship``), and the low-rank path (fewer markers than individuals) never does.
+    """
 
     variance_base = SIGMA2_G
     model_label = "gblup"
@@ -204,23 +260,51 @@ class RelationshipKernel(Kernel):
     source_label = "the relationship matrix"
     symbol = "G"
 
-    def __init__(self, relationship: Relationship, *, name: str | None = None):
+    def __init__(self, relationship: Relationship | GenotypeMatrix, *, name: str | None = None):
+        super().__init__(name=name)
+        # shared by the bound copies (copy.copy): G built from W on request once, not once per binding
+        self._shared: dict = {}
+        if isinstance(relationship, GenotypeMatrix):
+            self.genotypes = relationship
+            self._relationship = None
+            return
         if not isinstance(relationship, Relationship):
             raise InputError(
                 "relationship must be a bayesblup.Relationship (e.g. from bayesblup.genomic_relationship, or "
-                f"bayesblup.Relationship(matrix, ids, 'user')); got {type(relationship).__name__}."
+                "bayesblup.Relationship(matrix, ids, 'user')), or the GenotypeMatrix W of G = WW'/denominator (from "
+                f"bayesblup.genotype_matrix); got {type(relationship).__name__}."
             )
         n = relationship.n_individuals
         where = f"relationship matrix ({relationship.scaling}, {n} x {n})"
         if name is not None:
             where = f"relationship matrix of set {name!r}"
         check_relationship(relationship.matrix, relationship.ids, where)
-        super().__init__(name=name)
-        self.relationship = relationship
+        self.genotypes = None
+        self._relationship = relationship
+
+    @property
+    def relationship(self) -> Relationship:
+        """G with its IDs; built from W on first request where the kernel was given W (n x n: dense paths only)."""
+        if self._relationship is not None:
+            return self._relationship
+        if "G" not in self._shared:
+            W = np.asarray(self.genotypes.values, dtype=np.float64)
+            G = W @ W.T
+            G /= self.denominator
+            self._shared["G"] = Relationship(
+                matrix=G, ids=self.genotypes.ids, scaling=self.scaling, n_markers=self.n_markers,
+                denominator=self.denominator, marker_scaling=self.genotypes.scaling,
+            )  # fmt: skip
+        return self._shared["G"]
+
+    @property
+    def from_factor(self) -> bool:
+        """Whether the kernel was given W (G's factor) rather than G."""
+        return self.genotypes is not None
 
     @property
     def ids(self) -> np.ndarray:
-        return self.relationship.ids
+        return self.genotypes.ids if self.from_factor else self.relationship.ids
 
     @property
     def c(self) -> float:
@@ -228,20 +312,34 @@ class RelationshipKernel(Kernel):
 
     @property
     def n_markers(self) -> int | None:
-        return self.relationship.n_markers
+        return int(self.genotypes.values.shape[1]) if self.from_factor else self.relationship.n_markers
 
     @property
     def scaling(self) -> str:
-        return self.relationship.scaling
+        return self.genotypes.scaling.scaling if self.from_factor else self.relationship.scaling
 
     @property
     def denominator(self) -> float | None:
-        return self.relationship.denominator
+        return float(self.genotypes.scaling.denominator) if self.from_factor else self.relationship.denominator
 
     def matrix(self) -> np.ndarray:
         if "K" not in self._cache:
-            self._cache["K"] = np.asarray(self.relationship.matrix[np.ix_(self._p, self._p)], dtype=np.float64)
+            if self.from_factor:  # G over the records only: n x n, asked for by a dense path
+                K = self.W @ self.W.T
+                K /= self.denominator
+                self._cache["K"] = K
+            else:
+                self._cache["K"] = np.asarray(self.relationship.matrix[np.ix_(self._p, self._p)], dtype=np.float64)
         return self._cache["K"]
+
+    def thin_factor(self) -> tuple[np.ndarray, float] | None:
+        return (self.W, 1.0 / np.sqrt(self.denominator)) if self.from_factor else None
+
+    def thin_targets(self) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
+        if not self._u.size:
+            return {}
+        _, squares = self._row_squares()
+        return {"unphenotyped": (self.W_unphenotyped / self.denominator, squares / self.denominator)}
 
     def msx(self, rank: int, spectrum: Spectral | None = None) -> float:
         """BGLR RKHS's ``mean(d)``: the mean non-zero eigenvalue of G over the individuals with a record.
@@ -251,18 +349,30 @@ class RelationshipKernel(Kernel):
         """
         if spectrum is not None:
             return spectrum.mean_nonzero
-        return float(np.trace(self.matrix())) / max(rank, 1)
+        trace = self._row_squares()[0].sum() / self.denominator if self.from_factor else np.trace(self.matrix())
+        return float(trace) / max(rank, 1)
 
     def diagonal(self) -> np.ndarray:
+        if self.from_factor:
+            return np.concatenate(self._row_squares()) / self.denominator
         return np.diag(self.relationship.matrix)[self.every]
 
     def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if not self._u.size:
             return {}
+        if self.from_factor:  # G_21 = W_u W' / denominator: n_u x n, never G
+            Wu = self.W_unphenotyped
+            return {"unphenotyped": (Wu @ self.W.T / self.denominator, self._row_squares()[1] / self.denominator)}
         G = self.relationship.matrix
         return {"unphenotyped": (G[np.ix_(self._u, self._p)], np.diag(G)[self._u])}
 
+    def _thin_all(self) -> bool:
+        """W over every individual has fewer columns than rows: it is a thinner factor than G's eigen-factor."""
+        return self.from_factor and self.n_markers < self.every.size
+
     def factor_all(self) -> np.ndarray:
+        if "L" not in self._cache and self._thin_all():
+            self._cache["L"] = self.W_all / np.sqrt(self.denominator)
         if "L" not in self._cache:
             every = self.every
             G = np.asarray(self.relationship.matrix[np.ix_(every, every)], dtype=np.float64)
@@ -273,7 +383,13 @@ class RelationshipKernel(Kernel):
         return self._cache["L"]
 
     def latent_factor(self, spectrum: Spectral | None = None):
-        """The eigen-factor of G over every individual (``spectrum``: G's own, when the model has it)."""
+        """The eigen-factor of G over every individual (``spectrum``: G's own, when the model has it).
+
+        Given W with fewer markers than individuals, ``W / sqrt(denominator)`` itself (no decomposition).
+        """
+        if self._thin_all():
+            dim = "factor" if self.name is None else f"factor_{self.name}"
+            return dim, np.arange(self.n_markers), self.factor_all()
         if spectrum is not None:
             keep = spectrum.values > 0
             L = spectrum.vectors[:, keep] * np.sqrt(spectrum.values[keep])
@@ -283,7 +399,7 @@ class RelationshipKernel(Kernel):
         return dim, np.arange(L.shape[1]), L
 
     def training_scale(self, training):
-        scaling = self.relationship.marker_scaling
+        scaling = self.genotypes.scaling if self.from_factor else self.relationship.marker_scaling
         if scaling is None:
             raise InputError(
                 "this G carries no marker scaling (it was read from a file), so genotypes cannot be put on its "
@@ -297,7 +413,7 @@ class RelationshipKernel(Kernel):
         return scaling, W, scaling.denominator
 
 
-class MarkerKernel(Kernel):
+class MarkerKernel(_MarkerRows, Kernel):
     """M-BLUP's kernel: marker effects on W (from :func:`bayesblup.genotype_matrix`), ``K = W W'``."""
 
     variance_base = SIGMA2_B
@@ -337,32 +453,6 @@ class MarkerKernel(Kernel):
     def markers(self) -> np.ndarray:
         return self.genotypes.markers
 
-    @property
-    def W(self) -> np.ndarray:
-        """W of the individuals with a record, in record order (the caller's array itself when that is all of it)."""
-        if "W" not in self._cache:
-            values = np.asarray(self.genotypes.values, dtype=np.float64)
-            # At n = 5000, m = 50,000 a copy would be 2 GB: no copy when every individual has a record, in order.
-            same = np.array_equal(self._p, np.arange(values.shape[0]))
-            self._cache["W"] = values if same else values[self._p]
-        return self._cache["W"]
-
-    @property
-    def W_unphenotyped(self) -> np.ndarray:
-        if "Wu" not in self._cache:
-            self._cache["Wu"] = np.asarray(self.genotypes.values[self._u], dtype=np.float64).reshape(
-                self._u.size, self.n_markers
-            )
-        return self._cache["Wu"]
-
-    @property
-    def W_all(self) -> np.ndarray:
-        """W of every individual, records first."""
-        if "W_all" not in self._cache:
-            Wu = self.W_unphenotyped
-            self._cache["W_all"] = np.ascontiguousarray(np.vstack([self.W, Wu]) if Wu.shape[0] else self.W)
-        return self._cache["W_all"]
-
     def matrix(self) -> np.ndarray:
         if "K" not in self._cache:
             self._cache["K"] = self.W @ self.W.T  # BLAS syrk (numpy spots the transpose)
@@ -386,14 +476,22 @@ class MarkerKernel(Kernel):
         return self._cache["msx"]
 
     def diagonal(self) -> np.ndarray:
-        squares = [np.einsum("ij,ij->i", W, W) for W in (self.W, self.W_unphenotyped)]  # no n x m temporary
-        return np.concatenate(squares)
+        return np.concatenate(self._row_squares())
 
     def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {"markers": (self.W.T, np.ones(self.n_markers))}
         if self.W_unphenotyped.shape[0]:
             Wu = self.W_unphenotyped
             out["unphenotyped"] = (Wu @ self.W.T, (Wu**2).sum(1))  # Cov(W_u b, y) = sigma2_b W_u W'
+        return out
+
+    def thin_factor(self) -> tuple[np.ndarray, float] | None:
+        return self.W, 1.0 / np.sqrt(self.c)
+
+    def thin_targets(self) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
+        out = {"markers": (None, np.ones(self.n_markers))}
+        if self.W_unphenotyped.shape[0]:
+            out["unphenotyped"] = (self.W_unphenotyped, self._row_squares()[1])
         return out
 
     def factor_all(self) -> np.ndarray:

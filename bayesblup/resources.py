@@ -36,11 +36,15 @@ def relationship_memory(n: int, m: int, *, itemsize: int = 8) -> int:
     return (n * n + n * m) * itemsize
 
 
-def fit_memory(n: int, m: int) -> int:
+def fit_memory(n: int, m: int, *, low_rank: bool = False) -> int:
     """A one-kernel fit: G, its eigenvectors and LAPACK's workspace (three n x n float64 matrices), and W (n x m).
 
-    M-BLUP's marginal form decomposes W W' (n x n) as well, so the same figure holds for it.
+    M-BLUP's marginal form decomposes W W' (n x n) as well, so the same figure holds for it. The low-rank path
+    (m < n) holds W, and ``W'W`` with its eigenvectors and a row block's products (three m x m float64 matrices),
+    never an n x n one.
     """
+    if low_rank:
+        return (n * m + 3 * m * m) * 8
     return (3 * n * n + n * m) * 8
 
 

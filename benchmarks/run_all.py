@@ -22,12 +22,15 @@ before the floor allocates its own W. ESS/s is the bulk ESS of h2 over PyMC's ``
 ``e2e`` is a worker's wall time from launch to the end of its first (cold) fit with its outputs
 written: Python start-up and imports included, the warm fit and the floor not.
 
+5. the low-rank path (``benchmarks/lowrank.py``, issue 18): G-BLUP from PLINK at ``--lowrank-size`` (default
+   ``20000x8000``; ``none`` skips it), end to end against its own floor (bed read + ``W'W`` + m x m ``eigh``).
+
 Targets (issue 7, 2 cores, 4 chains x 1000 draws + 1000 tuning): n = 1800, m = 10,000 end to end
 <= 10 s; n = 5000, m = 50,000 <= 60 s; total <= 2 x floor at every size; ESS(h2) >= 1000; M-BLUP
 <= 1.3 x G-BLUP. They are reported, not asserted.
 
     .venv/bin/python benchmarks/run_all.py                       # both sizes, 3 repeats (~10 min)
-    .venv/bin/python benchmarks/run_all.py --sizes 600x2000 --repeats 1   # a quick smoke run
+    .venv/bin/python benchmarks/run_all.py --sizes 600x2000 --repeats 1 --lowrank-size 2000x500   # a smoke run
 """
 
 from __future__ import annotations
@@ -231,6 +234,7 @@ def parse_args(argv):
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-mblup", dest="mblup", action="store_false", help="skip the M-BLUP rows")
+    parser.add_argument("--lowrank-size", default="20000x8000", help="n x m of the low-rank table, or 'none'")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -255,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(measured n = {n}, m = {m}; median of {statistics.median(rows[-1]['totals']):.2f} s)", flush=True)
     print()
     print_tables(rows)
+    if args.lowrank_size != "none":  # the low-rank path's table (benchmarks/lowrank.py), same fit settings
+        import lowrank
+
+        print()
+        options = ["--size", args.lowrank_size, "--chains", str(args.chains), "--draws", str(args.draws)]
+        lowrank.main([*options, "--tune", str(args.tune), "--seed", str(args.seed)])
     return 0
 
 

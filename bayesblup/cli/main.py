@@ -148,6 +148,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="exact likelihood path with --sets (default auto: Woodbury for small sets beside a large one)",
     )  # fmt: skip
     fit.add_argument(
+        "--path", choices=["auto", "low-rank", "dense"], default="auto",
+        help="one kernel's likelihood path (default auto: low-rank when there are fewer markers than individuals "
+        "with a record, through the m x m W'W, no n x n G; dense: G and its n x n eigendecomposition)",
+    )  # fmt: skip
+    fit.add_argument(
         "--plots", action="store_true",
         help="also write PNGs into the out folder: h2, genetic values, trace, rank, energy (and partitioned h2 "
         "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
@@ -455,6 +460,7 @@ def _job(args, genotypes, phenotypes, model: str):
         folds=getattr(args, "folds", None),
         sets=getattr(args, "sets", None),
         sets_path=getattr(args, "sets_path", "auto"),
+        path=getattr(args, "path", "auto"),
         prior_sensitivity=getattr(args, "prior_sensitivity", False),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),

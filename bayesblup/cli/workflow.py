@@ -49,6 +49,7 @@ class FitJob:
     folds: str | None = None  # phenotype-table column of cross-validation folds
     sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
     sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
+    path: str = "auto"  # one kernel's path: auto (low-rank when m < n), low-rank or dense
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
 
@@ -125,15 +126,6 @@ def run_fit(job: FitJob, say=print):
     timings["qc_s"] = time.perf_counter() - t
     for line in report.lines():
         say(line)
-    from ..resources import check_memory, fit_memory
-
-    n, m = geno.n_individuals, geno.n_markers
-    check_memory(
-        fit_memory(n, m),
-        what=f"a fit of {n} individuals ({m} markers)",
-        instead="run it on a machine with more memory, or fit a subset of the individuals (a fit needs n x n "
-        "matrices; a low-rank path for m < n is not available yet).",
-    )
     if new is not None:  # what fit.predict would refuse after sampling, refused now
         _check_new_individuals(new, geno)
     fixed = table[list(job.fixed)] if job.fixed else None
@@ -148,6 +140,7 @@ def run_fit(job: FitJob, say=print):
     records = records_of(y)
     for line in records.lines():
         say(line)
+    low_rank = _check_fit_memory(job, geno, records, several_traits=len(traits) > 1)
     if job.family == "gaussian" and len(traits) == 1:
         values = np.unique(records.y)
         if values.size == 2:  # fitted as given, but not silently: the liability model is one option away
@@ -177,6 +170,14 @@ def run_fit(job: FitJob, say=print):
         what = "G_k" if relationship else "W_k"
         say(f"{what} per set ({job.scaling}): {len(kernel)} sets ({time.perf_counter() - t:.2f} s)")
         Model = MultiGBLUP if relationship else MultiMBLUP
+    elif job.model == GBLUP_NAME and low_rank:  # G's factor W: G = WW'/denominator is never formed
+        kernel = genotype_matrix(geno, scaling=job.scaling)
+        timings["genotype_matrix_s"] = time.perf_counter() - t
+        say(
+            f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers}, the factor of G = WW'/"
+            f"{kernel.scaling.denominator:g}; G itself is not formed ({timings['genotype_matrix_s']:.2f} s)"
+        )
+        Model = GBLUP
     elif job.model == GBLUP_NAME:
         kernel = genomic_relationship(geno, scaling=job.scaling)
         timings["relationship_s"] = time.perf_counter() - t
@@ -191,8 +192,7 @@ def run_fit(job: FitJob, say=print):
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
     if job.family != "gaussian" or job.prevalence is not None:  # the model refuses a prevalence without binary
         model_options |= {"family": job.family, "prevalence": job.prevalence}
-    if job.sets is not None:
-        model_options["path"] = job.sets_path
+    model_options["path"] = job.sets_path if job.sets is not None else job.path
     model = Model(records, kernel, **model_options)
     if job.sets is not None and model.form == "marginal":
         ranks = ", ".join(f"{name} {r}" for name, r in model.widths.items())
@@ -201,6 +201,13 @@ def run_fit(job: FitJob, say=print):
             sp = model.spectral
             seconds = model.timings["eigendecomposition_s"]
             say(f"eigendecomposition of the background: rank {sp.rank} of {sp.n} ({seconds:.2f} s)")
+    elif model.path == "low-rank":
+        sp = model.spectral
+        m_w = model.kernels[0].n_markers
+        say(
+            f"likelihood path: low-rank (rank {sp.rank} of {sp.n} through the {m_w} x {m_w} W'W; no n x n matrix) "
+            f"({model.timings['eigendecomposition_s']:.2f} s)"
+        )
     elif model.form == "marginal":
         sp = model.spectral
         say(f"eigendecomposition: rank {sp.rank} of {sp.n} ({model.timings['eigendecomposition_s']:.2f} s)")
@@ -265,6 +272,36 @@ def run_fit(job: FitJob, say=print):
         )
         timings["prior_sensitivity_s"] = time.perf_counter() - t
     return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+
+
+def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:
+    """Refuse a fit that cannot fit in memory, naming the low-rank path where it would; returns whether it is taken.
+
+    The low-rank path applies to one trait and one kernel with fewer markers than individuals with a record
+    (:mod:`bayesblup.models.model`); ``--path dense`` declines it.
+    """
+    from ..resources import check_memory, fit_memory
+
+    n, m, n_rec = geno.n_individuals, geno.n_markers, records.n_individuals
+    possible = job.sets is None and not several_traits and m < n_rec
+    low_rank = possible and job.path != "dense"
+    instead = "run it on a machine with more memory, or fit a subset of the individuals"
+    if low_rank:
+        instead += " (the low-rank path holds W, n x m, and m x m matrices)."
+    elif possible:  # the dense path was asked for: name the low-rank one, which may fit where it does not
+        need = fit_memory(n, m, low_rank=True) / 2**30
+        instead += f" (a fit needs n x n matrices; the low-rank path, --path low-rank, needs about {need:.1f} GiB)."
+    elif m < n_rec:
+        need = fit_memory(n, m, low_rank=True) / 2**30
+        instead += (
+            f" (a fit needs n x n matrices; one trait without --sets would take the low-rank path, about {need:.1f} "
+            "GiB)."
+        )
+    else:
+        instead += " (a fit needs n x n matrices)."
+    what = f"a fit of {n} individuals ({m} markers)" + (" on the low-rank path" if low_rank else "")
+    check_memory(fit_memory(n, m, low_rank=low_rank), what=what, instead=instead)
+    return low_rank
 
 
 def _check_multitrait_options(job: FitJob, traits: list[str]) -> None:

@@ -26,6 +26,12 @@ sigma2_k lam_k + nu`` and ``nu = sigma2_e (+ W sigma2_pe)``, ``E[g | y, theta] =
 and ``Var[g | y, theta] = S^-1 U diag(w nu) U' S^-1``. Draws are processed in chunks, so memory stays at a few
 n x chunk arrays whatever the number of draws.
 
+On the low-rank path (W with fewer columns than records; ``data.thin``) the same formulas run over the r
+components of non-zero eigenvalue, with U in factored form (``S^-1 U = W a B``). The null space has ``w_k = 0``:
+it adds nothing to g's conditional mean or variance, and nothing to a target's whose covariance with the records
+lies in the kernel's column space (``M = R W'``, :class:`~bayesblup.models.data.MarkerRows`: ``M S P = 0``); the
+fixed effects' generalised least squares add its Gram matrix (``data.null_gram / nu``).
+
 Several kernels (:func:`set_moments`): genetic values per kernel, in total, and marker effects.
 
 Given ``theta`` (mu, beta, the sets' variances, sigma2_e, sigma2_pe), each set's effect ``u_k`` (with
@@ -55,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg.canonical import canonical
-from ..models.data import KernelsData, MultiTraitData, SpectralData
+from ..models.data import KernelsData, MarkerRows, MultiTraitData, SpectralData
 
 __all__ = [
     "Moments",
@@ -145,8 +151,7 @@ def conditional_genetic_values(
     d = sigma2_k * data.lam + nu
     w = sigma2_k * data.lam / d
     r = _residuals(data, mu, beta, excess)[:, 0]
-    inv = _inverse_scale(data)
-    return inv * (data.vectors @ (w * r)), inv**2 * ((data.vectors**2) @ (w * nu))
+    return data.genetic_dot(w * r), data.genetic_row_squares(w * nu)
 
 
 def conditional_fixed_effects(
@@ -164,11 +169,15 @@ def conditional_fixed_effects(
     differences between its records). Henderson's equations give the same beta.
     """
     _check_pe(data, sigma2_pe, excess)
-    d = sigma2_k * data.lam + _noise(data, sigma2_e, sigma2_pe)
+    nu = _noise(data, sigma2_e, sigma2_pe)
+    d = sigma2_k * data.lam + nu
     X1 = data.one[:, None] if data.X is None else np.hstack([data.one[:, None], data.X])
     y = data.y if excess is None else data.y - data.rotate_scaled(np.asarray(excess, dtype=np.float64))
     lhs = X1.T @ (X1 / d[:, None])
     rhs = X1.T @ (y / d)
+    if data.null_dim:  # the null space, variance nu: [S 1, S Xbar]'P [S 1, S Xbar] / nu and its [.]'P S ybar / nu
+        lhs += data.null_gram[1:, 1:] / nu
+        rhs += data.null_gram[1:, 0] / nu
     if data.within is not None and data.X is not None:
         _, b, C, _, _ = data.within
         lhs[1:, 1:] += C / sigma2_e
@@ -226,10 +235,8 @@ def posterior_moments(
         Seed of those draws.
     """
     _check_pe(data, sigma2_pe, excess)
-    U, lam = data.vectors, data.lam
-    n, n_draws = lam.size, mu.size
-    inv = _inverse_scale(data)
-    s = np.ones(n) if data.scale is None else data.scale
+    lam = data.lam
+    n, n_draws = lam.size, mu.size  # n: the components (r on the low-rank path)
     rng = np.random.default_rng(seed)
     # One pass over the draws keeps, per draw, only what is linear in the rotated data: x = w r for
     # g (E[g | theta] = S^-1 U x) and x = sigma2_k r / d for the targets (E[T | theta] = M S U x). The
@@ -255,19 +262,33 @@ def posterior_moments(
         if keep_draws is not None and keep_draws[sl].any():
             pick = keep_draws[sl]
             noise = np.sqrt(w * nu)[:, pick] * rng.standard_normal((n, int(pick.sum())))
-            kept.append((inv[:, None] * (U @ (x_g[:, sl][:, pick] + noise))).T)
+            kept.append(data.genetic_dot(x_g[:, sl][:, pick] + noise).T)
     draws = np.concatenate(kept) if kept else None
 
-    SU = s[:, None] * U  # Cov(T, S ybar) = sigma2_k M S, so A = M S U
-    g = _moments(inv[:, None] * U, x_g, inv**2 * ((U**2) @ (within_g / n_draws)))
+    within = data.genetic_row_squares(within_g / n_draws)
+    if data.thin is None:
+        inv = _inverse_scale(data)
+        s = np.ones(n) if data.scale is None else data.scale
+        SU = s[:, None] * data.vectors  # Cov(T, S ybar) = sigma2_k M S, so A = M S U
+        g = _moments(inv[:, None] * data.vectors, x_g, within)
+    else:  # S^-1 U = W (a B): W times a few vectors, never U itself
+        thin = data.thin
+        g = _moments(thin.factor, x_g, within, right=thin.coef * thin.basis)
     g = Moments(mean=g.mean, sd=g.sd, draws=draws)
     extra = {}
     if x_t is not None:
         basis = _between_basis(x_t)
         prior = float(sigma2_k.mean())
         for name, (M, v) in targets.items():
-            M = np.asarray(M, dtype=np.float64)
             v = np.asarray(v, dtype=np.float64)
+            if data.thin is not None:  # A = M S U whole: targets x r, r < n (marker space: never n columns)
+                A = data.target_rotation(M)
+                within = prior * v - (A**2) @ (within_t / n_draws)
+                extra[name] = _moments(A, x_t, within, basis=basis)
+                continue
+            if isinstance(M, MarkerRows):
+                raise ValueError("marker-space targets (MarkerRows) belong to the low-rank path.")
+            M = np.asarray(M, dtype=np.float64)
             # Var[T_j | theta] = sigma2_k v_j - sigma2_k^2 sum_k A_jk^2 / d_k, averaged over the draws:
             # rows of A a block at a time (for marker effects A is m x n: never whole in memory).
             extra[name] = _moments(M, x_t, prior * v - _weighted_squares(M, SU, within_t / n_draws, prior * v),

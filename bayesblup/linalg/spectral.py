@@ -19,7 +19,15 @@ import scipy.linalg
 
 from ..errors import InputError
 
-__all__ = ["DEFAULT_EIGEN_RTOL", "RankDeficiencyWarning", "Spectral", "eigendecompose"]
+__all__ = [
+    "DEFAULT_EIGEN_RTOL",
+    "RankDeficiencyWarning",
+    "Spectral",
+    "ThinSpectral",
+    "eigendecompose",
+    "gram",
+    "thin_eigendecompose",
+]
 
 #: Eigenvalues below this fraction of the largest are treated as zero. float64 eigensolvers
 #: resolve eigenvalues to about n * eps * max(s) (~1e-13 for n = 599); 1e-10 sits well above that
@@ -132,3 +140,147 @@ def eigendecompose(K: np.ndarray, *, rtol: float = DEFAULT_EIGEN_RTOL, name: str
             stacklevel=2,
         )
     return Spectral(vectors=vectors, values=values, tol=tol, n_clipped=n_clipped, min_raw=min_raw)
+
+
+#: Rows of the factor taken at once where it is multiplied block by block (a few MB per block at m ~ 10,000).
+_ROW_BLOCK = 2048
+
+
+@dataclass(frozen=True, eq=False)
+class ThinSpectral:
+    """The thin eigendecomposition of ``K = F F'``, ``F = diag(row_scale) W coef`` (n x m, m < n), through ``F'F``.
+
+    With ``F'F = V diag(s) V'`` (m x m), the kernel's eigenvectors of non-zero eigenvalue are ``U = F V s^-1/2``
+    (n x r) and its other n - r eigenvalues are zero: their eigenspace, the null space, is the complement of U's
+    columns. U is never formed: ``U'x = B'(F'x)`` and ``U z = F (B z)`` with ``B = V s^-1/2`` (m x r), so the
+    decomposition holds W (the caller's array, not copied) and m x m numbers, never an n x n matrix.
+
+    Attributes
+    ----------
+    factor : ndarray, shape (n, m)
+        W over the individuals with a record (held, not copied).
+    row_scale : ndarray, shape (n,) or None
+        S's diagonal (the root total record weights), None for S = I.
+    coef : float
+        The scalar ``a`` in ``F = S W a`` (``1 / sqrt(denominator)`` for G = W W' / denominator).
+    basis : ndarray, shape (m, r)
+        ``B = V s^-1/2`` over the eigenvalues kept: ``U = F B``.
+    values : ndarray, shape (r,)
+        The kernel's non-zero eigenvalues ``s`` (those of ``F'F`` above ``tol``), ascending.
+    tol, min_raw : float
+        As for :class:`Spectral` (``min_raw`` is the smallest eigenvalue of ``F'F``).
+    n_clipped : int
+        The kernel's eigenvalues treated as zero, ``n - r`` (those of the null space among them).
+    """
+
+    factor: np.ndarray
+    row_scale: np.ndarray | None
+    coef: float
+    basis: np.ndarray
+    values: np.ndarray
+    tol: float
+    n_clipped: int
+    min_raw: float
+
+    @property
+    def n(self) -> int:
+        return int(self.factor.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def mean_nonzero(self) -> float:
+        return float(self.values.mean())
+
+    @property
+    def factor_rotation(self) -> np.ndarray:
+        """``W' S U`` (m x r), from the eigenvectors alone: ``W'S U = F'F B / a = V s^1/2 / a``."""
+        return self.basis * (self.values / self.coef)[None, :]
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        if self.row_scale is None:
+            return x
+        return self.row_scale[:, None] * x if x.ndim == 2 else self.row_scale * x
+
+    def rotate(self, x: np.ndarray) -> np.ndarray:
+        """``U' x`` (x a vector or columns over the n individuals): data into the kept eigenbasis."""
+        return self.coef * (self.basis.T @ (self.factor.T @ self._scaled(x)))
+
+    def expand(self, z: np.ndarray, *, scaled: bool = True) -> np.ndarray:
+        """``U z``, or ``S^-1 U z = W a B z`` with ``scaled=False`` (genetic values from the rotated ones)."""
+        out = self.factor @ (self.coef * (self.basis @ z))
+        return self._scaled(out) if scaled else out
+
+    def project_null(self, x: np.ndarray) -> np.ndarray:
+        """``P x = x - U (U' x)``, the part of x in the null space (never the n x n projector)."""
+        return x - self.expand(self.rotate(x))
+
+    def row_squares(self, w: np.ndarray) -> np.ndarray:
+        """``diag(S^-1 U diag(w) U' S^-1)`` for ``w >= 0`` (r,), W's rows a block at a time."""
+        C = self.basis * (self.coef * np.sqrt(np.maximum(w, 0.0)))[None, :]
+        out = np.empty(self.n)
+        for b0 in range(0, self.n, _ROW_BLOCK):
+            block = self.factor[b0 : b0 + _ROW_BLOCK] @ C
+            out[b0 : b0 + _ROW_BLOCK] = np.einsum("ij,ij->i", block, block)
+        return out
+
+    def vectors(self) -> np.ndarray:
+        """U itself (n x r), for the few callers that need it whole (never on the Gaussian marginal path)."""
+        return self._scaled(self.factor @ (self.coef * self.basis))
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n, "rank": self.rank, "n_clipped": self.n_clipped, "tol": self.tol, "min_raw": self.min_raw,
+            "decomposition": "thin", "n_columns": int(self.factor.shape[1]),
+        }  # fmt: skip
+
+
+def gram(W: np.ndarray, row_scale: np.ndarray | None = None) -> np.ndarray:
+    """``W' S^2 W`` (m x m): BLAS syrk for S = I; with weights, W's rows a block at a time (no scaled copy of W)."""
+    if row_scale is None:
+        return W.T @ W  # numpy spots the transpose and calls syrk
+    out = np.zeros((W.shape[1], W.shape[1]))
+    for b0 in range(0, W.shape[0], _ROW_BLOCK):
+        block = row_scale[b0 : b0 + _ROW_BLOCK, None] * W[b0 : b0 + _ROW_BLOCK]
+        out += block.T @ block
+    return out
+
+
+def thin_eigendecompose(
+    W: np.ndarray, *, row_scale: np.ndarray | None = None, coef: float = 1.0, rtol: float = DEFAULT_EIGEN_RTOL,
+    name: str = "G",
+) -> ThinSpectral:  # fmt: skip
+    """Decompose ``K = F F'``, ``F = diag(row_scale) W coef`` (n x m, m < n), through the m x m ``F'F``.
+
+    The non-zero eigenvalues of ``F F'`` are those of ``F'F``; the same relative tolerance as
+    :func:`eigendecompose` sets the small ones to zero. No RankDeficiencyWarning: fewer columns than rows is
+    what this path is for, and the rank is recorded in the fit.
+
+    Raises
+    ------
+    InputError
+        If W is not finite, or F has no positive eigenvalue.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[1] >= W.shape[0]:
+        raise InputError(f"the thin decomposition needs fewer columns than rows; {name}'s factor is {W.shape}.")
+    A = gram(W, row_scale)
+    A *= coef**2
+    if not np.isfinite(A).all():
+        raise InputError(f"{name}'s factor holds non-finite values; rebuild it from the genotypes.")
+    # evr (MRRR): a workspace of O(m) beside A and the vectors, where evd's is 2 m^2 (1 GB at m = 8000)
+    values, vectors = scipy.linalg.eigh(A, driver="evr", overwrite_a=True, check_finite=False)
+    del A  # overwritten by LAPACK: free its m x m before the basis is scaled
+    top = float(values[-1])
+    if top <= 0:
+        raise InputError(f"{name} has no positive eigenvalue: it carries no genetic signal.")
+    tol = rtol * top
+    first = int(np.searchsorted(values, tol))  # ascending: the kept eigenvalues are a suffix
+    basis = vectors[:, first:]  # a view: B = V s^-1/2 scaled in place, no second m x m matrix
+    basis /= np.sqrt(values[first:])[None, :]
+    return ThinSpectral(
+        factor=W, row_scale=row_scale, coef=float(coef), basis=basis, values=values[first:].copy(), tol=tol,
+        n_clipped=int(W.shape[0] - basis.shape[1]), min_raw=float(values[0]),
+    )  # fmt: skip

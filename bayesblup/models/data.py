@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..linalg.spectral import ThinSpectral
 from ..linalg.woodbury import Resolvent, Surface
 from ..phenotypes import Records
 
-__all__ = ["KernelsData", "SpectralData", "add_within_potential", "within_terms"]
+__all__ = ["KernelsData", "MarkerRows", "SpectralData", "add_within_potential", "within_terms"]
 
 
 def within_terms(rec: Records, *, scaled: bool):
@@ -73,12 +74,19 @@ def _means(rec: Records):
 class SpectralData:
     """One kernel's marginal form in the eigenbasis of ``S K S``.
 
+    On the low-rank path (``thin`` set: W with fewer columns than rows, :class:`~bayesblup.linalg.spectral.
+    ThinSpectral`) the components are the r eigenvectors of non-zero eigenvalue, U is held in factored form
+    (``vectors`` None), and the n - r dimensions of the null space, where every component has eigenvalue 0
+    and variance ``nu``, enter through ``null_dim`` and ``null_gram`` alone: with ``P = I - U U'`` and ``c =
+    (1, -mu, -beta)``, their log-likelihood is ``-(n - r)/2 log(2 pi nu) - c' null_gram c / (2 nu)``
+    (:meth:`null_terms`). Over the r components plus that, the log-likelihood is the dense one exactly.
+
     Attributes
     ----------
-    vectors : ndarray (n, n)
-        U.
-    lam : ndarray (n,)
-        Eigenvalues of the kernel ``c S G S`` (``K = c G``).
+    vectors : ndarray (n, n) or None
+        U (None on the low-rank path: ``thin`` holds it in factored form).
+    lam : ndarray (n,) or (r,)
+        Eigenvalues of the kernel ``c S G S`` (``K = c G``); on the low-rank path its r non-zero ones.
     scale : ndarray (n,) or None
         ``sqrt(W_i)``; None where the kernel is not rescaled (S = I).
     y, one, X : ndarray
@@ -92,9 +100,17 @@ class SpectralData:
         See :func:`within_terms`.
     permanent_environment : bool
         Whether the model has a permanent-environment effect (then sigma2_pe is needed).
+    thin : ThinSpectral or None
+        The low-rank path's factored eigenbasis; None on the full (dense) path.
+    null_dim : int
+        ``n - r``, the dimension of the null space left out of the components (0 on the full path, where
+        the zero eigenvalues are components like any other).
+    null_gram : ndarray (2 + q, 2 + q) or None
+        The Gram matrix ``C'P'PC`` of the null-space parts of ``C = [S ybar, S 1, S Xbar]`` (in that order),
+        computed as ``C - U (U'C)``, never with an n x n P; None on the full path.
     """
 
-    vectors: np.ndarray
+    vectors: np.ndarray | None
     lam: np.ndarray
     scale: np.ndarray | None
     y: np.ndarray
@@ -104,6 +120,9 @@ class SpectralData:
     excess: np.ndarray | None
     within: tuple | None
     permanent_environment: bool
+    thin: ThinSpectral | None = None
+    null_dim: int = 0
+    null_gram: np.ndarray | None = None
 
     @classmethod
     def build(cls, rec: Records, spectral, *, c: float, scale, pe_path: str) -> SpectralData:
@@ -111,23 +130,100 @@ class SpectralData:
         ybar, Xbar = _means(rec)
         W = rec.total_weight
         noise = {"none": (1.0, 0.0), "diagonal": (1.0 / W[0], 1.0), "augmented": (1.0 / W.max(), 1.0)}[pe_path]
+        thin = isinstance(spectral, ThinSpectral)
+        if thin and pe_path == "augmented":
+            raise ValueError("the low-rank path has no explicit residual excess (pe_path 'augmented' is dense).")
+        columns = [s * ybar, s] + ([] if Xbar is None else list((s[:, None] * Xbar).T))
+        C = np.column_stack(columns)
+        rotated = spectral.rotate(C)  # U' [S ybar, S 1, S Xbar] in one pass over U (or over W)
+        null_gram = None
+        if thin:  # the null space's part of each column, P C = C - U (U'C): its Gram matrix is all the likelihood needs
+            PC = C - spectral.expand(rotated)
+            null_gram = PC.T @ PC
         return cls(
-            vectors=spectral.vectors,
+            vectors=None if thin else spectral.vectors,
             lam=c * spectral.values,
             scale=scale,
-            y=spectral.rotate(s * ybar),
-            one=spectral.rotate(s),
-            X=None if Xbar is None else spectral.rotate(s[:, None] * Xbar),
+            y=rotated[:, 0].copy(),
+            one=rotated[:, 1].copy(),
+            X=None if Xbar is None else rotated[:, 2:].copy(),
             noise=noise,
             excess=1.0 / W - 1.0 / W.max() if pe_path == "augmented" else None,
             within=within_terms(rec, scaled=scale is not None),
             permanent_environment=pe_path != "none",
+            thin=spectral if thin else None,
+            null_dim=spectral.n - spectral.rank if thin else 0,
+            null_gram=null_gram,
         )
+
+    @property
+    def n(self) -> int:
+        """Individuals with a record (the components, plus the null space on the low-rank path)."""
+        return int(self.lam.size + self.null_dim)
+
+    def null_terms(self, mu, beta, noise) -> np.ndarray | float:
+        """The null space's log-likelihood: ``-(n - r)/2 log(2 pi nu) - c' null_gram c / (2 nu)``, c = (1, -mu, -beta).
+
+        Numpy, broadcast over arrays of parameter values: ``mu`` and ``noise`` (``nu = a sigma2_e + b sigma2_pe``,
+        :attr:`noise`) of one shape, ``beta`` of that shape plus (q,) (None without covariates). 0 on the full
+        path, where the null space is among the components. Added to the components' Gaussian log-densities it
+        gives the log-likelihood of the (scaled) means exactly.
+        """
+        if not self.null_dim:
+            return np.zeros(np.shape(mu)) if np.ndim(mu) else 0.0
+        mu, noise = np.asarray(mu, dtype=np.float64), np.asarray(noise, dtype=np.float64)
+        shape = np.broadcast_shapes(mu.shape, noise.shape)
+        parts = [np.ones((*shape, 1)), -np.broadcast_to(mu, shape)[..., None]]
+        if beta is not None:
+            beta = np.asarray(beta, dtype=np.float64)
+            parts.append(-np.broadcast_to(beta, (*shape, beta.shape[-1])))
+        c = np.concatenate(parts, axis=-1)
+        quad = np.einsum("...i,ij,...j->...", c, self.null_gram, c)
+        return -0.5 * self.null_dim * np.log(2 * np.pi * noise) - quad / (2 * noise)
 
     def rotate_scaled(self, x: np.ndarray) -> np.ndarray:
         """``U' S x`` for a vector or columns (the rotation of an individual-level offset)."""
-        s = np.ones(self.lam.size) if self.scale is None else self.scale
-        return self.vectors.T @ (s[:, None] * x if x.ndim == 2 else s * x)
+        s = np.ones(self.n) if self.scale is None else self.scale
+        sx = s[:, None] * x if x.ndim == 2 else s * x
+        return self.thin.rotate(sx) if self.thin is not None else self.vectors.T @ sx
+
+    def genetic_dot(self, z: np.ndarray) -> np.ndarray:
+        """``S^-1 U z`` (z over the components: a vector or columns): genetic values from rotated ones."""
+        if self.thin is not None:
+            return self.thin.expand(z, scaled=False)
+        inv = np.ones(self.n) if self.scale is None else 1.0 / self.scale
+        return (inv[:, None] if z.ndim == 2 else inv) * (self.vectors @ z)
+
+    def genetic_row_squares(self, w: np.ndarray) -> np.ndarray:
+        """``diag(S^-1 U diag(w) U' S^-1)``: the conditional variances of g from per-component ones (w >= 0)."""
+        if self.thin is not None:
+            return self.thin.row_squares(w)
+        inv = np.ones(self.n) if self.scale is None else 1.0 / self.scale
+        return inv**2 * ((self.vectors**2) @ w)
+
+    def target_rotation(self, M) -> np.ndarray:
+        """``A = M S U`` (rows: the target's elements; columns: components) on the low-rank path.
+
+        ``M`` is a matrix over the individuals with a record, or ``(R, None)``-style marker-space rows ``R`` given
+        as :class:`MarkerRows` (``M = R W'``, R None for the identity), which never touch n: ``A = R W'S U``.
+        """
+        thin = self.thin
+        if isinstance(M, MarkerRows):
+            WSU = thin.factor_rotation
+            return WSU if M.rows is None else M.rows @ WSU
+        s = np.ones(self.n) if self.scale is None else self.scale
+        # M S U = (M S^2 W) a B: n_t x n times n x m, then m x r
+        return ((np.asarray(M, dtype=np.float64) * (s**2)[None, :]) @ thin.factor) @ (thin.coef * thin.basis)
+
+
+@dataclass(frozen=True)
+class MarkerRows:
+    """A target's ``M`` in marker space, ``M = rows W'`` (W the kernel's factor over the records; ``rows`` None: W').
+
+    The low-rank path's form of the kernel's targets (:meth:`bayesblup.kernels.Kernel.thin_targets`).
+    """
+
+    rows: np.ndarray | None
 
 
 @dataclass

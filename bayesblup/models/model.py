@@ -22,6 +22,12 @@ The model is built in one of two forms:
     ``"dense"``
         ``V = sum_k sigma2_k S K_k S + diag(noise)`` and its Cholesky factor per gradient: O(n^3).
 
+    With one kernel given as a factor W with fewer columns m than records n (M-BLUP's W, or G-BLUP's ``G =
+    W W' / denominator`` given W), the path is ``"low-rank"`` by default: the decomposition goes through the m x m
+    ``W'S^2W`` (:class:`~bayesblup.linalg.spectral.ThinSpectral`), the likelihood is diagonal over its r non-zero
+    eigenvalues plus the null space's residual term (:class:`~bayesblup.models.data.SpectralData`), exactly the
+    dense likelihood, and no n x n matrix is formed. ``path="dense"`` takes the full eigendecomposition instead.
+
     Genetic values (per kernel and in total) and marker effects follow exactly from ``g | y, theta``
     draw by draw (:mod:`bayesblup.inference.posterior`).
 ``latent``
@@ -67,7 +73,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels import Kernel, as_kernel, kernel_ids
-from ..linalg.spectral import DEFAULT_EIGEN_RTOL, Spectral, eigendecompose
+from ..linalg.spectral import DEFAULT_EIGEN_RTOL, Spectral, ThinSpectral, eigendecompose, thin_eigendecompose
 from ..linalg.woodbury import Resolvent
 from ..names import (
     BETA,
@@ -91,7 +97,15 @@ from ..names import (
 )
 from ..phenotypes import Records, TraitRecords, as_records
 from . import multitrait
-from .data import KernelsData, MultiTraitData, SpectralData, add_within_potential, kernels_means, within_terms
+from .data import (
+    KernelsData,
+    MarkerRows,
+    MultiTraitData,
+    SpectralData,
+    add_within_potential,
+    kernels_means,
+    within_terms,
+)
 from .ops import dense_logp, surface_logp, woodbury_logp
 from .priors import Prior, resolve_multitrait_priors, resolve_priors, resolve_threshold_priors
 
@@ -99,7 +113,7 @@ __all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel"]
 
 FORMS = ("marginal", "latent")
 METHODS = ("nuts", "map")
-PATHS = ("auto", "woodbury", "dense")
+PATHS = ("auto", "woodbury", "dense", "low-rank")
 #: Likelihood families. The threshold models (binary, ordinal; :mod:`bayesblup.models.threshold`) have no
 #: marginal form (no Gaussian integral removes g): they take the latent form, g non-centred in the eigenbasis.
 FAMILIES = ("gaussian", "binary", "ordinal")
@@ -128,8 +142,10 @@ class BLUPModel:
         Eigenvalues below this fraction of the largest are treated as zero.
     fixed, weights, permanent_environment, repeated
         As for :class:`~bayesblup.GBLUP`.
-    path : {"auto", "woodbury", "dense"}
-        The marginal form's path with several kernels.
+    path : {"auto", "woodbury", "dense", "low-rank"}
+        The marginal form's path: with several kernels ``"woodbury"`` or ``"dense"``; with one kernel given as a
+        factor W of fewer columns than records ``"low-rank"`` (``"auto"`` takes it) or ``"dense"`` (the full
+        eigendecomposition).
     family : {"gaussian", "binary", "ordinal"}
         The likelihood: Gaussian records, or the threshold (probit liability) model of a binary or ordinal
         trait (:mod:`bayesblup.models.threshold`).
@@ -207,6 +223,10 @@ class BLUPModel:
             )
         self.kernels: list[Kernel] = [k.bind(records.ids, records.unphenotyped, eigen_rtol=eigen_rtol) for k in sources]
         self._path_option = path
+        if path == "low-rank":
+            why = self._low_rank_refusal()
+            if why:
+                raise InputError(f"path='low-rank' is not available here: {why}; use path='auto' or 'dense'.")
         self._prior_spec = prior
         self._spectral: Spectral | None = None
         self._spectral_data: SpectralData | None = None
@@ -309,7 +329,10 @@ class BLUPModel:
         return self.only.relationship_matrix()
 
     @property
-    def targets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def targets(self) -> dict[str, tuple[np.ndarray | MarkerRows, np.ndarray]]:
+        """The one kernel's targets ``{name: (M, v)}`` (Kernel.targets); in marker space on the low-rank path."""
+        if self.form == "marginal" and self.low_rank:
+            return {name: (MarkerRows(R), v) for name, (R, v) in self.only.thin_targets().items()}
         return self.only.targets()
 
     @property
@@ -389,13 +412,33 @@ class BLUPModel:
         widths = self.widths
         return max(self.set_names, key=lambda name: widths[name])
 
+    def _low_rank_refusal(self) -> str | None:
+        """Why the low-rank path cannot be taken (None where it can)."""
+        if not self.single:
+            return "it is the one-kernel path (several kernels take the Woodbury or dense path)"
+        if self.multi_trait:
+            return "several traits take the dense eigendecomposition"
+        factor = self.kernels[0].thin_factor()
+        if factor is None:
+            return "the kernel is a relationship matrix; give G's factor W instead (bayesblup.genotype_matrix)"
+        if factor[0].shape[1] >= self.n:
+            return f"W has {factor[0].shape[1]} markers, not fewer than the {self.n} individuals with a record"
+        if self.pe_path == "augmented":
+            return "a permanent environment with unequal total record weights samples an n-vector (dense path)"
+        return None
+
+    @property
+    def low_rank(self) -> bool:
+        """Whether the one kernel is decomposed thin, through ``W'S^2W`` (m x m; module docstring)."""
+        return self._path_option in ("auto", "low-rank") and self._low_rank_refusal() is None
+
     @property
     def path(self) -> str:
-        """``"spectral"`` (one kernel), ``"latent"``, ``"woodbury"`` or ``"dense"`` (module docstring)."""
+        """``"spectral"`` or ``"low-rank"`` (one kernel), ``"latent"``, ``"woodbury"``, ``"dense"`` (module doc)."""
         if self.form == "latent":
             return "latent"
         if self.single:
-            return "spectral"
+            return "low-rank" if self.low_rank else "spectral"
         if self.multi_trait:  # the background kernel integrated out, the others explicit (_check_multitrait)
             return "explicit"
         low = sum(w for name, w in self.widths.items() if name != self.background)
@@ -412,11 +455,11 @@ class BLUPModel:
         return "woodbury" if woodbury_ok and low <= self.n // 2 else "dense"
 
     @property
-    def spectral(self) -> Spectral:
+    def spectral(self) -> Spectral | ThinSpectral:
         """The eigendecomposition behind the marginal form, computed once.
 
-        One kernel: ``S K S`` (K itself with one unweighted record per individual). Several: the
-        background's ``S K_b S`` (the Woodbury path).
+        One kernel: ``S K S`` (K itself with one unweighted record per individual), thin on the low-rank path.
+        Several: the background's ``S K_b S`` (the Woodbury path).
         """
         if self._spectral is None:
             t0 = time.perf_counter()
@@ -425,6 +468,13 @@ class BLUPModel:
         return self._spectral
 
     def _decompose(self) -> Spectral:
+        if self.single and self.low_rank:
+            kernel = self.kernels[0]
+            W, a = kernel.thin_factor()
+            label = "G" if kernel.markers is None else "W W' / c"
+            if self.scale is not None:
+                label = f"S {label} S (rescaled by the root total record weights)"
+            return thin_eigendecompose(W, row_scale=self.scale, coef=a, rtol=self.eigen_rtol, name=label)
         if self.single:
             kernel = self.kernels[0]
             K, label = kernel.relationship_matrix(), kernel.label
@@ -648,7 +698,7 @@ class BLUPModel:
         if self.reusable:  # nothing in the marginal graph is per individual: keep them out of the shared model
             del coords[INDIVIDUAL]
         if self.form == "marginal" and self.single:
-            coords["component"] = np.arange(self.n)
+            coords["component"] = np.arange(self.spectral_data.lam.size)
         if rec.X is not None:
             coords["covariate"] = list(rec.covariates)
         if self.permanent_environment and (self.form == "latent" or self.samples_excess):
@@ -847,6 +897,15 @@ class BLUPModel:
         lam = self._constant("eigenvalues", data.lam, dims="component")
         y_star = self._constant("y_star", data.y, dims="component")
         pm.Normal("y_rotated", mu=mean, sigma=pt.sqrt(sigma2_k * lam + noise), observed=y_star, dims="component")
+        if data.null_dim:
+            # The low-rank path's null space: n - r components of variance nu whose residuals enter through the
+            # Gram matrix of their projected columns alone (SpectralData.null_terms, the same sum in numpy).
+            gram = self._constant("null_gram", data.null_gram)
+            dim = self._constant("null_dim", float(data.null_dim))
+            coef = [pt.ones(1), -pt.atleast_1d(mu)] + ([] if beta is None else [-beta])
+            coef = pt.concatenate(coef)
+            quad = pt.dot(coef, pt.dot(gram, coef))
+            pm.Potential("null_space", -0.5 * dim * pt.log(2 * np.pi * noise) - quad / (2 * noise))
         if data.within is not None:
             # log N(y) = log N(y_rotated) + what the weighted means leave out: the within-individual
             # scatter with its normalising constant, so logp is the records' exactly.

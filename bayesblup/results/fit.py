@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import InputError, preview
 from ..inference.posterior import Moments, multitrait_moments, posterior_moments, set_moments
+from ..linalg.spectral import ThinSpectral
 from ..names import INDIVIDUAL, MARKER, MU, TRAIT
 
 __all__ = ["THRESHOLDS", "BLUPFit"]
@@ -528,8 +529,11 @@ class BLUPFit:
         post = self.datatree["posterior"]
         kernel = model.kernels[0]
         sp = model.spectral  # of K / c over the individuals with a record
-        keep = sp.values > 0
-        U, lam = sp.vectors[:, keep], kernel.c * sp.values[keep]
+        if isinstance(sp, ThinSpectral):  # the low-rank path: U of the r non-zero eigenvalues (n x r), whole here
+            U, lam = sp.vectors(), kernel.c * sp.values
+        else:
+            keep = sp.values > 0
+            U, lam = sp.vectors[:, keep], kernel.c * sp.values[keep]
         MUk = M @ U
         cond = v - (MUk**2 / lam[None, :]).sum(axis=1)  # v - diag(M K^+ M')
         g = np.asarray(post["g"].values, dtype=np.float64)
