@@ -73,6 +73,7 @@ def sample_chains(
     # i on gets a seed sequence that has already spawned i children, so that its first chain's stream is the i-th
     entropy = np.random.SeedSequence(seed).entropy
     _warm_up()
+    _log_start(step, chains=chains, processes=processes)
     shares = [list(share) for share in np.array_split(np.arange(chains), processes)]
     context = multiprocessing.get_context("fork")
     children = []
@@ -98,13 +99,43 @@ def sample_chains(
             if child.is_alive():  # an interrupt or another child's failure: nothing of theirs is wanted
                 child.terminate()
             child.join()
-    return _join(parts, shares)
+    tree = _join(parts, shares)
+    _log_sampling(tree, chains=chains, processes=processes, draws=draws, tune=tune)
+    return tree
+
+
+def _log_start(step, *, chains: int, processes: int) -> None:
+    """PyMC's two opening lines of its own parallel sampling, which the children no longer write."""
+    import logging
+
+    log = logging.getLogger("pymc.sampling.mcmc")
+    log.info(f"Multiprocess sampling ({chains} chains in {processes} processes, each chain's draws in-process)")
+    names = ", ".join(v.name for v in getattr(step, "vars", []))
+    log.info(f"{type(step).__name__}: [{names}]")
+
+
+def _log_sampling(tree, *, chains: int, processes: int, draws: int, tune: int) -> None:
+    """One line in PyMC's log for the whole, as PyMC writes it for its own parallel sampling."""
+    import logging
+
+    stats = tree.children.get("sample_stats")
+    seconds = float(stats.attrs.get("sampling_time", float("nan"))) if stats is not None else float("nan")
+    logging.getLogger("pymc.sampling.mcmc").info(
+        f"Sampling {chains} chains for {tune:_d} tune and {draws:_d} draw iterations in {processes} processes "
+        f"(each chain's draws in-process) took {seconds:.0f} seconds."
+    )
 
 
 def _child(send, options: dict) -> None:
     """In the forked process: sample, send the DataTree (or the error) back, and leave without clean-up."""
+    import logging
+
     import pymc as pm
 
+    # PyMC's progress log ("Sequential sampling (2 chains in 1 job)", "Sampling ... took") would come once per
+    # process and read as if the chains ran one after another; the parent logs the whole (_log_sampling)
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    logging.getLogger("pymc.sampling.mcmc").setLevel(logging.WARNING)
     try:
         result = ("ok", pm.sample(**options))
     except BaseException as exc:  # every failure goes back to the parent, which raises it
