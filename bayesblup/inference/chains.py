@@ -73,7 +73,7 @@ def sample_chains(
     # i on gets a seed sequence that has already spawned i children, so that its first chain's stream is the i-th
     entropy = np.random.SeedSequence(seed).entropy
     _warm_up()
-    _log_start(step, chains=chains, processes=processes)
+    _log_start(model, step, chains=chains, processes=processes)
     shares = [list(share) for share in np.array_split(np.arange(chains), processes)]
     context = multiprocessing.get_context("fork")
     children = []
@@ -104,13 +104,14 @@ def sample_chains(
     return tree
 
 
-def _log_start(step, *, chains: int, processes: int) -> None:
+def _log_start(model, step, *, chains: int, processes: int) -> None:
     """PyMC's two opening lines of its own parallel sampling, which the children no longer write."""
     import logging
 
     log = logging.getLogger("pymc.sampling.mcmc")
     log.info(f"Multiprocess sampling ({chains} chains in {processes} processes, each chain's draws in-process)")
-    names = ", ".join(v.name for v in getattr(step, "vars", []))
+    rvs = getattr(model, "values_to_rvs", {})
+    names = ", ".join(getattr(rvs.get(v), "name", v.name) for v in getattr(step, "vars", []))
     log.info(f"{type(step).__name__}: [{names}]")
 
 

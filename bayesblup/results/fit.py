@@ -679,7 +679,13 @@ class BLUPFit:
             notes.append(
                 f"the model was extended with {', '.join(self.settings['extensions'])}: sampled with it; {how}"
             )
-        if sp is not None and sp.n_clipped:
+        if sp is not None and getattr(sp, "factor", None) is not None:  # the low-rank path's thin decomposition
+            m = sp.factor.shape[1]
+            notes.append(
+                f"G has rank {sp.rank} of {sp.n}, from {m} marker columns for {sp.n} individuals with a record: the "
+                f"low-rank path decomposed the {m} x {m} W'W, and the other {sp.n_clipped} eigenvalues are exactly zero"
+            )
+        elif sp is not None and sp.n_clipped:
             why = " (one rank is what centring W removes)" if sp.n_clipped == 1 else ""
             notes.append(
                 f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "

@@ -50,6 +50,10 @@ def test_fit__gblup_with_fewer_markers_than_individuals_takes_the_low_rank_path(
     assert thin["specification"]["path"] == "low-rank" and dense["specification"]["path"] == "spectral"
     assert thin["model"] == dense["model"] == "gblup" and thin["g_denominator"] == dense["g_denominator"] == 20
     assert thin["kernel"]["decomposition"] == "thin" and thin["kernel"]["rank"] == dense["kernel"]["rank"] == 20
+    # the rank note says why 90 eigenvalues are zero (20 markers), not that they fell below a tolerance
+    note = "G has rank 20 of 110, from 20 marker columns for 110 individuals with a record: the low-rank path"
+    assert any(n.startswith(note) and n.endswith("other 90 eigenvalues are exactly zero")
+               for n in thin["diagnostics"]["notes"]), thin["diagnostics"]["notes"]  # fmt: skip
     for name in ("h2", "sigma2_g", "sigma2_e", "mu"):
         assert thin["parameters"][name]["mean"] == pytest.approx(dense["parameters"][name]["mean"], rel=1e-4)
     g_thin = pd.read_csv(tmp_path / "thin" / "genetic_values.csv", dtype={"id": str})
