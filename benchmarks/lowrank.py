@@ -2,7 +2,7 @@
 
 For one size ``n x m`` (default ``20000x8000``, issue 18's target 4):
 
-1. simulate the genotypes and a trait of h2 = 0.5 and write them as a PLINK set and a CSV (``run_all``'s
+1. simulate the genotypes and a trait of h2 = 0.5 and write them as a PLINK set and a CSV (``pipeline``'s
    ``write_inputs``; not timed);
 2. in a worker process, run ``bayesblup fit --genotypes X.bed --phenotypes Y.csv --model gblup --prior bglr`` as
    its own process and time it from launch to exit (``e2e``); its peak memory is that process's maximum resident
@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_machine, verdict
-from run_all import write_inputs
+from pipeline import write_inputs
 
 PHASES = [
     ("read", "read_s"), ("QC", "qc_s"), ("W", "genotype_matrix_s"), ("eigen", "eigendecomposition_s"),
