@@ -206,6 +206,8 @@ def _clean_leftovers(path: Path) -> None:
                 f"removed {folder}: the partial output of an earlier run (process {owner[0]}) that was killed",
                 stacklevel=3,
             )
+        elif owner is None and _young(folder):
+            continue  # another run between making its folder and writing its marker (microseconds apart)
         elif owner is None or owner[1] != host:
             what = "a folder --force was replacing" if ".old." in folder.name else "a run's partial output"
             warnings.warn(
@@ -213,6 +215,16 @@ def _clean_leftovers(path: Path) -> None:
                 f"writing to {path}",
                 stacklevel=3,
             )
+
+
+def _young(folder: Path, seconds: float = 60.0) -> bool:
+    """Whether ``folder`` was made less than ``seconds`` ago (a run's marker follows its mkdir at once)."""
+    import time
+
+    try:
+        return time.time() - folder.stat().st_mtime < seconds
+    except OSError:
+        return False
 
 
 def _marker(folder: Path) -> tuple[int, str] | None:
