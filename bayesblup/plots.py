@@ -365,6 +365,8 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         figures["partitioned_h2"] = lambda: plot_partitioned_h2(fit)
     if fit.datatree["posterior"].sizes["chain"] < 2:  # ranks compare chains: one chain has nothing to rank
         del figures["rank"]
+    if "sample_stats" not in fit.datatree.children:  # no Hamiltonian, no energy: independent draws (quadrature)
+        del figures["energy"]
     written = []
     for name, make in figures.items():
         path = folder / f"{name}.png"
