@@ -70,8 +70,9 @@ class BLUPModel(_Model):
             permanent environment nor a model you extended) numerically, with mu and beta integrated out exactly
             (:mod:`bayesblup.inference.quadrature`): the summary's moments and quantiles are exact to about 1e-6 of
             each sd, the posterior means of the genetic values and marker effects exact, and ``chains x draws``
-            independent draws serve everything else; no PyMC sampling, no compilation. ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
-            then the conditional mean and sd of ``g | y`` at the MAP variances. For a binary or ordinal
+            independent draws serve everything else; no PyMC sampling, no compilation. ``"map"`` maximises the
+            posterior density with ``pymc.find_MAP``; genetic values are then the conditional mean and sd of
+            ``g | y`` at the MAP variances. For a binary or ordinal
             trait (``family``) it is the Laplace approximation's marginal mode
             (:mod:`bayesblup.inference.laplace`): g integrated out by Laplace's method, the hyperparameters
             (h2, mu or the thresholds, beta) at the mode of their marginal posterior, and genetic values
@@ -260,7 +261,6 @@ class BLUPModel(_Model):
             thin=thin,
             **settings,
         )
-
 
     def _fit_quadrature(self, *, chains: int, draws: int, seed, genetic_value_draws: bool, thin: int) -> BLUPFit:
         """``fit(method="quadrature")``: the grid, its summary and exact means, and independent draws."""

@@ -129,9 +129,7 @@ def gls_statistics(data: SpectralData, ratio: np.ndarray, *, logdet: bool = True
         count += observations
     if data.within is not None:
         constant = float(data.within[4])
-    return GLSStatistics(
-        yy=T[:, 0, 0], Xy=T[:, 1:, 0], XX=T[:, 1:, 1:], logdet=ld, count=count, constant=constant
-    )
+    return GLSStatistics(yy=T[:, 0, 0], Xy=T[:, 1:, 0], XX=T[:, 1:, 1:], logdet=ld, count=count, constant=constant)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,11 @@ def fixed_prior(model) -> FixedPrior:
     params = prior.parameters
     if prior.distribution == "Flat" and not params:
         mean, precision = 0.0, 0.0
-    elif prior.distribution == "Normal" and set(params) <= {"mu", "sigma", "tau"} and not {"sigma", "tau"} <= set(params):
+    elif (
+        prior.distribution == "Normal"
+        and set(params) <= {"mu", "sigma", "tau"}
+        and len({"sigma", "tau"} & set(params)) < 2
+    ):
         mean = float(params.get("mu", 0.0))
         precision = float(params["tau"]) if "tau" in params else 1.0 / float(params.get("sigma", 1.0)) ** 2
     else:
@@ -229,7 +233,7 @@ _GAUSS = np.polynomial.legendre.leggauss(8)  # nodes and weights on [-1, 1] for 
 
 def _panels(lo: float, hi: float, width: float) -> np.ndarray:
     """Panel edges from lo to hi, each at most ``width`` wide."""
-    return np.linspace(lo, hi, max(1, int(math.ceil((hi - lo) / width))) + 1)
+    return np.linspace(lo, hi, max(1, math.ceil((hi - lo) / width)) + 1)
 
 
 def _gauss_points(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -311,8 +315,10 @@ def _h2_quantiles(density: _Density, grid: _Grid, offset: float, sd: float, leve
 
 
 def _scale_quantiles(density, grid, offset, sd, g, levels, start) -> list[float]:
-    """Quantiles of ``t = z + g(x)`` (the log of a variance): rows of x by the midpoint rule, each row's
-    distribution function in z by :class:`_Distribution`."""
+    """Quantiles of ``t = z + g(x)``, the log of a variance.
+
+    The rows of x by the midpoint rule, each row's distribution function in z by :class:`_Distribution`.
+    """
     x = grid.x
 
     def row_density(points):  # (Nx, K) values of z in each row
@@ -437,11 +443,13 @@ class Quadrature:
         g = self.grid
         return {
             "coordinates": "x = logit h2, z = log sigma2_p; mu and beta integrated out analytically",
-            "rule": "midpoint on a uniform grid; quantiles by 8-point Gauss-Legendre panels of the distribution function",
+            "rule": "midpoint on a uniform grid; quantiles by 8-point Gauss-Legendre panels",
             "grid": [int(g.x.size), int(g.z.size)],
             "spacing": [g.hx, g.hz],
-            "bounds": {"x": [float(g.x[0] - g.hx / 2), float(g.x[-1] + g.hx / 2)],
-                       "z": [float(g.z[0] - g.hz / 2), float(g.z[-1] + g.hz / 2)]},  # fmt: skip
+            "bounds": {
+                "x": [float(g.x[0] - g.hx / 2), float(g.x[-1] + g.hx / 2)],
+                "z": [float(g.z[0] - g.hz / 2), float(g.z[-1] + g.hz / 2)],
+            },
             "mode": {"x": float(self.mode[0]), "z": float(self.mode[1]), "found": self.mode_found},
             "curvature_sd": {"x": float(self.sd[0]), "z": float(self.sd[1])},
             "refinements": self.levels,
@@ -492,8 +500,8 @@ def quadrature(model, *, tolerance: float = TOLERANCE, edge_mass: float = EDGE_M
             W = grid.weight
             moved = False
             for axis, marginal, limits in ((0, W.sum(axis=1), (-_X_LIMIT, _X_LIMIT)), (1, W.sum(axis=0), z_limit)):
-                band = max(1, int(math.ceil(sd[axis] / h[axis])))
-                add = int(math.ceil(3 * sd[axis] / h[axis]))
+                band = max(1, math.ceil(sd[axis] / h[axis]))
+                add = math.ceil(3 * sd[axis] / h[axis])
                 if marginal[:band].sum() > edge_mass:
                     room = int((lo[axis] - limits[0]) // h[axis])
                     if room > 0:
@@ -624,8 +632,9 @@ def quadrature_datatree(model, result: Quadrature, draws: dict[str, np.ndarray])
     posterior = xr.Dataset(variables, coords=coords, attrs={"inference": "quadrature (bayesblup.inference.quadrature)"})
     labels = list(result.table)
     g_mean, b_mean = exact_genetic_means(model, result)
-    data = {key: (("parameter",), np.array([result.table[k][key] for k in labels])) for key in ("mean", "sd", "q05",
-                                                                                                 "q95")}
+    data = {
+        key: (("parameter",), np.array([result.table[k][key] for k in labels])) for key in ("mean", "sd", "q05", "q95")
+    }
     data["g_mean"] = ((INDIVIDUAL,), g_mean)
     qcoords = {"parameter": np.asarray(labels, dtype=str), INDIVIDUAL: model.individuals.astype(str)}
     if b_mean is not None:
@@ -633,7 +642,7 @@ def quadrature_datatree(model, result: Quadrature, draws: dict[str, np.ndarray])
         qcoords[MARKER] = model.kernels[0].markers.astype(str)
     settings = result.settings()
     attrs = {
-        "method": "quadrature over (logit h2, log sigma2_p), mu and beta integrated out (bayesblup.inference.quadrature)",
+        "method": "quadrature over (logit h2, log sigma2_p), mu and beta integrated out",
         "error_estimate": settings["error_estimate"],
         "tolerance": settings["tolerance"],
         "converged": int(settings["converged"]),

@@ -737,8 +737,9 @@ class BLUPFit:
                 )
             if q.get("at_limit"):
                 warnings.append(
-                    f"the quadrature's grid reached its limit with posterior mass at the edge ({', '.join(q['at_limit'])})"
-                    ": the variance components are barely identified; compare with method='nuts'"
+                    "the quadrature's grid reached its limit with posterior mass at the edge "
+                    f"({', '.join(q['at_limit'])}): the variance components are barely identified; compare with "
+                    "method='nuts'"
                 )
             return {
                 "divergences": None, "max_r_hat": None, "min_ess_bulk": None, "min_ess_tail": None,
