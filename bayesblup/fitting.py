@@ -275,6 +275,7 @@ class BLUPModel(_Model):
         t2 = time.perf_counter()
         # sampling_s: what NUTS's compilation and draws take, here the grid and the draws
         self.timings |= {"quadrature_s": t1 - t0, "quadrature_draws_s": t2 - t1, "sampling_s": t2 - t0}
+        self.prior_label = self.priors[0]  # as a build would set it (plots' titles); no pm.Model is needed
         settings = {"form": self.form, "seed": seed, "chains": chains, "draws": draws, "quadrature": result.settings()}
         return BLUPFit.from_datatree(
             self, datatree, method="quadrature", sampler="quadrature", genetic_value_draws=genetic_value_draws,

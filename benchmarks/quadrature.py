@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import pandas as pd
+    from run_all import write_inputs
 
     import bayesblup as bb
     from bayesblup.datasets import wheat_path
-    from pipeline import write_inputs
 
     print_machine()
     print(f"versions  bayesblup {bb.__version__}, numpy {np.__version__}; G-BLUP, prior bglr, 4 x 1000 draws")

@@ -50,7 +50,16 @@ from ..names import BETA, H2, MU, SIGMA2_E, SIGMA2_G_EQUIV, SIGMA2_P
 from .gls import FixedPrior, fixed_conditional, gls_statistics
 from .prior_density import log_density
 
-__all__ = ["Quadrature", "check_quadrature", "fixed_prior", "quadrature", "quadrature_datatree", "quadrature_draws"]
+__all__ = [
+    "Quadrature",
+    "check_quadrature",
+    "exact_genetic_means",
+    "exact_target_means",
+    "fixed_prior",
+    "quadrature",
+    "quadrature_datatree",
+    "quadrature_draws",
+]
 
 TOLERANCE = 1e-6  # largest change of a summary figure, in sds, between the last two grids
 EDGE_MASS = 1e-9  # most posterior mass an sd-wide band at an edge of the grid may carry
@@ -81,13 +90,13 @@ def check_quadrature(model) -> None:
             "method='quadrature' integrates the two variance components of one kernel and one Gaussian trait "
             f"exactly; {why}: use method='nuts'."
         )
-    fixed_prior(model)  # mu's prior must be Gaussian (or flat)
+    spec = model._prior_spec
+    if isinstance(spec, dict) and MU in spec:  # the presets' mu prior is Normal; a user's must be Normal or Flat
+        _gaussian(spec[MU])
 
 
-def fixed_prior(model) -> FixedPrior:
-    """The model's prior of ``(mu, beta)`` as a Gaussian (:class:`~bayesblup.inference.gls.FixedPrior`)."""
-    _, priors = model.priors
-    prior = priors[MU]
+def _gaussian(prior) -> tuple[float, float]:
+    """``(mean, precision)`` of mu's prior, Normal or Flat (precision 0); refused otherwise."""
     params = prior.parameters
     if prior.distribution == "Flat" and not params:
         mean, precision = 0.0, 0.0
@@ -103,6 +112,13 @@ def fixed_prior(model) -> FixedPrior:
             f"method='quadrature' integrates mu out exactly, which needs a Normal or Flat prior on mu; the prior is "
             f"{prior.distribution}({params}): use method='nuts'."
         )
+    return mean, precision
+
+
+def fixed_prior(model) -> FixedPrior:
+    """The model's prior of ``(mu, beta)`` as a Gaussian (:class:`~bayesblup.inference.gls.FixedPrior`)."""
+    _, priors = model.priors
+    mean, precision = _gaussian(priors[MU])
     means, precisions = [mean], [precision]
     if model.records.X is not None:
         scale = model.beta_prior_scale
@@ -572,6 +588,12 @@ def exact_genetic_means(model, result: Quadrature) -> tuple[np.ndarray, np.ndarr
     return g, b
 
 
+def exact_target_means(data, target_weights: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """The exact posterior mean ``M S U x`` of a target with ``Cov(T, y) = sigma2_k M`` (new individuals, markers)."""
+    s = np.ones(data.lam.size) if data.scale is None else data.scale
+    return np.asarray(M, dtype=np.float64) @ (s * (data.vectors @ target_weights))
+
+
 def quadrature_draws(model, result: Quadrature, *, chains: int, draws: int, seed) -> dict[str, np.ndarray]:
     """Independent draws (chains x draws) of the model's parameters from the quadrature's posterior.
 
@@ -614,7 +636,8 @@ def quadrature_datatree(model, result: Quadrature, draws: dict[str, np.ndarray])
 
     The ``quadrature`` group holds the summary figures per ``parameter`` (mean, sd, q05, q95, from the quadrature)
     and the exact posterior means of the genetic values (``g_mean``, dim individual) and, for M-BLUP, of the marker
-    effects (``b_mean``, dim marker), with the grid's figures as attributes.
+    effects (``b_mean``, dim marker), the vector that gives any other target's (``target_weights``, dim component:
+    :func:`exact_target_means`), with the grid's figures as attributes.
     """
     import xarray as xr
 
@@ -636,6 +659,8 @@ def quadrature_datatree(model, result: Quadrature, draws: dict[str, np.ndarray])
         key: (("parameter",), np.array([result.table[k][key] for k in labels])) for key in ("mean", "sd", "q05", "q95")
     }
     data["g_mean"] = ((INDIVIDUAL,), g_mean)
+    # the exact posterior mean of any target T with Cov(T, y) = sigma2_k M is M S U times this (fit.predict)
+    data["target_weights"] = (("component",), result.exact_x)
     qcoords = {"parameter": np.asarray(labels, dtype=str), INDIVIDUAL: model.individuals.astype(str)}
     if b_mean is not None:
         data["b_mean"] = ((MARKER,), b_mean)

@@ -576,6 +576,13 @@ class BLUPFit:
             **theta,
             targets={"target": (M, v)},
         )
+        quadrature = self.datatree["quadrature"] if "quadrature" in self.datatree.children else None
+        if quadrature is not None and "target_weights" in quadrature:  # the exact mean; the sd from the draws
+            from ..inference.quadrature import exact_target_means
+
+            weights = np.asarray(quadrature["target_weights"].values, dtype=np.float64)
+            mean = exact_target_means(self.model.spectral_data, weights, M)
+            return type(extra["target"])(mean, extra["target"].sd)
         return extra["target"]
 
     def enrichment(self) -> pd.DataFrame:

@@ -494,3 +494,22 @@ def test_cli__fit_method_quadrature_end_to_end(tmp_path, capsys):
     assert "exact" in text and "independent draws (quadrature)" in text and "h2 = " in text
     assert main(["summary", str(out)]) == 0
     assert "independent draws (quadrature)" in capsys.readouterr().out
+
+
+@pytest.mark.exact
+def test_targets__exact_means_agree_across_equivalent_models(wheat, wheat_W):
+    """Under prior="default" G-BLUP on G = WW'/m and M-BLUP on W are one model with one posterior, so G-BLUP's
+    back-solved marker effects (a target, ``fit.back_solve_markers``) and M-BLUP's marker effects have the same exact
+    posterior means, and so do the genetic values: equal to 1e-9 of the largest (rounding of two eigendecompositions
+    of the same matrix, scaled by c). Their sds come from each fit's draws (Monte Carlo error): within 5%."""
+    y = wheat.phenotypes["y1"]
+    geno, _ = bb.quality_control(wheat.genotypes)
+    gblup = _quiet(bb.GBLUP, y, bb.genomic_relationship(geno, scaling="standardized"))
+    mblup = _quiet(bb.MBLUP, y, wheat_W)
+    fg, fm = (_quiet(m.fit, method="quadrature", seed=4) for m in (gblup, mblup))
+    back = fg.back_solve_markers(geno)
+    b = fm.marker_effects["mean"].to_numpy()
+    np.testing.assert_allclose(back["mean"].to_numpy(), b, rtol=0, atol=1e-9 * np.abs(b).max())
+    g = fm.genetic_values["mean"].to_numpy()
+    np.testing.assert_allclose(fg.genetic_values["mean"].to_numpy(), g, rtol=0, atol=1e-9 * np.abs(g).max())
+    np.testing.assert_allclose(back["sd"].to_numpy(), fm.marker_effects["sd"].to_numpy(), rtol=0.05)
