@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -212,6 +212,11 @@ def _mode(density: _Density, start_z: float) -> tuple[np.ndarray, np.ndarray, bo
     x0 = np.linspace(-8.0, 8.0, 33)
     z0 = start_z + np.linspace(-4.0, 4.0, 17)
     scan = density.grid(x0, z0).log_post
+    if not np.isfinite(scan).any():
+        raise InputError(
+            "method='quadrature' found no finite posterior density for h2 in (0.0003, 0.9997) and sigma2_p within a "
+            "factor e^4 of var(y): check the priors' supports, or use method='nuts'."
+        )
     i, j = np.unravel_index(np.argmax(scan), scan.shape)
     point = np.array([x0[i], z0[j]])
     step = 1e-3
@@ -220,6 +225,9 @@ def _mode(density: _Density, start_z: float) -> tuple[np.ndarray, np.ndarray, bo
     H = None
     for _ in range(100):
         f = density.points(point[0] + offsets[:, 0], point[1] + offsets[:, 1])
+        if not np.isfinite(f).all():  # at the edge of a prior's support: no curvature to read; the grid finds it
+            H = None
+            break
         g = np.array([f[1] - f[2], f[3] - f[4]]) / (2 * step)
         hxx = (f[1] - 2 * f[0] + f[2]) / step**2
         hzz = (f[3] - 2 * f[0] + f[4]) / step**2
@@ -452,7 +460,6 @@ class Quadrature:
     edge_mass: float
     exact_x: np.ndarray  # sum over the grid of rho / (rho lam + 1) * (y* - X1* E[theta | x, z]): E[T] = M S U exact_x
     seconds: float = 0.0
-    details: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
         """What ``fit.settings["quadrature"]`` records."""

@@ -513,3 +513,12 @@ def test_targets__exact_means_agree_across_equivalent_models(wheat, wheat_W):
     g = fm.genetic_values["mean"].to_numpy()
     np.testing.assert_allclose(fg.genetic_values["mean"].to_numpy(), g, rtol=0, atol=1e-9 * np.abs(g).max())
     np.testing.assert_allclose(back["sd"].to_numpy(), fm.marker_effects["sd"].to_numpy(), rtol=0.05)
+
+
+@pytest.mark.structural
+def test_plots__from_the_independent_draws(tmp_path, wheat, wheat_G):
+    """write_plots on a quadrature fit: h2, genetic values, trace and rank; no energy (no Hamiltonian)."""
+    pytest.importorskip("matplotlib")
+    fit = _quiet(_quiet(bb.GBLUP, wheat.phenotypes["y1"], wheat_G).fit, method="quadrature", draws=200, seed=1)
+    written = sorted(p.name for p in bb.plots.write_plots(fit, tmp_path))
+    assert written == ["genetic_values.png", "h2.png", "rank.png", "trace.png"]
