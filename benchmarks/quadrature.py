@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import pandas as pd
-    from run_all import write_inputs
+    from pipeline import write_inputs
 
     import bayesblup as bb
     from bayesblup.datasets import wheat_path

@@ -11,8 +11,8 @@ summarised, for a given ``rho``, by the generalised-least-squares statistics of 
 
     X1'V0^-1 X1,   X1'V0^-1 y,   y'V0^-1 y,   log|V0|,   and the number of observations,
 
-accumulated block by block in :func:`gls_statistics` (a block of unit relative variance, as a null space of the
-kernel would be, adds its Gram matrix and its count there and nothing else). Scaling by ``sigma2_e`` is then
+accumulated block by block in :func:`gls_statistics` (a block of unit relative variance, as the null space of the
+low-rank path's kernel, adds its Gram matrix and its count there and nothing else). Scaling by ``sigma2_e`` is then
 analytic, so a whole column of a grid over ``sigma2_e`` costs O(1) per point once the O(n) statistics of its
 ``rho`` are known (:mod:`bayesblup.inference.quadrature`).
 
@@ -78,10 +78,12 @@ def _unit_blocks(data: SpectralData, p: int) -> list[tuple[np.ndarray, int]]:
 
     The within-individual scatter of repeated or weighted records: ``a - 2 b'beta + beta'C beta`` is the squared
     norm of ``y - X1 theta`` for a Gram matrix with ``[0, 0] = a``, ``[0, 2:] = b``, ``[2:, 2:] = C`` (the
-    intercept has no within-individual deviation). A null space of the kernel (variance ``nu = sigma2_e``) is
-    one more such block.
+    intercept has no within-individual deviation). And on the low-rank path the kernel's null space (variance
+    ``nu = sigma2_e``), whose Gram matrix of the projected ``[S ybar, S 1, S Xbar]`` SpectralData holds.
     """
     blocks = []
+    if data.null_dim:  # the low-rank path's null space: eigenvalue 0, variance sigma2_e, its Gram matrix given
+        blocks.append((data.null_gram, int(data.null_dim)))
     if data.within is not None:
         a, b, C, n_extra, _ = data.within
         gram = np.zeros((p + 1, p + 1))

@@ -583,21 +583,23 @@ def _exact_means(density: _Density, grid: _Grid) -> np.ndarray:
 def exact_genetic_means(model, result: Quadrature) -> tuple[np.ndarray, np.ndarray | None]:
     """Exact ``E[g | y]`` over every individual (records first) and, for M-BLUP, ``E[b | y]``."""
     data = model.spectral_data
-    s = np.ones(data.lam.size) if data.scale is None else data.scale
-    g = (data.vectors @ (data.lam * result.exact_x)) / s
-    SUx = s * (data.vectors @ result.exact_x)
+    g = data.genetic_dot(data.lam * result.exact_x)  # S^-1 U (lam x); the null space has lam = 0 and no part in it
     targets = model.targets
     if "unphenotyped" in targets:
-        g = np.concatenate([g, np.asarray(targets["unphenotyped"][0], dtype=np.float64) @ SUx])
-    b = None
-    if "markers" in targets:
-        b = np.asarray(targets["markers"][0], dtype=np.float64) @ SUx
+        g = np.concatenate([g, exact_target_means(data, result.exact_x, targets["unphenotyped"][0])])
+    b = exact_target_means(data, result.exact_x, targets["markers"][0]) if "markers" in targets else None
     return g, b
 
 
-def exact_target_means(data, target_weights: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """The exact posterior mean ``M S U x`` of a target with ``Cov(T, y) = sigma2_k M`` (new individuals, markers)."""
-    s = np.ones(data.lam.size) if data.scale is None else data.scale
+def exact_target_means(data, target_weights: np.ndarray, M) -> np.ndarray:
+    """The exact posterior mean ``M S U x`` of a target with ``Cov(T, y) = sigma2_k M`` (new individuals, markers).
+
+    ``M`` over the individuals with a record, or in marker space on the low-rank path (``MarkerRows``), where the
+    null space has no part in it (``M S P = 0``) and ``M S U`` is formed whole (targets x r).
+    """
+    if data.thin is not None:
+        return data.target_rotation(M) @ target_weights
+    s = np.ones(data.n) if data.scale is None else data.scale
     return np.asarray(M, dtype=np.float64) @ (s * (data.vectors @ target_weights))
 
 

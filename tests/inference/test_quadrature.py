@@ -522,3 +522,30 @@ def test_plots__from_the_independent_draws(tmp_path, wheat, wheat_G):
     fit = _quiet(_quiet(bb.GBLUP, wheat.phenotypes["y1"], wheat_G).fit, method="quadrature", draws=200, seed=1)
     written = sorted(p.name for p in bb.plots.write_plots(fit, tmp_path))
     assert written == ["genetic_values.png", "h2.png", "rank.png", "trace.png"]
+
+
+@pytest.mark.exact
+@pytest.mark.parametrize("name", ["gblup", "mblup"])
+def test_low_rank_path__equals_the_dense_route(name):
+    """W with fewer markers than individuals (the low-rank path: r components plus the null space's Gram block in
+    ``gls_statistics``) gives the dense route's quadrature: the summary to 1e-8 of each sd, the exact means of g (with
+    unphenotyped individuals) and of marker effects to 1e-8 of the largest. Weighted repeated records and fixed
+    effects included. The two routes reach the same numbers through another order of operations (float64 rounding,
+    ~1e-12), and the adaptive grid is laid from a mode and curvature that agree to that rounding."""
+    low_rank = importlib.import_module("models.test_low_rank")
+    geno, W = low_rank._genotypes()
+    table = low_rank._table(geno, W, "none")
+    thin = low_rank._model(name, table, W, "none", prior="bglr")
+    dense = low_rank._model(name, table, low_rank._dense_G(geno) if name == "gblup" else W, "none", prior="bglr",
+                            path="dense")  # fmt: skip
+    assert (thin.path, dense.path) == ("low-rank", "spectral")
+    a, b = (_quiet(m.fit, method="quadrature", draws=100, seed=1) for m in (thin, dense))
+    ta, tb = a.summary(), b.summary()
+    for name_ in tb.index:
+        for key in ("mean", "sd", "q05", "q95"):
+            assert ta.loc[name_, key] == pytest.approx(tb.loc[name_, key], abs=1e-8 * tb.loc[name_, "sd"]), (name_, key)
+    g = b.genetic_values["mean"].to_numpy()
+    np.testing.assert_allclose(a.genetic_values["mean"].to_numpy(), g, rtol=0, atol=1e-8 * np.abs(g).max())
+    if name == "mblup":
+        m = b.marker_effects["mean"].to_numpy()
+        np.testing.assert_allclose(a.marker_effects["mean"].to_numpy(), m, rtol=0, atol=1e-8 * np.abs(m).max())
