@@ -549,3 +549,14 @@ def test_low_rank_path__equals_the_dense_route(name):
     if name == "mblup":
         m = b.marker_effects["mean"].to_numpy()
         np.testing.assert_allclose(a.marker_effects["mean"].to_numpy(), m, rtol=0, atol=1e-8 * np.abs(m).max())
+
+
+@pytest.mark.structural
+def test_a_prior_cutting_into_the_posterior__warns_the_tolerance_was_not_reached():
+    """Uniform(0, 0.45) on h2 cuts the density inside the grid: the midpoint rule converges only as the spacing
+    there, the grid stops at its size limit, and the fit says so in a warning (not a silent 'exact')."""
+    model = _case_model(prior={"h2": bb.Prior("Uniform", lower=0.0, upper=0.45)})
+    fit = _quiet(model.fit, method="quadrature", draws=100, seed=1)
+    assert not fit.settings["quadrature"]["converged"] and fit.settings["quadrature"]["error_estimate"] > 1e-6
+    assert any("did not reach its tolerance" in w for w in fit.diagnostics()["warnings"])
+    assert fit.summary().loc["h2", "q95"] <= 0.45
