@@ -60,20 +60,26 @@ class BLUPModel(_Model):
         thin: int = 1,
         nuts_sampler: str | None = None,
     ) -> BLUPFit:
-        """Fit :attr:`model` (the ``pm.Model`` you hold, extensions included) by NUTS or MAP.
+        """Fit :attr:`model` (the ``pm.Model`` you hold, extensions included) by NUTS, MAP or quadrature.
 
         Parameters
         ----------
-        method : {"nuts", "map"}
-            ``"map"`` maximises the posterior density with ``pymc.find_MAP``; genetic values are
-            then the conditional mean and sd of ``g | y`` at the MAP variances. For a binary or ordinal
+        method : {"nuts", "map", "quadrature"}
+            ``"quadrature"`` integrates the posterior of the two variance components of a one-kernel Gaussian
+            model (G-BLUP or M-BLUP, marginal form; fixed effects, weights and repeated records allowed, not a
+            permanent environment nor a model you extended) numerically, with mu and beta integrated out exactly
+            (:mod:`bayesblup.inference.quadrature`): the summary's moments and quantiles are exact to about 1e-6 of
+            each sd, the posterior means of the genetic values and marker effects exact, and ``chains x draws``
+            independent draws serve everything else; no PyMC sampling, no compilation. ``"map"`` maximises the
+            posterior density with ``pymc.find_MAP``; genetic values are then the conditional mean and sd of
+            ``g | y`` at the MAP variances. For a binary or ordinal
             trait (``family``) it is the Laplace approximation's marginal mode
             (:mod:`bayesblup.inference.laplace`): g integrated out by Laplace's method, the hyperparameters
             (h2, mu or the thresholds, beta) at the mode of their marginal posterior, and genetic values
             with Laplace's mean and sd at that mode (the joint mode over g and its variance is degenerate:
             h2 goes to 1). Not for a model you extended.
         chains, draws, tune, seed, progressbar
-            As in ``pymc.sample``.
+            As in ``pymc.sample``; quadrature draws ``chains x draws`` independent points (seeded) and has no tuning.
         cores : int, optional
             Processes to run PyMC's chains in; by default one per chain up to the CPUs this process may
             use (:func:`bayesblup.inference.samplers.default_cores`: PyMC's own default counts half the
@@ -106,8 +112,6 @@ class BLUPModel(_Model):
         cannot involve it, so the genetic values stay exact given each draw of the parameters; the
         fit's notes name the additions.
         """
-        import pymc as pm
-
         if method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
         for name, value in {"chains": chains, "draws": draws, "thin": thin}.items():
@@ -145,11 +149,20 @@ class BLUPModel(_Model):
                 "degenerate (h2 -> 1, sigma2_e -> 0). Use form='marginal' (the default; --form marginal), whose mode "
                 "is that of the variance components with g integrated out, or method='nuts'."
             )
+        if method == "quadrature":
+            from .inference.quadrature import check_quadrature
+
+            check_quadrature(self)  # one kernel, one Gaussian trait, two variance components: refused before any work
         if genetic_value_draws and not self.single:
             raise InputError(
                 "genetic_value_draws is not available for several marker sets; the fit reports each set's and the "
                 "total genetic values with their sd."
             )
+        if method == "quadrature":
+            return self._fit_quadrature(chains=chains, draws=draws, seed=seed, genetic_value_draws=genetic_value_draws,
+                                        thin=thin)  # fmt: skip
+        import pymc as pm
+
         model = self.model
         t0 = time.perf_counter()
         if cores is None:
@@ -248,6 +261,26 @@ class BLUPModel(_Model):
             thin=thin,
             **settings,
         )
+
+    def _fit_quadrature(self, *, chains: int, draws: int, seed, genetic_value_draws: bool, thin: int) -> BLUPFit:
+        """``fit(method="quadrature")``: the grid, its summary and exact means, and independent draws."""
+        from .inference.quadrature import quadrature, quadrature_datatree, quadrature_draws
+
+        self.spectral_data  # noqa: B018 - the eigendecomposition and rotation, timed apart (eigendecomposition_s)
+        t0 = time.perf_counter()
+        result = quadrature(self)
+        t1 = time.perf_counter()
+        posterior = quadrature_draws(self, result, chains=chains, draws=draws, seed=seed)
+        datatree = quadrature_datatree(self, result, posterior)
+        t2 = time.perf_counter()
+        # sampling_s: what NUTS's compilation and draws take, here the grid and the draws
+        self.timings |= {"quadrature_s": t1 - t0, "quadrature_draws_s": t2 - t1, "sampling_s": t2 - t0}
+        self.prior_label = self.priors[0]  # as a build would set it (plots' titles); no pm.Model is needed
+        settings = {"form": self.form, "seed": seed, "chains": chains, "draws": draws, "quadrature": result.settings()}
+        return BLUPFit.from_datatree(
+            self, datatree, method="quadrature", sampler="quadrature", genetic_value_draws=genetic_value_draws,
+            thin=thin, **settings,
+        )  # fmt: skip
 
 
 class GBLUP(BLUPModel):

@@ -51,8 +51,8 @@ def require_matplotlib():
 
 
 def _draws(fit, name: str) -> np.ndarray:
-    """Every posterior draw of a scalar parameter; refused for a MAP fit (no draws)."""
-    if fit.method != "nuts":
+    """Every posterior draw of a scalar parameter; refused for a MAP fit (no draws; quadrature's are independent)."""
+    if fit.method == "map":
         raise InputError(f"plots need posterior draws; this fit used method={fit.method!r}. Fit with NUTS.")
     post = fit.datatree["posterior"]
     if name not in post:
@@ -189,7 +189,7 @@ def plot_genetic_values(fit, *, prob: float = 0.9, label_top: int = 0):
     from matplotlib.figure import Figure
     from scipy.stats import norm
 
-    if fit.method != "nuts":
+    if fit.method == "map":
         raise InputError(f"plots need posterior draws; this fit used method={fit.method!r}. Fit with NUTS.")
     gv = fit.genetic_values.sort_values("mean", ascending=False).reset_index(drop=True)
     z = float(norm.ppf(0.5 + prob / 2))
@@ -365,6 +365,8 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         figures["partitioned_h2"] = lambda: plot_partitioned_h2(fit)
     if fit.datatree["posterior"].sizes["chain"] < 2:  # ranks compare chains: one chain has nothing to rank
         del figures["rank"]
+    if "sample_stats" not in fit.datatree.children:  # no Hamiltonian, no energy: independent draws (quadrature)
+        del figures["energy"]
     written = []
     for name, make in figures.items():
         path = folder / f"{name}.png"

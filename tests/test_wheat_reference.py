@@ -133,3 +133,64 @@ def test_genetic_values_at_reml_variances_match_rrblup(wheat, wheat_G, wheat_W, 
         sigma2_e = _rrblup(reference_dir, method, "Ve")
         mean, _ = conditional_genetic_values(model.posterior_data, mu, sigma2_k, sigma2_e)
         np.testing.assert_allclose(mean, expected, rtol=0, atol=1e-9, err_msg=model.name)
+
+
+@pytest.fixture(scope="module")
+def quadrature_fits(wheat, wheat_G, wheat_W):
+    y = wheat.phenotypes["y1"]
+    return {
+        "gblup": bb.GBLUP(y, wheat_G, prior="bglr").fit(method="quadrature", seed=SEED),
+        "mblup": bb.MBLUP(y, wheat_W, prior="bglr").fit(method="quadrature", seed=SEED),
+    }
+
+
+@pytest.mark.recovery
+def test_quadrature__matches_nuts_within_4_mcse(gblup_fit, quadrature_fits):
+    """G-BLUP, prior="bglr": the quadrature's exact posterior means within 4 MCSE of NUTS's 4 x 1000 draws.
+
+    The quadrature has no Monte Carlo error (its error estimate is below 1e-6 of an sd), so the tolerance is NUTS's
+    own: 4 x mcse_mean (a false alarm about 1 in 16,000 per comparison). The sds within 10%: NUTS's relative MC
+    error of an sd is about 1 / sqrt(2 ESS), under 2.5% at ESS >= 1000 (test_gblup__diagnostics). E[g_i] within 4.5
+    units of NUTS's MC error of each genetic value (sd_i / sqrt(ESS(h2)), as test_recovery bounds it; the max over
+    599 individuals). Measured: means within 1.4 MCSE, sds within 1.3%.
+    """
+    quad, nuts = quadrature_fits["gblup"].summary(), gblup_fit.summary()
+    for name in ("h2", "sigma2_g", "sigma2_e", "mu"):
+        tol = 4 * nuts.loc[name, "mcse_mean"]
+        assert abs(quad.loc[name, "mean"] - nuts.loc[name, "mean"]) < tol, (name, quad.loc[name], nuts.loc[name])
+        assert quad.loc[name, "sd"] == pytest.approx(nuts.loc[name, "sd"], rel=0.10), name
+    gq, gn = quadrature_fits["gblup"].genetic_values, gblup_fit.genetic_values
+    z = np.abs(gq["mean"] - gn["mean"]) / (gn["sd"] / np.sqrt(nuts.loc["h2", "ess_bulk"]))
+    assert z.max() < 4.5, f"max |z| of E[g_i], quadrature vs NUTS: {z.max():.2f}"
+
+
+@pytest.mark.recovery
+def test_quadrature__matches_bglr_reference_draws(quadrature_fits, reference_dir):
+    """G-BLUP and M-BLUP by quadrature, prior="bglr", against BGLR RKHS and BRR (tests/data/reference/README.md).
+
+    The same model and priors but mu's: BGLR's is flat, ours Normal(mean(y), 10 sd(y)), which moves E[mu] by a
+    factor (sd(mu | y) / (10 sd(y)))^2 ~ 1e-5 of its distance from mean(y) and the variances by less: far below
+    BGLR's Monte Carlo error, which is therefore the tolerance: 4 x BGLR's mcse for each mean (the quadrature's own
+    error is below 1e-6 of an sd). h2's 5% and 95% quantiles against those of BGLR's 2000 kept draws (its .dat
+    files, burn-in dropped), within 4 x the MC sd of a quantile, sqrt(p (1 - p) / ESS) / f(q) with f the normal
+    density of the posterior's mean and sd at q. Measured: every mean within 1.6 of BGLR's mcse (h2 0.5022 against
+    RKHS's 0.5018 and BRR's 0.5037).
+    """
+    for model, method, pairs in (
+        ("gblup", "RKHS", (("h2", "h2"), ("sigma2_g", "varU"), ("sigma2_e", "varE"), ("mu", "mu"))),
+        ("mblup", "BRR", (("h2", "h2"), ("sigma2_g_equiv", "m_varB"), ("sigma2_e", "varE"), ("mu", "mu"))),
+    ):
+        table = quadrature_fits[model].summary()
+        for ours, theirs in pairs:
+            ref = _bglr(reference_dir, method, theirs)
+            tol = 4 * ref["mcse"]
+            assert abs(table.loc[ours, "mean"] - ref["mean"]) < tol, (model, ours, table.loc[ours, "mean"], ref["mean"])
+        if model == "gblup":
+            read = {v: np.loadtxt(reference_dir / f"bglr_wheat_RKHS_{v}.dat")[400:] for v in ("ETA_1_varU", "varE")}
+            h2 = read["ETA_1_varU"] / (read["ETA_1_varU"] + read["varE"])
+            ess = _bglr(reference_dir, method, "h2")["ess"]
+            row = table.loc["h2"]
+            for p, key in ((0.05, "q05"), (0.95, "q95")):
+                density = np.exp(-0.5 * ((row[key] - row["mean"]) / row["sd"]) ** 2) / (row["sd"] * np.sqrt(2 * np.pi))
+                tol = 4 * np.sqrt(p * (1 - p) / ess) / density
+                assert abs(row[key] - np.quantile(h2, p)) < tol, (key, row[key], np.quantile(h2, p), tol)

@@ -35,6 +35,7 @@ examples:
   bayesblup fit --genotypes plink/data.bed --phenotypes pheno.csv --trait yield --model mblup \\
       --prior bglr --chains 4 --draws 2000 --seed 1 --out fit_mblup
   bayesblup fit ... --method map --out fit_map      # point estimates (posterior mode) in seconds
+  bayesblup fit ... --method quadrature --out fit_q # exact h2 and variances, one Gaussian trait and kernel
   bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
   bayesblup summary fit_y1                          # re-print the table of a finished fit
 
@@ -236,9 +237,10 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
         "inverse chi-square (df0=5, R2=0.5). Default %(default)s",
     )  # fmt: skip
     parser.add_argument(
-        "--method", choices=["nuts", "map"], default="nuts",
-        help="NUTS sampling or MAP, the posterior mode (for --family binary or ordinal: the Laplace approximation's "
-        "marginal mode, g integrated out). Default %(default)s",
+        "--method", choices=["nuts", "map", "quadrature"], default="nuts",
+        help="NUTS sampling; MAP, the posterior mode (for --family binary or ordinal: the Laplace approximation's "
+        "marginal mode, g integrated out); or quadrature, the exact posterior of the two variance components of one "
+        "kernel and a Gaussian trait with independent draws (no permanent environment, no --sets). Default %(default)s",
     )  # fmt: skip
     parser.add_argument(
         "--form", choices=["marginal", "latent"], default=None,

@@ -216,12 +216,15 @@ def run_fit(job: FitJob, say=print):
             "permanent environment with unequal total record weights: g and p are integrated out, and each "
             "individual's residual excess over the best-recorded one is sampled explicitly"
         )
-    model.model  # noqa: B018 - build now, so that the build time is reported before sampling
+    if job.method != "quadrature":  # quadrature needs no pm.Model
+        model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
     if job.method == "map" and model.threshold:
         what = "MAP: the Laplace approximation's marginal mode (g integrated out)"
+    if job.method == "quadrature":
+        what = f"quadrature over the variance components, {job.chains} x {job.draws} independent draws"
     family = "" if model.family == "gaussian" else f", {model.family} trait (probit liability)"
-    say(f"fitting {job.model} ({model.form} form{family}, prior {model.prior_label}) by {what} ...")
+    say(f"fitting {job.model} ({model.form} form{family}, prior {model.priors[0]}) by {what} ...")
     options = {
         "method": job.method,
         "chains": job.chains,
@@ -337,7 +340,9 @@ def _check_sampling_options(job: FitJob) -> None:
 
 def _sampling_line(timings: dict) -> str:
     """The phases of ``fit``: compilation and NUTS initialisation, the draws, the genetic values."""
-    if "draws_s" in timings:
+    if "quadrature_s" in timings:
+        head = f"done: quadrature {timings['quadrature_s']:.2f} s, draws {timings['quadrature_draws_s']:.2f} s"
+    elif "draws_s" in timings:
         compile_s = timings["sampling_s"] - timings["draws_s"]
         head = f"done: compile and initialise {compile_s:.2f} s, draws {timings['draws_s']:.2f} s"
     else:
@@ -351,7 +356,7 @@ def _table_of(fit) -> dict:
     parameters = {
         name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()} for name, row in table.iterrows()
     }
-    return {"method": fit.method, "parameters": parameters, "diagnostics": fit.diagnostics()}
+    return {"method": fit.method, "parameters": parameters, "diagnostics": fit.diagnostics(), "settings": fit.settings}
 
 
 def format_fit_table(fit) -> list[str]:
@@ -368,6 +373,10 @@ def format_summary_table(summary: dict) -> list[str]:
         if method == "map":
             lines.append(f"{name:<{w}}{row['mean']:>10.4f}   (MAP point estimate)")
             continue
+        if method == "quadrature":  # exact: no effective sample size, no R-hat
+            lines.append(f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
+                         f"{'exact':>10}{'':>8}")  # fmt: skip
+            continue
         r_hat = "     n/a" if row.get("r_hat") is None else f"{row['r_hat']:>8.3f}"
         lines.append(
             f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"
@@ -379,6 +388,12 @@ def format_summary_table(summary: dict) -> list[str]:
         lines.append(
             f"diagnostics: {d['divergences']} divergences, max R-hat {r_hat}, min bulk ESS {d['min_ess_bulk']:.0f}"
             + ("" if d.get("min_ess_tail") is None else f", min tail ESS {d['min_ess_tail']:.0f}")
+        )
+    if method == "quadrature":
+        q = summary.get("settings", {}).get("quadrature", {})
+        lines.append(
+            f"diagnostics: independent draws (quadrature), error estimate {q.get('error_estimate', float('nan')):.1g} "
+            f"of an sd, grid {' x '.join(map(str, q.get('grid', [])))}"
         )
     lines.extend(f"warning: {w}" for w in d["warnings"])
     lines.extend(f"note: {n}" for n in d.get("notes", []))  # folders written before notes existed have none

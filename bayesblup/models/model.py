@@ -112,7 +112,7 @@ from .priors import Prior, resolve_multitrait_priors, resolve_priors, resolve_th
 __all__ = ["FAMILIES", "FORMS", "METHODS", "PATHS", "BLUPModel"]
 
 FORMS = ("marginal", "latent")
-METHODS = ("nuts", "map")
+METHODS = ("nuts", "map", "quadrature")
 PATHS = ("auto", "woodbury", "dense", "low-rank")
 #: Likelihood families. The threshold models (binary, ordinal; :mod:`bayesblup.models.threshold`) have no
 #: marginal form (no Gaussian integral removes g): they take the latent form, g non-centred in the eigenbasis.
@@ -683,6 +683,14 @@ class BLUPModel:
         data = {key: self._constant(f"prior_{name}_{key}", float(value)) for key, value in prior.parameters.items()}
         return prior.create(name, parameters=data)
 
+    @property
+    def beta_prior_scale(self) -> np.ndarray:
+        """The sd of each fixed effect's ``Normal(0, sd)`` prior (one trait).
+
+        Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
+        """
+        return 10 * np.std(self.y, ddof=1) / self.records.X.std(axis=0)
+
     def build(self):
         """Build and return a new PyMC model in the configured form (:attr:`model` is the one to extend)."""
         import pymc as pm
@@ -709,8 +717,7 @@ class BLUPModel:
             sigma2, sigma2_pe, sigma2_e = self._variance_block(label, priors)
             beta = None
             if rec.X is not None:
-                # Effectively flat: 10 sd(y) per sd of the covariate, so any plausible effect is inside.
-                scale = 10 * np.std(self.y, ddof=1) / rec.X.std(axis=0)
+                scale = self.beta_prior_scale
                 beta = pm.Normal(BETA, 0.0, self._constant("beta_scale", scale, dims="covariate"), dims="covariate")
             if self.form == "marginal" and self.single:
                 self._spectral_likelihood(mu, beta, sigma2[0], sigma2_pe, sigma2_e)

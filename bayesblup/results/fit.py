@@ -367,6 +367,12 @@ class BLUPFit:
             if "b_sd" in laplace:
                 name = model.kernels[0].name
                 markers[name] = Moments(markers[name].mean, np.asarray(laplace["b_sd"].values, dtype=np.float64))
+        quadrature = datatree["quadrature"] if "quadrature" in datatree.children else None
+        if quadrature is not None:  # the quadrature's exact posterior means; the sds from its independent draws
+            total = Moments(np.asarray(quadrature["g_mean"].values, dtype=np.float64), total.sd, total.draws)
+            if "b_mean" in quadrature:
+                name = model.kernels[0].name
+                markers[name] = Moments(np.asarray(quadrature["b_mean"].values, dtype=np.float64), markers[name].sd)
         if total.draws is not None:  # exact joint draws, for the individuals with a record
             draws = total.draws.reshape(post.sizes["chain"], -1, n_p)
             datatree["genetic_value_draws"] = xr.DataTree(
@@ -570,6 +576,13 @@ class BLUPFit:
             **theta,
             targets={"target": (M, v)},
         )
+        quadrature = self.datatree["quadrature"] if "quadrature" in self.datatree.children else None
+        if quadrature is not None and "target_weights" in quadrature:  # the exact mean; the sd from the draws
+            from ..inference.quadrature import exact_target_means
+
+            weights = np.asarray(quadrature["target_weights"].values, dtype=np.float64)
+            mean = exact_target_means(self.model.spectral_data, weights, M)
+            return type(extra["target"])(mean, extra["target"].sd)
         return extra["target"]
 
     def enrichment(self) -> pd.DataFrame:
@@ -613,10 +626,21 @@ class BLUPFit:
     def summary(self) -> pd.DataFrame:
         """Mean, sd, 90% interval, bulk and tail ESS, R-hat and MC error of each parameter.
 
-        Under MAP only ``mean`` (the MAP value) is filled; the rest is NaN.
+        Under MAP only ``mean`` (the MAP value) is filled; the rest is NaN. Under quadrature mean, sd, q05 and q95
+        are the quadrature's (exact to its error estimate, ``settings["quadrature"]``) and the MCMC columns NaN.
         """
         if "summary" in self._cache:
             return self._cache["summary"].copy()
+        if self.method == "quadrature":
+            quad = self.datatree["quadrature"]
+            table = pd.DataFrame(
+                {key: np.asarray(quad[key].values, dtype=np.float64) for key in ("mean", "sd", "q05", "q95")},
+                index=quad["parameter"].values.astype(str),
+            )
+            for key in ("ess_bulk", "ess_tail", "r_hat", "mcse_mean"):
+                table[key] = np.nan
+            self._cache["summary"] = table
+            return table.copy()
         from .convergence import ess_bulk, ess_tail, rhat
 
         post = self.datatree["posterior"]
@@ -705,6 +729,29 @@ class BLUPFit:
                 )
         elif self.method == "map":
             notes.append("MAP gives point estimates: no posterior uncertainty for the variance components")
+        if self.method == "quadrature":
+            q = self.settings.get("quadrature", {})
+            notes.append(
+                "independent draws: quadrature. The summary's mean, sd and quantiles and the posterior means of the "
+                f"genetic values are exact to the quadrature's error estimate ({q.get('error_estimate', np.nan):.1g} "
+                f"of each sd, grid {q.get('grid')}); the draws ({self.datatree['posterior'].sizes['draw']} per chain) "
+                "are independent, so no R-hat or ESS is needed"
+            )
+            if not q.get("converged", True):
+                warnings.append(
+                    f"the quadrature did not reach its tolerance ({q.get('tolerance')}): error estimate "
+                    f"{q.get('error_estimate'):.2g}; compare with method='nuts'"
+                )
+            if q.get("at_limit"):
+                warnings.append(
+                    "the quadrature's grid reached its limit with posterior mass at the edge "
+                    f"({', '.join(q['at_limit'])}): the variance components are barely identified; compare with "
+                    "method='nuts'"
+                )
+            return {
+                "divergences": None, "max_r_hat": None, "min_ess_bulk": None, "min_ess_tail": None,
+                "warnings": warnings, "notes": notes, "eigenvalues": eigenvalues,
+            }  # fmt: skip
         if self.method == "map":
             # A mode where a variance vanishes is no estimate: a prior whose density is unbounded at zero (Gamma
             # with alpha < 1, as the half-normal on the sd) or a joint mode over latent effects puts it there.

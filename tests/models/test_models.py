@@ -544,7 +544,7 @@ def test_error__bad_form(small, name):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"method": "vi"}, r"method must be one of nuts, map; got 'vi'"),
+        ({"method": "vi"}, r"method must be one of nuts, map, quadrature; got 'vi'"),
         ({"chains": 0}, r"chains must be at least 1, got 0"),
         ({"draws": 0}, r"draws must be at least 1, got 0"),
         ({"tune": -1}, r"tune must be >= 0, got -1"),
