@@ -270,14 +270,15 @@ def posterior_moments(
         inv = _inverse_scale(data)
         s = np.ones(n) if data.scale is None else data.scale
         SU = s[:, None] * data.vectors  # Cov(T, S ybar) = sigma2_k M S, so A = M S U
-        g = _moments(inv[:, None] * data.vectors, x_g, within)
+        g = _moments(inv[:, None] * data.vectors, x_g, within, overwrite=True)
     else:  # S^-1 U = W (a B): W times a few vectors, never U itself
         thin = data.thin
-        g = _moments(thin.factor, x_g, within, right=thin.coef * thin.basis)
+        # R = a B applied to a few vectors (a B whole would be a copy of the m x r basis: 512 MB at m = 8000)
+        g = _moments(thin.factor, x_g, within, right=lambda z: thin.coef * (thin.basis @ z), overwrite=True)
     g = Moments(mean=g.mean, sd=g.sd, draws=draws)
     extra = {}
     if x_t is not None:
-        basis = _between_basis(x_t)
+        basis = _between_basis(x_t, overwrite=True)  # x_t is not needed after its basis
         prior = float(sigma2_k.mean())
         for name, (M, v) in targets.items():
             v = np.asarray(v, dtype=np.float64)
@@ -326,7 +327,7 @@ def _weighted_squares(M: np.ndarray, SU: np.ndarray, u: np.ndarray, prior: np.nd
     return out
 
 
-def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _between_basis(x: np.ndarray, *, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(mean, Q, C)`` with the draws' covariance ``cov(x) ~= Q C Q'`` (``/D``), Q orthonormal.
 
     The x of a draw is a smooth function of a few parameters (mu, the variance ratio, beta), so its
@@ -339,7 +340,11 @@ def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.nda
     values with the basis grown to 2048).
     """
     mean = x.mean(axis=1)
-    xc = x - mean[:, None]
+    if overwrite:  # x is the caller's scratch: centred in place, no second components x draws array
+        xc = x
+        xc -= mean[:, None]
+    else:
+        xc = x - mean[:, None]
     n, n_draws = xc.shape
     total = float((xc**2).sum())
     if total == 0.0:
@@ -357,13 +362,18 @@ def _between_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.nda
         k = min(2 * k, n, n_draws)
 
 
-def _moments(M, x, within, *, right=None, basis=None) -> Moments:
-    """Mean and sd of ``T = M R x`` over the draws (columns of x), with R = ``right`` (or I).
+def _moments(M, x, within, *, right=None, basis=None, overwrite: bool = False) -> Moments:
+    """Mean and sd of ``T = M R x`` over the draws (columns of x), with R = ``right`` (a matrix, a function, or I).
 
     ``E[T] = M R mean(x)``; ``Var[T_j] = within_j + (M R Q C Q' R' M')_jj``.
     """
-    mean, Q, C = _between_basis(x) if basis is None else basis
-    R = (lambda a: a) if right is None else (lambda a: right @ a)
+    mean, Q, C = _between_basis(x, overwrite=overwrite) if basis is None else basis
+    if right is None:
+        R = lambda a: a  # noqa: E731
+    elif callable(right):
+        R = right
+    else:
+        R = lambda a: right @ a  # noqa: E731
     if Q is None:  # no narrow basis: C holds the centred draws, and A times every draw, a block of rows at a time
         RC = R(C)
         between = np.empty(M.shape[0])

@@ -213,7 +213,7 @@ class SpectralData:
             return WSU if M.rows is None else M.rows @ WSU
         s = np.ones(self.n) if self.scale is None else self.scale
         # M S U = (M S^2 W) a B: n_t x n times n x m, then m x r
-        return ((np.asarray(M, dtype=np.float64) * (s**2)[None, :]) @ thin.factor) @ (thin.coef * thin.basis)
+        return thin.coef * (((np.asarray(M, dtype=np.float64) * (s**2)[None, :]) @ thin.factor) @ thin.basis)
 
 
 @dataclass(frozen=True)
