@@ -128,6 +128,9 @@ class BLUPModel(_Model):
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
+        seed_drawn = seed is None
+        if seed_drawn:  # drawn here and recorded in the fit's settings, so that every fit can be repeated exactly
+            seed = int(np.random.default_rng().integers(2**31 - 1))
         if method == "map" and self.threshold and self.extensions:
             # the Laplace mode integrates g out of the model bayesblup built, not out of the pm.Model you extended
             raise InputError(
@@ -159,8 +162,10 @@ class BLUPModel(_Model):
                 "total genetic values with their sd."
             )
         if method == "quadrature":
-            return self._fit_quadrature(chains=chains, draws=draws, seed=seed, genetic_value_draws=genetic_value_draws,
-                                        thin=thin)  # fmt: skip
+            fit = self._fit_quadrature(chains=chains, draws=draws, seed=seed, genetic_value_draws=genetic_value_draws,
+                                       thin=thin)  # fmt: skip
+            fit.settings["seed_drawn"] = seed_drawn
+            return fit
         import pymc as pm
 
         model = self.model
@@ -235,7 +240,7 @@ class BLUPModel(_Model):
             if node is not None and "sampling_time" in node.attrs:
                 self.timings["draws_s"] = float(node.attrs["sampling_time"])
                 break
-        settings = {"form": self.form, "seed": seed}
+        settings = {"form": self.form, "seed": seed, "seed_drawn": seed_drawn}
         if method == "nuts":
             settings |= {"chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept, "cores": cores}
             settings |= choice.settings | {"compiled": compiled}

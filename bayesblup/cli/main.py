@@ -113,8 +113,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the trait column to analyse; several (--trait y1 y2 y4) fit them jointly, with genetic correlations",
     )
     fit.add_argument(
-        "--model", required=True, choices=["gblup", "mblup"], help="G-BLUP (genetic values) or M-BLUP (marker effects)"
-    )
+        "--model", choices=["gblup", "mblup"],
+        help="G-BLUP (genetic values) or M-BLUP (marker effects); without it, G-BLUP (the fit says so)",
+    )  # fmt: skip
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --force)")
     _add_model_options(fit)
     fit.add_argument(
@@ -234,7 +235,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     parser.add_argument(
         "--prior", choices=["default", "bglr"], default=prior_default,
         help="default: h2 ~ Beta(1,1), total variance ~ LogNormal(log var(y), 1); bglr: BGLR's scaled "
-        "inverse chi-square (df0=5, R2=0.5). Default %(default)s",
+        "inverse chi-square (df0=5, R2=0.5). Without it: %(default)s",
     )  # fmt: skip
     parser.add_argument(
         "--method", choices=["nuts", "map", "quadrature"], default="nuts",
@@ -489,6 +490,9 @@ def _cmd_fit(args, say) -> int:
             from ..plots import require_matplotlib
 
             require_matplotlib()  # without matplotlib, refuse before the work rather than after it
+        if args.model is None:  # the common case, said rather than silently assumed
+            args.model = "gblup"
+            say("model: G-BLUP (--model not given; --model mblup fits marker effects)")
         outcome = run_fit(_job(args, args.genotypes, args.phenotypes, args.model), say)
         check_interrupted()  # a Ctrl-C that something swallowed: nothing is written
         fit = outcome.fit

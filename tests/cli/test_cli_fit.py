@@ -220,3 +220,18 @@ def test_fit__quiet_process_prints_nothing(tmp_path):
     run = subprocess.run([sys.executable, "-m", "bayesblup", *args], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "" and run.stderr == ""
+
+
+def test_fit__without_model_fits_gblup_and_says_so(tmp_path, capsys):
+    """--model is optional: G-BLUP, said in a line of its own (issue 19); the run's seed is recorded when none is
+    given, so that it can be repeated."""
+    args = [
+        "fit", "--genotypes", wheat_path("wheat_X.csv.gz"), "--phenotypes", wheat_path("wheat_Y.csv"),
+        "--trait", "y1", "--method", "quadrature", "--out", str(tmp_path / "fit"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "model: G-BLUP (--model not given; --model mblup fits marker effects)" in out
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert summary["model"] == "gblup"
+    assert isinstance(summary["settings"]["seed"], int) and summary["settings"]["seed_drawn"] is True
