@@ -271,7 +271,7 @@ class RelationshipKernel(_MarkerRows, Kernel):
         if not isinstance(relationship, Relationship):
             raise InputError(
                 "relationship must be a bayesblup.Relationship (e.g. from bayesblup.genomic_relationship, or "
-                "bayesblup.Relationship(matrix, ids, 'user')), or the GenotypeMatrix W of G = WW'/denominator (from "
+                "bayesblup.Relationship.from_matrix(G, ids)), or the GenotypeMatrix W of G = WW'/denominator (from "
                 f"bayesblup.genotype_matrix); got {type(relationship).__name__}."
             )
         n = relationship.n_individuals

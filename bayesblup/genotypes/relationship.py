@@ -70,6 +70,34 @@ class Relationship:
             raise InputError(f"{len(self.ids)} IDs given for a {G.shape[0]} x {G.shape[0]} relationship matrix.")
         object.__setattr__(self, "ids", np.asarray([str(i) for i in self.ids], dtype=object))
 
+    @classmethod
+    def from_matrix(cls, matrix, ids: Sequence, *, symmetry_tol: float = 1e-8) -> Relationship:
+        """A relationship matrix of your own (a pedigree A, a G from other software, any kernel), with its IDs.
+
+        The matrix is checked as a file's would be (square, one ID per row, finite, symmetric to
+        ``symmetry_tol`` of its largest value); its scaling is recorded as ``"user"``. BGLR's
+        ``ETA = list(list(K = G, model = "RKHS"))`` is ``bb.GBLUP(y, bb.Relationship.from_matrix(G, ids))``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesblup import Relationship
+        >>> A = Relationship.from_matrix(np.array([[1.0, 0.5], [0.5, 1.0]]), ["sire", "son"])
+        >>> A.scaling, A.relationship_coefficient("sire", "son")
+        ('user', 0.5)
+        """
+        G = np.asarray(matrix, dtype=np.float64)
+        ids = [str(i) for i in ids]
+        if G.ndim != 2 or G.shape[0] != G.shape[1]:
+            raise InputError(f"a relationship matrix must be square, got shape {G.shape}.")
+        if len(ids) != G.shape[0]:
+            raise InputError(f"{len(ids)} IDs given for a {G.shape[0]} x {G.shape[0]} relationship matrix.")
+        if len(set(ids)) != len(ids):
+            names, counts = np.unique(ids, return_counts=True)
+            raise InputError(f"the relationship matrix's IDs repeat: {preview(names[counts > 1])}.")
+        check_relationship(G, np.asarray(ids, dtype=object), "the relationship matrix", symmetry_tol=symmetry_tol)
+        return cls(matrix=G, ids=np.asarray(ids, dtype=object), scaling="user")
+
     @property
     def n_individuals(self) -> int:
         return self.matrix.shape[0]

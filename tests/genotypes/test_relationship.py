@@ -347,3 +347,31 @@ def test_relationship_matrix__raise_on_bad_dtype():
     geno = bb.Genotypes.from_array(HAND_M, ids=list("abc"))
     with pytest.raises(bb.InputError, match=r"dtype must be float64 or float32"):
         bb.genomic_relationship(geno, dtype=np.int64)
+
+
+@pytest.mark.structural
+def test_from_matrix__a_users_own_matrix_fits_as_the_package_s_own():
+    """Relationship.from_matrix(G, ids): scaling 'user', and the same model as the G it was given (the same marginal
+    log-density at a point, to rounding); bad matrices refused in one line naming what is wrong."""
+    import pandas as pd
+
+    from bayesblup.testing import simulate_genotypes
+
+    geno, _ = simulate_genotypes(30, 60, seed=8)
+    G = bb.genomic_relationship(geno)
+    own = bb.Relationship.from_matrix(G.matrix.tolist(), list(geno.ids))
+    assert own.scaling == "user" and own.n_markers is None and list(own.ids) == list(G.ids)
+    y = pd.Series(np.random.default_rng(8).normal(size=30), index=geno.ids, name="y")
+    point = {"mu": 0.1, "h2_logodds__": -0.3, "sigma2_p_log__": 0.2}
+    a, b = (bb.GBLUP(y, K).model.compile_logp()(point) for K in (G, own))
+    assert a == pytest.approx(b, rel=1e-12)
+    bad = G.matrix.copy()
+    bad[0, 1] += 0.1
+    for matrix, ids, message in [
+        (bad, list(geno.ids), "not symmetric"),
+        (G.matrix, list(geno.ids)[:-1], "29 IDs given for a 30 x 30"),
+        (G.matrix[:, :-1], list(geno.ids), "must be square"),
+        (G.matrix, ["a"] * 30, "IDs repeat"),
+    ]:
+        with pytest.raises(bb.InputError, match=message):
+            bb.Relationship.from_matrix(matrix, ids)
