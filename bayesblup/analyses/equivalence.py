@@ -79,8 +79,9 @@ class EquivalenceReport:
         out.append(f"  {'':{width}}{'G-BLUP':>28}{'M-BLUP':>28}{'ratio':>8}{'diff/MCSE':>11}")
         for name, row in self.table.iterrows():
             label = labels[name]
-            gb = f"{row.gblup_mean:.4f} [{row.gblup_q05:.3f}, {row.gblup_q95:.3f}]"
-            mb = f"{row.mblup_mean:.4f} [{row.mblup_q05:.3f}, {row.mblup_q95:.3f}]"
+            # significant digits: a small variance (0.0009) keeps its figures, where fixed decimals showed 0.001
+            gb = f"{row.gblup_mean:.4g} [{row.gblup_q05:.3g}, {row.gblup_q95:.3g}]"
+            mb = f"{row.mblup_mean:.4g} [{row.mblup_q05:.3g}, {row.mblup_q95:.3g}]"
             z = "" if np.isnan(row.z) else f"{row.z:+.2f}"
             out.append(f"  {label:<{width}}{gb:>28}{mb:>28}{row.ratio:>8.4f}{z:>11}")
         out.append(
@@ -118,17 +119,29 @@ def _premise(G: np.ndarray, W: np.ndarray, c: float, scalings: tuple[str, str], 
     g_scaling, m_scaling = scalings
     k = float((WWt * WWt).sum() / (G * WWt).sum())  # least-squares k in G ~ WW'/k
     if np.abs(G - WWt / k).max() / scale <= 1e-6:
+        how = (
+            f"different scalings (G-BLUP: {g_scaling}, M-BLUP: {m_scaling})"
+            if g_scaling != m_scaling
+            else f"different denominators under the same scaling label ({g_scaling}): different genotypes, markers "
+            "or allele frequencies behind them"
+        )
         return error, (
-            f"G-BLUP's {label} equals WW'/{k:.6g}, but M-BLUP's factor is c = {c:.6g}: the two used different "
-            f"scalings (G-BLUP: {g_scaling}, M-BLUP: {m_scaling}). The factor is the denominator of G: m for the "
+            f"G-BLUP's {label} equals WW'/{k:.6g}, but M-BLUP's factor is c = {c:.6g}: the two used {how}. The "
+            "factor is the denominator of G: m for the "
             "standardised scalings, nu_p = 2 sum p(1-p) for centred W* (eq 14; sum p(1-p) for 0/1 presence/absence "
             "calls). Compare sigma2_g with "
             f"{k:.6g} * sigma2_b instead, or refit with one scaling."
         )
     return error, (
         f"G-BLUP's {label} is not proportional to WW' of M-BLUP's W (max relative difference {error:.2g}): the "
-        f"kernels differ (G-BLUP scaling: {g_scaling}, M-BLUP scaling: {m_scaling}), so these are different models. "
-        "Build G and W from the same genotypes with the same scaling."
+        + (
+            f"kernels differ (G-BLUP scaling: {g_scaling}, M-BLUP scaling: {m_scaling}), so these are different "
+            "models. Build G and W from the same genotypes with the same scaling."
+            if g_scaling != m_scaling
+            else f"kernels differ although both are labelled {g_scaling}: G and W were built from different "
+            "genotypes (individuals, markers or quality control), so these are different models. Build both from "
+            "the same genotypes."
+        )
     )
 
 

@@ -77,6 +77,23 @@ def test_check_equivalence__names_different_kernels(data):
 
 
 @pytest.mark.structural
+def test_check_equivalence__same_scaling_label_but_other_genotypes(data):
+    """G from half the markers, W from all, both 'standardized': the report says the labels agree and the genotypes
+    behind them do not (it read "different scalings (G-BLUP: standardized, M-BLUP: standardized)"); the table keeps
+    significant digits of small numbers."""
+    geno, y = data
+    half = bb.Genotypes.from_array(geno.calls[:, ::2], ids=geno.ids, markers=geno.markers[::2], coding=geno.coding)
+    mblup, gblup = fits(geno, y, None, "standardized", relationship=bb.genomic_relationship(half))
+    report = check_equivalence(mblup, gblup)
+    assert not report.holds
+    assert "both are labelled standardized" in report.reasons[0] and "different genotypes" in report.reasons[0]
+    assert "different scalings (G-BLUP: standardized, M-BLUP: standardized)" not in str(report)
+    row = report.table.iloc[0]
+    expected = f"{row.gblup_mean:.4g} [{row.gblup_q05:.3g}, {row.gblup_q95:.3g}]"
+    assert expected in str(report)
+
+
+@pytest.mark.structural
 def test_check_equivalence__raise_on_swapped_arguments(data):
     mblup, gblup = fits(*data, "standardized", "standardized")
     with pytest.raises(bb.InputError, match=r"give an M-BLUP fit first, then a G-BLUP fit"):

@@ -199,6 +199,8 @@ def test_load_fit__gives_back_the_summary_and_tables_of_a_cli_fit(cli_folders, k
         assert table["sd"].isna().all() and expected["sd"].isna().all()  # MAP: no posterior sd
     if kind == "sets":
         assert fit.enrichment().to_dict(orient="index") == summary["enrichment"]
+        columns = list(fit.enrichment().columns)  # the median leads: the ratio's mean can explode (issue 19)
+        assert columns.index("enrichment_median") < columns.index("enrichment_mean")
     tables = fit.stored["tables"]
     assert sorted(tables) == (["predictions.csv"] if kind == "gblup" else [])
     if kind == "gblup":
