@@ -1,4 +1,4 @@
-"""The M-BLUP / G-BLUP equivalence, seen in posteriors (the seed's eq 7).
+"""The M-BLUP / G-BLUP equivalence, seen in posteriors (the lecture notes' eq 7).
 
 If ``G = WW'/m``, then ``y = mu + W b + e`` with ``b ~ N(0, I sigma2_b)`` and ``y = mu + g + e`` with
 ``g ~ N(0, G sigma2_g)`` are one model, with ``sigma2_g = m sigma2_b`` and ``g = W b``. With VanRaden's

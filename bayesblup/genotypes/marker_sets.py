@@ -1,6 +1,6 @@
 """Marker sets: which markers form which genetic term, and W or G per set.
 
-Several marker sets split the genetic value into one term per set (the seed's section 6):
+Several marker sets split the genetic value into one term per set (the lecture notes' section 6):
 ``y = mu + W_1 b_1 + W_2 b_2 + e`` (M-BLUP) or ``y = mu + g_1 + g_2 + e`` with ``g_k ~ N(0, G_k
 sigma2_gk)`` (G-BLUP; GFBLUP, genomic feature BLUP, with a feature set and the rest). Each set's W_k
 is the set's columns of the whole W, so the per-marker centring and scaling are those of the

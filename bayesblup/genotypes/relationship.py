@@ -130,7 +130,7 @@ class Relationship:
 
         Notes
         -----
-        The seed prints the denominator as ``sqrt(G_aa + G_bb)``: a typo. With the product, the
+        The lecture notes print the denominator as ``sqrt(G_aa + G_bb)``: a typo. With the product, the
         coefficient of an individual with itself is 1 and the measure is a correlation, as
         Wright's coefficient of relationship is.
         """

@@ -13,7 +13,7 @@ scaling               centre ``c``               multiplier ``s``               
 where ``k`` is 2 for 0/1/2 allele counts and 1 for 0/1 presence/absence calls (one Bernoulli draw),
 so that ``E[x] = k p`` and ``Var[x] = k p (1-p)`` in both codings. ``p`` is the frequency of the
 counted allele: from the observed calls of the data (the default) or from a base population
-(``allele_freq=``, the seed's footnote 3).
+(``allele_freq=``, the lecture notes' footnote 3).
 
 A missing call is filled with the marker's observed mean (``k p`` from the observed calls) before
 centring. With ``standardized``, the sample sd is that of the filled column, as if the data had

@@ -18,7 +18,7 @@ cross-relationship prediction ``G_21 G_11^-1 g`` with its uncertainty, with no i
 
 The posterior mean and variance follow by the laws of total expectation and variance over the
 draws of theta: ``E[g] = mean_d E[g | theta_d]`` and ``Var[g] = mean_d Var[g | theta_d] +
-var_d E[g | theta_d]`` (the seed's Stat 1).
+var_d E[g | theta_d]`` (the lecture notes' Stat 1).
 
 With repeated or weighted records the same holds on the individuals' weighted mean records, in the
 eigenbasis of ``S K S`` with ``S = diag(sqrt(W_i))`` (:mod:`bayesblup.models.model`): with ``d_k =
