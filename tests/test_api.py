@@ -36,3 +36,21 @@ def test_import_does_not_load_pymc():
     code = "import sys, bayesblup; print('pymc' in sys.modules, 'pytensor' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_source_of_the_maths_is_cited_by_name():
+    """Docs, notebooks and docstrings cite the lecture notes, not "the seed" (issue 19), and the corrections the
+    project makes to them are listed where the maths starts and in the README."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.joinpath("bayesblup").rglob("*.py"), *root.joinpath("docs").glob("*.md"), root / "README.md"]
+    files += [*root.joinpath("notebooks").glob("*.ipynb"), root / "notebooks" / "README.md"]
+    pattern = re.compile(r"\b[Tt]he seed's\b|\b[Tt]he seed (prints|writes|says)\b|\bas in the seed\b")
+    offenders = [str(f.relative_to(root)) for f in files if pattern.search(f.read_text(encoding="utf-8"))]
+    assert offenders == []
+    citation = "Høj-Edwards and P. Sørensen, *Linear Mixed Models used in Quantitative Genomics*"
+    for page in ("README.md", "docs/maths.md"):
+        text = " ".join((root / page).read_text(encoding="utf-8").split())
+        assert citation in text and "sqrt" in text.lower() and "square" in text, page
