@@ -477,6 +477,10 @@ def _cmd_fit(args, say) -> int:
 
     t0 = time.perf_counter()
     startup = _process_age()  # Python's start and the imports before this command ran
+    from ..linalg.spectral import RankDeficiencyWarning
+
+    # the fit's diagnostics note the rank once, at the end, with the reason; the warning would say it twice
+    warnings.filterwarnings("ignore", category=RankDeficiencyWarning)
     out = Path(args.out)
     if args.plots and args.method == "map":  # refused before the work, not after it
         raise InputError(

@@ -715,7 +715,13 @@ class BLUPFit:
                 f"low-rank path decomposed the {m} x {m} W'W, and the other {sp.n_clipped} eigenvalues are exactly zero"
             )
         elif sp is not None and sp.n_clipped:
-            why = " (one rank is what centring W removes)" if sp.n_clipped == 1 else ""
+            markers = getattr(self.model, "n_markers", None) if self.model.single else None
+            if sp.n_clipped == 1:
+                why = " (one rank is what centring W removes)"
+            elif markers is not None and markers < sp.n:  # m markers give at most m ranks (m - 1 once centred)
+                why = f" ({markers} markers for {sp.n} individuals: at most {markers} ranks)"
+            else:
+                why = " (individuals with identical genotypes, or markers that are combinations of others)"
             notes.append(
                 f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "
                 f"zero, the smallest {sp.min_raw:.3g}{why}"

@@ -235,3 +235,24 @@ def test_fit__without_model_fits_gblup_and_says_so(tmp_path, capsys):
     summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
     assert summary["model"] == "gblup"
     assert isinstance(summary["settings"]["seed"], int) and summary["settings"]["seed_drawn"] is True
+
+
+def test_fit__the_rank_is_noted_once_with_its_reason(tmp_path, capsys):
+    """Fewer markers than individuals on the dense path: no warning line, one note naming the markers (issue 19)."""
+    from bayesblup.testing import simulate_genotypes
+
+    geno, _ = simulate_genotypes(120, 40, seed=9)
+    calls = pd.DataFrame(geno.calls, index=pd.Index(geno.ids, name="id"), columns=geno.markers)
+    calls.to_csv(tmp_path / "geno.csv")
+    y = pd.Series(np.random.default_rng(9).normal(size=120), index=calls.index, name="y")
+    y.to_frame().to_csv(tmp_path / "pheno.csv")
+    args = [
+        "fit", "--genotypes", str(tmp_path / "geno.csv"), "--phenotypes", str(tmp_path / "pheno.csv"), "--trait", "y",
+        "--model", "gblup", "--method", "quadrature", "--path", "dense", "--out", str(tmp_path / "fit"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "has rank" not in captured.err
+    notes = [line for line in captured.out.splitlines() if "has rank" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: G has rank 40 of 120"), notes
+    assert notes[0].endswith("(40 markers for 120 individuals: at most 40 ranks)"), notes
