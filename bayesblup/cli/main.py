@@ -39,8 +39,10 @@ examples:
   bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
   bayesblup summary fit_y1                          # re-print the table of a finished fit
 
-The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, r_hat;
-diagnostics; timings), genetic_values.csv (id, mean, sd) and posterior.nc (the DataTree).
+The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, ess_tail, r_hat,
+mcse_mean; diagnostics; settings, the seed included; timings), genetic_values.csv (id, mean, sd, pev,
+reliability, phenotyped), posterior.nc (the DataTree), and as asked marker_effects.csv (marker, mean, sd;
+--model mblup), predictions.csv (--predict), cv.csv and cv_predictions.csv (--folds), PNG plots (--plots).
 """
 
 _MAIN_EXAMPLE = """\

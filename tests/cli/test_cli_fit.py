@@ -256,3 +256,20 @@ def test_fit__the_rank_is_noted_once_with_its_reason(tmp_path, capsys):
     notes = [line for line in captured.out.splitlines() if "has rank" in line]
     assert len(notes) == 1 and notes[0].startswith("note: G has rank 40 of 120"), notes
     assert notes[0].endswith("(40 markers for 120 individuals: at most 40 ranks)"), notes
+
+
+def test_fit_help_lists_the_columns_a_fit_writes(tmp_path, capsys):
+    """The help's epilogue names genetic_values.csv's columns and summary.json's parameter fields as written."""
+    args = [
+        "fit", "--genotypes", wheat_path("wheat_X.csv.gz"), "--phenotypes", wheat_path("wheat_Y.csv"),
+        "--trait", "y1", "--model", "gblup", "--method", "quadrature", "--out", str(tmp_path / "fit"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    columns = list(pd.read_csv(tmp_path / "fit" / "genetic_values.csv", nrows=1).columns)
+    assert f"genetic_values.csv ({', '.join(columns)})" in help_text
+    fields = json.loads((tmp_path / "fit" / "summary.json").read_text())["parameters"]["h2"]
+    assert f"parameters with {', '.join(fields)};" in help_text
