@@ -103,7 +103,13 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_FIT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_input_options(fit)
+    _add_input_options(fit, genotypes_required=False)
+    fit.add_argument(
+        "--relationship", nargs="+", metavar="PATH",
+        help="your own relationship matrix (a pedigree A, a G from other software, BGLR's K): the .npz/.csv/.csv.gz "
+        "that `bayesblup grm` writes, or a square CSV with the IDs as its header and first column (R's write.csv). "
+        "One G-BLUP term each, named by the file; with --genotypes, the genotypes' G is one more term ('genomic')",
+    )  # fmt: skip
     fit.add_argument(
         "--phenotypes", required=True, metavar="PATH", help="CSV: ID in the first column, one column per trait"
     )
@@ -202,11 +208,13 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_input_options(parser: argparse.ArgumentParser) -> None:
+def _add_input_options(parser: argparse.ArgumentParser, *, genotypes_required: bool = True) -> None:
     """Genotype file, coding and QC filters: shared by grm and fit."""
     parser.add_argument(
-        "--genotypes", required=True, metavar="PATH", help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
-    )
+        "--genotypes", required=genotypes_required, metavar="PATH",
+        help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
+        + ("" if genotypes_required else " (or give --relationship, or both)"),
+    )  # fmt: skip
     parser.add_argument(
         "--coding", choices=["auto", "additive", "presence-absence"], default="auto",
         help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
@@ -466,6 +474,7 @@ def _job(args, genotypes, phenotypes, model: str):
         sets=getattr(args, "sets", None),
         sets_path=getattr(args, "sets_path", "auto"),
         path=getattr(args, "path", "auto"),
+        relationships=tuple(getattr(args, "relationship", None) or ()),
         prior_sensitivity=getattr(args, "prior_sensitivity", False),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),

@@ -50,6 +50,7 @@ class FitJob:
     sets: object = None  # a CSV path 'marker,set', or {set: markers}: one genetic term per marker set
     sets_path: str = "auto"  # the multi-set likelihood path: auto, woodbury or dense
     path: str = "auto"  # one kernel's path: auto (low-rank when m < n), low-rank or dense
+    relationships: tuple = ()  # a user's relationship files (or Relationship objects): one genetic term each
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
 
@@ -88,9 +89,15 @@ def run_fit(job: FitJob, say=print):
             "phenotype; their genetic values are then in genetic_values.csv (phenotyped = false)."
         )
     _check_sampling_options(job)
+    _check_relationship_options(job)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    geno = read_genotypes(job.genotypes, coding=job.coding) if not hasattr(job.genotypes, "calls") else job.genotypes
+    users = _read_user_relationships(job.relationships)  # a user's own matrices, refused now if unreadable
+    geno = None
+    if job.genotypes is not None:
+        geno = job.genotypes
+        if not hasattr(geno, "calls"):
+            geno = read_genotypes(geno, coding=job.coding)
     if hasattr(job.phenotypes, "columns"):
         table = job.phenotypes
     else:
@@ -122,25 +129,32 @@ def run_fit(job: FitJob, say=print):
     timings["read_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    geno, report = quality_control(geno, **job.qc)
-    timings["qc_s"] = time.perf_counter() - t
-    for line in report.lines():
-        say(line)
+    report = None
+    if geno is not None:
+        geno, report = quality_control(geno, **job.qc)
+        timings["qc_s"] = time.perf_counter() - t
+        for line in report.lines():
+            say(line)
     if new is not None:  # what fit.predict would refuse after sampling, refused now
         _check_new_individuals(new, geno)
+    # the individuals of the fit: the genotyped ones, or those of the first relationship matrix given
+    ids = geno.ids if geno is not None else users[0][1].ids
+    users = [(name, _on_individuals(name, relationship, ids)) for name, relationship in users]
+    for name, relationship in users:
+        say(_relationship_line(name, relationship))
     fixed = table[list(job.fixed)] if job.fixed else None
     weights = table[job.weights] if job.weights else None
     repeated = job.repeated or job.permanent_environment
 
     def records_of(y_fit):
         if isinstance(y_fit, pd.DataFrame):  # several traits
-            return match_traits(y_fit, geno.ids, fixed=fixed)
-        return match_records(y_fit, geno.ids, fixed=fixed, weights=weights, repeated=repeated)
+            return match_traits(y_fit, ids, fixed=fixed)
+        return match_records(y_fit, ids, fixed=fixed, weights=weights, repeated=repeated)
 
     records = records_of(y)
     for line in records.lines():
         say(line)
-    low_rank = _check_fit_memory(job, geno, records, several_traits=len(traits) > 1)
+    low_rank = geno is not None and not users and _check_fit_memory(job, geno, records, several_traits=len(traits) > 1)
     if job.family == "gaussian" and len(traits) == 1:
         values = np.unique(records.y)
         if values.size == 2:  # fitted as given, but not silently: the liability model is one option away
@@ -155,7 +169,20 @@ def run_fit(job: FitJob, say=print):
         fold_labels(y, table[job.folds])
 
     t = time.perf_counter()
-    if job.sets is not None:
+    if users:  # a user's matrices, with the genotypes' G when genotypes are given too: one genetic term each
+        kernels = dict(users)
+        if geno is not None:
+            kernels = {"genomic": genomic_relationship(geno, scaling=job.scaling)} | kernels
+            timings["relationship_s"] = time.perf_counter() - t
+            n = geno.n_individuals
+            say(f"G ({job.scaling}): {n} x {n} from {geno.n_markers} markers, the term 'genomic'")
+        if len(kernels) == 1:
+            (kernel,) = kernels.values()
+            Model = GBLUP
+        else:
+            kernel, Model = kernels, MultiGBLUP
+            say(f"genetic terms: {', '.join(kernels)} (h2 and genetic values per term: h2_<term>)")
+    elif job.sets is not None:
         from ..genotypes.marker_sets import genotype_matrices_by_set, marker_sets, relationships_by_set
 
         dropped = [name for names in report.dropped_markers.values() for name in names]
@@ -192,9 +219,10 @@ def run_fit(job: FitJob, say=print):
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
     if job.family != "gaussian" or job.prevalence is not None:  # the model refuses a prevalence without binary
         model_options |= {"family": job.family, "prevalence": job.prevalence}
-    model_options["path"] = job.sets_path if job.sets is not None else job.path
+    several = job.sets is not None or isinstance(kernel, dict)
+    model_options["path"] = job.sets_path if several else job.path
     model = Model(records, kernel, **model_options)
-    if job.sets is not None and model.form == "marginal":
+    if several and model.form == "marginal":
         ranks = ", ".join(f"{name} {r}" for name, r in model.widths.items())
         say(f"likelihood path: {model.path} (ranks: {ranks}; background {model.background})")
         if model.path == "woodbury":
@@ -238,7 +266,12 @@ def run_fit(job: FitJob, say=print):
     if job.method == "nuts":
         say("compiling the log-density and its gradient (PyTensor), then sampling ...")
     fit = model.fit(**options, progressbar=job.progressbar)
-    fit.settings["qc"] = report.to_dict()
+    if report is not None:
+        fit.settings["qc"] = report.to_dict()
+    if job.relationships:
+        fit.settings["relationships"] = [
+            "(given in Python)" if hasattr(r, "matrix") else str(r) for r in job.relationships
+        ]
     timings.update(fit.timings)
     say(_sampling_line(fit.timings))
     predictions = None
@@ -305,6 +338,89 @@ def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bo
     what = f"a fit of {n} individuals ({m} markers)" + (" on the low-rank path" if low_rank else "")
     check_memory(fit_memory(n, m, low_rank=low_rank), what=what, instead=instead)
     return low_rank
+
+
+def _check_relationship_options(job: FitJob) -> None:
+    """What a user's relationship matrices cannot be fitted with, refused before anything is read."""
+    if job.genotypes is None and not job.relationships:
+        raise InputError("give the genotypes (--genotypes), a relationship matrix (--relationship), or both.")
+    if not job.relationships:
+        return
+    if job.model != GBLUP_NAME:
+        raise InputError(
+            "--relationship gives G-BLUP terms (genetic values through a relationship matrix); --model mblup needs "
+            "marker effects from --genotypes: drop --relationship, or use --model gblup."
+        )
+    if job.sets is not None:
+        raise InputError("--relationship and --sets together are not available yet: give the sets or the matrices.")
+    if job.predict is not None:
+        raise InputError(
+            "--predict places new genotypes on a genomic G's scale, which a relationship file does not carry: put the "
+            "new individuals in the relationship matrix without a record; their genetic values are then in "
+            "genetic_values.csv (phenotyped = false)."
+        )
+
+
+def _read_user_relationships(sources) -> list[tuple[str, object]]:
+    """``[(name, Relationship)]`` from files (named by their stem) or Relationship objects (named K1, K2, ...)."""
+    import re
+    from pathlib import Path
+
+    from ..genotypes.readers import read_relationship
+
+    out: list[tuple[str, object]] = []
+    for k, source in enumerate(sources, start=1):
+        if hasattr(source, "matrix"):
+            name, relationship = f"K{k}", source
+        else:
+            path = Path(source)
+            stem = path.name.split(".")[0] or f"K{k}"
+            name = re.sub(r"\W", "_", stem)
+            name = name if name[0].isalpha() else f"K_{name}"
+            relationship = read_relationship(path)
+        if name in {n for n, _ in out} or name == "genomic":
+            raise InputError(
+                f"two genetic terms would be called {name!r} (a relationship file's name, without its extension, "
+                "names its term; 'genomic' is the genotypes' G): rename a file."
+            )
+        out.append((name, relationship))
+    return out
+
+
+def _on_individuals(name: str, relationship, ids):
+    """The relationship matrix over ``ids`` (the genotyped individuals, or the first matrix's), in their order."""
+    from ..genotypes.relationship import Relationship
+
+    position = {i: k for k, i in enumerate(relationship.ids)}
+    absent = [i for i in ids if i not in position]
+    if absent:
+        raise InputError(
+            f"relationship matrix {name!r} lacks {len(absent)} of the individuals of the fit: {preview(absent)}; "
+            "every genotyped individual (or, without --genotypes, every individual of the first matrix) must be in it."
+        )
+    rows = np.array([position[i] for i in ids], dtype=np.intp)
+    if rows.size == relationship.ids.size and (rows == np.arange(rows.size)).all():
+        return relationship
+    return Relationship(
+        matrix=relationship.matrix[np.ix_(rows, rows)], ids=np.asarray(ids), scaling=relationship.scaling,
+        n_markers=relationship.n_markers, denominator=relationship.denominator,
+    )  # fmt: skip
+
+
+#: A mean diagonal further than this from 1 puts h2 on another scale than the genetic share of the variance.
+DIAGONAL_NOTE = 0.1
+
+
+def _relationship_line(name: str, relationship) -> str:
+    n = relationship.n_individuals
+    diagonal = float(np.mean(np.diag(relationship.matrix)))
+    line = f"relationship {name}: {n} x {n} ({relationship.scaling}), mean diagonal {diagonal:.3g}"
+    if abs(diagonal - 1.0) > DIAGONAL_NOTE:
+        line += (
+            f"; note: h2 = sigma2_g / (sigma2_g + sigma2_e) is then not the genetic share of the variance, "
+            f"{diagonal:.3g} sigma2_g / ({diagonal:.3g} sigma2_g + sigma2_e) (both in the fit's notes)"
+        )
+    return line
 
 
 def _check_multitrait_options(job: FitJob, traits: list[str]) -> None:

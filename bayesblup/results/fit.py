@@ -692,6 +692,40 @@ class BLUPFit:
             self._cache["diagnostics"] = self._diagnostics()
         return copy.deepcopy(self._cache["diagnostics"])
 
+    def _diagonal_notes(self) -> list[str]:
+        """A relationship matrix whose mean diagonal is far from 1 puts h2 on another scale than the genetic share.
+
+        ``Var(g_i) = G_ii sigma2_g``, so the genetic share of the phenotypic variance is ``d sigma2_g / (d sigma2_g +
+        sigma2_e)`` with ``d`` the mean diagonal over the individuals with a record; h2 is that only when d = 1 (a
+        genomic G under the standardised scalings). Both figures are given for one Gaussian trait and kernel.
+        """
+        model = self.model
+        out = []
+        for kernel in model.kernels:
+            # marker kernels (W W'/c) and G given by its factor W are a genomic G's scale by construction (and asking
+            # the latter for its relationship matrix would build the n x n G the low-rank path avoids)
+            if kernel.model_label != "gblup" or getattr(kernel, "from_factor", False):
+                continue
+            d = float(np.mean(kernel.diagonal()[: model.n]))
+            if abs(d - 1.0) <= 0.1:
+                continue
+            name = "G" if kernel.name is None else f"the relationship matrix of term {kernel.name!r}"
+            text = f"{name} has mean diagonal {d:.3g} over the individuals with a record"
+            post = self.datatree["posterior"]
+            if model.single and not model.multi_trait and model.family == "gaussian" and "sigma2_e" in post:
+                sg, se = _flat(post, kernel.variance_name), _flat(post, "sigma2_e")
+                share = float(np.mean(d * sg / (d * sg + se)))
+                h2 = float(self.summary().loc["h2", "mean"])  # the table's figure (exact under quadrature)
+                text += (
+                    f": h2 = sigma2_g / (sigma2_g + sigma2_e) = {h2:.3f} is on G's scale; "
+                    f"the genetic share of the phenotypic variance, {d:.3g} sigma2_g / ({d:.3g} sigma2_g + sigma2_e), "
+                    f"is {share:.3f}"
+                )
+            else:
+                text += ": its h2 is on G's scale, not the genetic share of the variance (mean diagonal x sigma2_g)"
+            out.append(text)
+        return out
+
     def _diagnostics(self) -> dict:
         """Warnings (something to act on, each with advice; ``--strict`` fails on them) and notes (facts)."""
         warnings: list[str] = []
@@ -726,6 +760,7 @@ class BLUPFit:
                 f"G has rank {sp.rank} of {sp.n}: {sp.n_clipped} eigenvalue(s) below tol = {sp.tol:.3g} treated as "
                 f"zero, the smallest {sp.min_raw:.3g}{why}"
             )
+        notes += self._diagonal_notes()
         if self.method == "map" and self.sampler == "laplace":
             location = "mu" if self.model.family == "binary" else "the thresholds"
             notes.append(
