@@ -53,7 +53,9 @@ def read_phenotypes(path: str | os.PathLike, *, missing_codes=()) -> pd.DataFram
 
     path = Path(path)
     layout = "the ID column name, then one name per trait"
-    check_input_file(path, "phenotype", "a CSV file (the ID column, then one column per trait)")
+    check_input_file(path, "phenotype", "a CSV file (the ID column, then one column per trait), or a PLINK .fam")
+    if path.name.lower().endswith(".fam"):
+        return read_fam_phenotype(path, missing_codes=missing_codes)
     _check_header(path, layout)
     try:
         header = pd.read_csv(path, nrows=0).columns
@@ -92,6 +94,47 @@ def _first_line(path: Path) -> str:
             return handle.readline().rstrip("\r\n")
     except (OSError, UnicodeDecodeError):
         return ""
+
+
+#: The trait column of a PLINK .fam read as phenotypes.
+FAM_TRAIT = "phenotype"
+
+
+def read_fam_phenotype(path: str | os.PathLike, *, missing_codes=()) -> pd.DataFrame:
+    """The phenotype of a PLINK ``.fam`` (its sixth column) as a table with one trait, ``phenotype``, by IID.
+
+    PLINK's conventions: -9 is a missing record; a column of 1, 2 (with 0 or -9 for missing) is case/control,
+    read as 0 (control, 1) and 1 (case, 2) and listed in ``attrs["case_control"]`` (the command line then fits it
+    as a binary trait). Any other column is a quantitative trait, -9 missing. The individuals are the IIDs, as
+    the genotypes of the same PLINK set are read.
+    """
+    path = Path(path)
+    try:
+        fam = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment=None)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as a PLINK .fam (six whitespace-separated columns): {exc}") from exc
+    if fam.shape[1] != 6:
+        raise InputError(
+            f"{path}: a PLINK .fam has six columns (FID, IID, father, mother, sex, phenotype); found {fam.shape[1]}."
+        )
+    values = pd.to_numeric(fam[5], errors="coerce")
+    bad = values.isna() & ~fam[5].str.upper().isin(["NA", "NAN"])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{path}: line {row + 1}: the phenotype {fam[5].iloc[row]!r} is not a number.")
+    codes = {-9.0, *(float(c) for c in missing_codes)}
+    present = values[~values.isin(codes) & values.notna()]
+    case_control = bool(len(present)) and set(present.unique()) <= {0.0, 1.0, 2.0} and (present > 0).any()
+    if case_control:  # PLINK: 1 = control, 2 = case, 0 = missing
+        values = values.mask(values.isin(codes | {0.0})) - 1.0
+    else:
+        values = values.mask(values.isin(codes))
+    frame = pd.DataFrame({FAM_TRAIT: values.to_numpy()}, index=pd.Index(fam[1].to_numpy(), name="iid"))
+    if frame.index.duplicated().any():
+        raise InputError(f"{path}: IIDs repeat ({preview(frame.index[frame.index.duplicated()].unique())}).")
+    frame.attrs["source"] = str(path)
+    frame.attrs["case_control"] = [FAM_TRAIT] if case_control else []
+    return frame
 
 
 def _check_header(path: Path, layout: str) -> None:

@@ -111,7 +111,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "One G-BLUP term each, named by the file; with --genotypes, the genotypes' G is one more term ('genomic')",
     )  # fmt: skip
     fit.add_argument(
-        "--phenotypes", required=True, metavar="PATH", help="CSV: ID in the first column, one column per trait"
+        "--phenotypes",
+        required=True,
+        metavar="PATH",
+        help="CSV: ID in the first column, one column per trait; or a PLINK .fam (trait 'phenotype': -9 missing, "
+        "1/2 case/control read as 0/1 and fitted as binary)",
     )
     fit.add_argument(
         "--trait",
@@ -259,9 +263,10 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
         "binary or ordinal)",
     )  # fmt: skip
     parser.add_argument(
-        "--family", choices=["gaussian", "binary", "ordinal"], default="gaussian",
-        help="the trait's likelihood: gaussian (default), or the threshold (probit liability) model of a binary "
-        "(two values, e.g. 0/1) or ordinal (ordered categories) trait: h2 on the liability scale",
+        "--family", choices=["gaussian", "binary", "ordinal"], default=None,
+        help="the trait's likelihood: gaussian, or the threshold (probit liability) model of a binary (two values, "
+        "e.g. 0/1) or ordinal (ordered categories) trait: h2 on the liability scale. Without it: gaussian, or "
+        "binary for a PLINK .fam's case/control phenotype",
     )  # fmt: skip
     parser.add_argument(
         "--prevalence", type=float, default=None, metavar="K",

@@ -29,7 +29,8 @@ class FitJob:
     prior: str = "default"
     method: str = "nuts"
     form: str | None = None  # None: marginal for a Gaussian trait, latent (the only form) for a threshold family
-    family: str = "gaussian"  # gaussian, binary or ordinal (bayesblup.models.threshold)
+    family: str | None = None  # gaussian, binary or ordinal (models.threshold); None: binary for a PLINK case/control
+    # trait (a .fam's phenotype), else gaussian
     prevalence: float | None = None  # a binary trait's population prevalence, for h2_observed_population
     chains: int = 4
     draws: int = 1000
@@ -109,6 +110,15 @@ def run_fit(job: FitJob, say=print):
         y.attrs["source"] = table.attrs.get("source")
     else:
         y = trait_values(table, traits[0])
+    family = job.family
+    if family is None:  # a PLINK .fam's case/control phenotype is a binary trait; anything else Gaussian
+        case_control = len(traits) == 1 and traits[0] in table.attrs.get("case_control", [])
+        family = "binary" if case_control else "gaussian"
+        if case_control:
+            say(
+                f"trait {traits[0]}: PLINK case/control (1 = control, 2 = case) read as 0/1 and fitted as a binary "
+                "trait (give --family gaussian for the observed 0/1 scale)"
+            )
     named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
     reused = [c for c in named if c in traits]
     if reused:  # the trait explaining itself: h2 near 1 and a meaningless fit
@@ -155,7 +165,7 @@ def run_fit(job: FitJob, say=print):
     for line in records.lines():
         say(line)
     low_rank = geno is not None and not users and _check_fit_memory(job, geno, records, several_traits=len(traits) > 1)
-    if job.family == "gaussian" and len(traits) == 1:
+    if family == "gaussian" and len(traits) == 1:
         values = np.unique(records.y)
         if values.size == 2:  # fitted as given, but not silently: the liability model is one option away
             say(
@@ -217,8 +227,8 @@ def run_fit(job: FitJob, say=print):
         say(f"W ({job.scaling}): {geno.n_individuals} x {geno.n_markers} ({timings['genotype_matrix_s']:.2f} s)")
         Model = MBLUP
     model_options = {"form": job.form, "prior": job.prior, "permanent_environment": job.permanent_environment}
-    if job.family != "gaussian" or job.prevalence is not None:  # the model refuses a prevalence without binary
-        model_options |= {"family": job.family, "prevalence": job.prevalence}
+    if family != "gaussian" or job.prevalence is not None:  # the model refuses a prevalence without binary
+        model_options |= {"family": family, "prevalence": job.prevalence}
     several = job.sets is not None or isinstance(kernel, dict)
     model_options["path"] = job.sets_path if several else job.path
     model = Model(records, kernel, **model_options)
