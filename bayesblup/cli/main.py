@@ -146,8 +146,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="add a permanent-environment effect per individual, shared by its records (implies --repeated-records)",
     )  # fmt: skip
     fit.add_argument(
-        "--folds", metavar="COL",
-        help="phenotype column of fold labels (one fold per individual): k-fold cross-validation, written to cv.csv",
+        "--folds", metavar="COL|CSV",
+        help="fold labels (one fold per individual): a phenotype column, or a CSV of ID and fold (e.g. id,fold); "
+        "k-fold cross-validation, written to cv.csv",
     )  # fmt: skip
     fit.add_argument(
         "--predict", metavar="PATH", help="genotypes of new individuals: their genetic values go to predictions.csv"

@@ -119,7 +119,8 @@ def run_fit(job: FitJob, say=print):
                 f"trait {traits[0]}: PLINK case/control (1 = control, 2 = case) read as 0/1 and fitted as a binary "
                 "trait (give --family gaussian for the observed 0/1 scale)"
             )
-    named = [*job.fixed, *(c for c in (job.weights, job.folds) if c)]
+    folds = _fold_labels_of(job, table)  # a phenotype column, or a separate id,fold CSV
+    named = [*job.fixed, *(c for c in (job.weights, job.folds if folds is None else None) if c)]
     reused = [c for c in named if c in traits]
     if reused:  # the trait explaining itself: h2 near 1 and a meaningless fit
         raise InputError(
@@ -176,7 +177,8 @@ def run_fit(job: FitJob, say=print):
     if job.folds:  # check the folds now, not after the main fit
         from ..analyses.cv import fold_labels
 
-        fold_labels(y, table[job.folds])
+        folds = table[job.folds] if folds is None else folds
+        fold_labels(y, folds)
 
     t = time.perf_counter()
     if users:  # a user's matrices, with the genotypes' G when genotypes are given too: one genetic term each
@@ -295,12 +297,12 @@ def run_fit(job: FitJob, say=print):
         from ..analyses.cv import cross_validate
 
         t = time.perf_counter()
-        say(f"cross-validation over the folds of column {job.folds} ...")
+        say(f"cross-validation over the folds of {folds.attrs.get('source') or f'column {job.folds}'} ...")
 
         def build(y_train):
             return Model(records_of(y_train), kernel, **model_options)
 
-        cv = cross_validate(build, y, table[job.folds], say=say, **options)
+        cv = cross_validate(build, y, folds, say=say, **options)
         timings["cross_validation_s"] = time.perf_counter() - t
         say(f"mean predictive correlation {cv.mean_correlation:.3f} ({timings['cross_validation_s']:.1f} s)")
     sensitivity = None
@@ -348,6 +350,31 @@ def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bo
     what = f"a fit of {n} individuals ({m} markers)" + (" on the low-rank path" if low_rank else "")
     check_memory(fit_memory(n, m, low_rank=low_rank), what=what, instead=instead)
     return low_rank
+
+
+def _fold_labels_of(job: FitJob, table: pd.DataFrame) -> pd.Series | None:
+    """``--folds FILE``: a CSV of ID and fold label (its first two columns); None where --folds names a column.
+
+    A value naming a column of the phenotypes is that column (checked later); one ending in .csv or .csv.gz, or
+    naming an existing file, is read as its own table, so that the folds need not be merged into the phenotypes.
+    """
+    from pathlib import Path
+
+    if not job.folds or (job.folds in table.columns and not Path(job.folds).is_file()):
+        return None
+    path = Path(job.folds)
+    if not (path.is_file() or path.name.lower().endswith((".csv", ".csv.gz"))):
+        return None
+    if not path.is_file():
+        raise InputError(f"fold file not found: {path}; give a CSV of ID and fold label, or a phenotype column name.")
+    id_column = pd.read_csv(path, nrows=0).columns[0]
+    frame = pd.read_csv(path, dtype={id_column: str})  # labels as a phenotype column reads them (numbers stay numbers)
+    if frame.shape[1] < 2:
+        raise InputError(f"{path}: a fold file has two columns, the ID and the fold label (e.g. id,fold).")
+    labels = frame.iloc[:, 1]
+    labels = labels.set_axis(frame.iloc[:, 0].astype(str).to_numpy()).rename(frame.columns[1])
+    labels.attrs["source"] = f"{path} (column {frame.columns[1]})"
+    return labels
 
 
 def _check_relationship_options(job: FitJob) -> None:

@@ -273,3 +273,23 @@ def test_fit_help_lists_the_columns_a_fit_writes(tmp_path, capsys):
     assert f"genetic_values.csv ({', '.join(columns)})" in help_text
     fields = json.loads((tmp_path / "fit" / "summary.json").read_text())["parameters"]["h2"]
     assert f"parameters with {', '.join(fields)};" in help_text
+
+
+def test_fit__folds_from_a_separate_csv(tmp_path, capsys):
+    """--folds takes a CSV of ID and fold (the shipped wheat folds: line_id,set), not only a phenotype column; the
+    same folds as a merged column give the same cross-validation (quadrature: exact and seeded)."""
+    folds_csv = wheat_path("wheat_sets.csv")
+    base = ["--method", "quadrature", "--seed", "4", "--draws", "200", "--chains", "2"]
+    assert main([*fit_args(tmp_path / "file"), *base, "--folds", folds_csv]) == 0
+    assert f"cross-validation over the folds of {folds_csv} (column set)" in capsys.readouterr().out
+    merged = pd.read_csv(wheat_path("wheat_Y.csv"), dtype={"line_id": str}).merge(
+        pd.read_csv(folds_csv, dtype={"line_id": str}).rename(columns={"set": "fold"}), on="line_id"
+    )
+    merged.to_csv(tmp_path / "pheno.csv", index=False)
+    args = fit_args(tmp_path / "column")
+    args[args.index("--phenotypes") + 1] = str(tmp_path / "pheno.csv")
+    assert main([*args, *base, "--folds", "fold"]) == 0
+    a = pd.read_csv(tmp_path / "file" / "cv.csv")
+    b = pd.read_csv(tmp_path / "column" / "cv.csv")
+    assert len(a) == 10
+    np.testing.assert_allclose(a["correlation"], b["correlation"], rtol=1e-12)
