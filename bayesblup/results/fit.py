@@ -462,7 +462,8 @@ class BLUPFit:
         Returns
         -------
         pandas.DataFrame
-            Columns ``id, mean, sd``.
+            Columns ``id, mean, sd, pev, reliability`` (as ``genetic_values``; with several traits ``trait`` after
+            ``id``; for a binary trait ``probability`` last).
         """
         kernel = self._one_kernel("predict")
         scaling, W_fit, divisor = kernel.training_scale(training)
@@ -474,7 +475,29 @@ class BLUPFit:
             )
         W_new = scaling.transform_block(scaling.align(genotypes), slice(None))
         M, v = W_new @ W_fit.T / divisor, (W_new**2).sum(1) / divisor
-        return self._target_table("id", genotypes.ids.astype(str), M, v)
+        table = self._target_table("id", genotypes.ids.astype(str), M, v)
+        return self._with_reliability(table, kernel, v)
+
+    def _with_reliability(self, table: pd.DataFrame, kernel, v: np.ndarray) -> pd.DataFrame:
+        """``pev`` and ``reliability`` beside a prediction's mean and sd, defined as for ``genetic_values``.
+
+        PEV is the posterior variance; reliability ``1 - PEV / prior variance``, the prior variance ``sigma2_k v``
+        at the posterior mean of the kernel's variance (per trait with several).
+        """
+        post = self.datatree["posterior"]
+        table = table.copy()
+        table["pev"] = table["sd"] ** 2
+        if "trait" in table.columns:
+            names = [f"{kernel.variance_name}_{t}" for t in table["trait"]]
+            scale = np.array([float(_flat(post, n).mean()) if n in post else np.nan for n in names])
+            prior = scale * np.repeat(v, len(self.model.traits))
+        else:
+            prior = float(_flat(post, kernel.variance_name).mean()) * v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table["reliability"] = np.where(prior > 0, 1.0 - table["pev"] / prior, np.nan)
+        order = [c for c in table.columns if c not in ("pev", "reliability", "probability")]
+        order += ["pev", "reliability"] + (["probability"] if "probability" in table.columns else [])
+        return table[order]
 
     def back_solve_markers(self, training) -> pd.DataFrame:
         """Marker effects from a G-BLUP fit: posterior mean and sd of b, with ``g = W b``.

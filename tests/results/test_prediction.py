@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,8 +156,16 @@ def test_fit_cli__unphenotyped_rows_and_predictions_csv(tmp_path, data):
     assert list(gv.columns) == ["id", "mean", "sd", "pev", "reliability", "phenotyped"]
     assert len(gv) == 60 and (~gv["phenotyped"]).sum() == 10
     pred = pd.read_csv(out / "predictions.csv", dtype={"id": str})
-    assert list(pred.columns) == ["id", "mean", "sd"] and pred["id"].tolist() == list(new.ids)
+    assert list(pred.columns) == ["id", "mean", "sd", "pev", "reliability"] and pred["id"].tolist() == list(new.ids)
     assert (pred["sd"] > 0).all()
+    # as genetic_values: PEV = sd^2, reliability = 1 - PEV / (sigma2_g v), v = W_new W_new' / m on the training scale
+    np.testing.assert_allclose(pred["pev"], pred["sd"] ** 2, rtol=1e-9)
+    summary = json.loads((out / "summary.json").read_text())
+    scaling = bb.genomic_relationship(train).marker_scaling
+    W_new = scaling.transform_block(scaling.align(new), slice(None))
+    prior = summary["parameters"]["sigma2_g"]["mean"] * (W_new**2).sum(1) / scaling.denominator
+    np.testing.assert_allclose(pred["reliability"], 1 - pred["pev"] / prior, rtol=1e-6)
+    assert ((pred["reliability"] > 0) & (pred["reliability"] < 1)).all()
 
 
 @pytest.mark.exact
