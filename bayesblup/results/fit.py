@@ -715,6 +715,45 @@ class BLUPFit:
             self._cache["diagnostics"] = self._diagnostics()
         return copy.deepcopy(self._cache["diagnostics"])
 
+    def _prior_dominance(self) -> list[str]:
+        """A warning when the prior, not the data, sets h2: its posterior mean moved by more than one posterior sd.
+
+        The reference is the same model under a uniform prior on h2 (the ``"default"`` set: h2 ~ Beta(1, 1)),
+        integrated exactly by quadrature (:mod:`bayesblup.inference.quadrature`; a few tenths of a second, the
+        eigendecomposition shared). Where the two posterior means of h2 differ by more than the reference's sd, the
+        fitted prior dominates the data: BGLR's own prior (``"bglr"``, implying h2 ~ Beta(2.5, 2.5)) gave 90%
+        intervals covering a simulated h2 of 0.1 in 0 of 10 fits at n = 1000 (issue 19). One Gaussian trait and
+        kernel in the marginal form (what the quadrature integrates), sampled by NUTS or by quadrature.
+        """
+        import copy as _copy
+
+        model = self.model
+        if self.method == "map" or model is None or self.settings.get("extensions"):
+            return []
+        if not isinstance(model._prior_spec, (str, dict)) or model._prior_spec == "default":
+            return []
+        from ..inference.quadrature import check_quadrature, quadrature
+
+        try:
+            check_quadrature(model)
+        except InputError:
+            return []
+        reference = _copy.copy(model)  # the same data and eigendecomposition, under the uniform prior on h2
+        reference._prior_spec, reference._model = "default", None
+        try:
+            h2 = quadrature(reference).table["h2"]
+        except (InputError, ValueError, FloatingPointError):  # no reference: nothing to say
+            return []
+        mean = float(self.summary().loc["h2", "mean"])
+        gap = abs(mean - h2["mean"]) / h2["sd"]
+        if gap <= 1.0:
+            return []
+        return [
+            f"the prior dominates h2: its posterior mean {mean:.3f} lies {gap:.1f} posterior sd from its mean under a "
+            f"uniform prior on h2 ({h2['mean']:.3f}, sd {h2['sd']:.3f}; exact, by quadrature). Report the prior, and "
+            "compare priors (--prior-sensitivity); prior='default' is the calibrated choice"
+        ]
+
     def _diagonal_notes(self) -> list[str]:
         """A relationship matrix whose mean diagonal is far from 1 puts h2 on another scale than the genetic share.
 
@@ -784,6 +823,7 @@ class BLUPFit:
                 f"zero, the smallest {sp.min_raw:.3g}{why}"
             )
         notes += self._diagonal_notes()
+        warnings += self._prior_dominance()
         if self.method == "map" and self.sampler == "laplace":
             location = "mu" if self.model.family == "binary" else "the thresholds"
             notes.append(

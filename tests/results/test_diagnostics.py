@@ -98,3 +98,27 @@ def test_same_seed_gives_bit_identical_results_across_runs_and_cores(tmp_path):
     assert first == two_cores
     other = _run(tmp_path / "d", "--seed", "12")  # the comparison can fail: another seed changes the numbers
     assert other["parameters"]["h2"]["mean"] != first["parameters"]["h2"]["mean"]
+
+
+@pytest.mark.recovery
+def test_a_prior_that_dominates_h2_is_warned_about():
+    """Simulated h2 = 0.1, n = 1000 (issue 19's case): BGLR's prior puts h2's posterior mean at 0.19, 1.8 posterior sd
+    from its mean under the uniform prior on h2 (0.11): warned; the default prior, and BGLR's on wheat (where the
+    data decide: 0.500 against 0.502), are not. Seeded, exact (quadrature): the figures are reproducible."""
+    import numpy as np
+    import pandas as pd
+
+    from bayesblup.testing import simulate_genotypes
+
+    rng = np.random.default_rng(1)
+    geno, _ = simulate_genotypes(1000, 1000, seed=1)
+    g = bb.genotype_matrix(geno).values @ rng.normal(0.0, np.sqrt(0.1 / 1000), 1000)
+    y = pd.Series(g + rng.normal(0.0, np.sqrt(0.9), 1000), index=geno.ids, name="y")
+    G = bb.genomic_relationship(geno)
+    warned = bb.GBLUP(y, G, prior="bglr").fit(method="quadrature", seed=1).diagnostics()["warnings"]
+    assert len(warned) == 1 and warned[0].startswith("the prior dominates h2: its posterior mean 0.19"), warned
+    assert "from its mean under a uniform prior on h2 (0.108" in warned[0]
+    assert bb.GBLUP(y, G, prior="default").fit(method="quadrature", seed=1).diagnostics()["warnings"] == []
+    wheat = bb.datasets.load_wheat()
+    fit = bb.GBLUP(wheat.phenotypes["y1"], bb.genomic_relationship(wheat.genotypes), prior="bglr")
+    assert not any("prior dominates" in w for w in fit.fit(method="quadrature", seed=1).diagnostics()["warnings"])
