@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..models.model import BLUPModel
     from ..results.fit import BLUPFit
 
-__all__ = ["default_priors", "format_sensitivity_table", "prior_sensitivity"]
+__all__ = ["default_priors", "format_sensitivity_table", "prior_sensitivity", "sensitivity_verdict"]
 
 
 def default_priors(model: BLUPModel) -> dict[str, object]:
@@ -144,7 +144,8 @@ def prior_sensitivity(
     pandas.DataFrame
         One row per prior: ``prior, description`` (the resolved priors, numbers included; mu left
         out), ``h2_mean, h2_sd, h2_q05, h2_q95, h2_ess_bulk``, the fit's ``max_r_hat`` and
-        ``divergences``, and the posterior mean of every variance (``sigma2_g_mean``, ...).
+        ``divergences``, and the posterior mean of every variance (``sigma2_g_mean``, ...). Its
+        ``attrs["verdict"]`` says in one line whether h2 depends on the prior (:func:`sensitivity_verdict`).
 
     Examples
     --------
@@ -177,7 +178,9 @@ def prior_sensitivity(
         if say:
             r = rows[-1]
             say(f"prior {label}: h2 = {r['h2_mean']:.3f}, 90% interval [{r['h2_q05']:.3f}, {r['h2_q95']:.3f}]")
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["verdict"] = sensitivity_verdict(table)  # robust, or prior-sensitive (in words)
+    return table
 
 
 def format_sensitivity_table(table: pd.DataFrame) -> list[str]:
@@ -193,4 +196,29 @@ def format_sensitivity_table(table: pd.DataFrame) -> list[str]:
             f"{ess:>10}{r_hat:>8}{div:>5}"
         )
     lines.extend(f"  {row.prior}: {row.description}" for row in table.itertuples(index=False))
+    lines.append(sensitivity_verdict(table))
     return lines
+
+
+def sensitivity_verdict(table: pd.DataFrame) -> str:
+    """One line: whether h2 depends on the prior, judged against its posterior sd.
+
+    The priors' posterior means of h2 are compared with the smallest posterior sd among them: a spread within one
+    sd means the data decide h2 (any of these priors gives the same answer within its uncertainty); beyond it,
+    the prior moves h2 and must be reported with it.
+    """
+    means, sds = table["h2_mean"].astype(float), table["h2_sd"].astype(float)
+    spread, sd = float(means.max() - means.min()), float(sds.min())
+    low, high = table["prior"].iloc[int(means.argmin())], table["prior"].iloc[int(means.argmax())]
+    if not np.isfinite(sd) or sd <= 0:
+        return f"verdict: h2's means range over {spread:.3f} ({low} to {high}); no posterior sd to judge it against"
+    if spread <= sd:
+        return (
+            f"verdict: robust: h2's posterior means under these priors span {spread:.3f}, within one posterior sd "
+            f"({sd:.3f}): the data decide h2"
+        )
+    return (
+        f"verdict: prior-sensitive: h2's posterior means span {spread:.3f} ({low} {means.min():.3f} to {high} "
+        f"{means.max():.3f}), {spread / sd:.1f} posterior sd: the prior moves h2; report it with the prior, and "
+        "prefer the calibrated 'default'"
+    )

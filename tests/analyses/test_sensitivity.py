@@ -137,7 +137,21 @@ def test_prior_sensitivity__one_row_per_prior_and_fits_reused(data):
     assert table.loc[3, "description"].startswith("h2 ~ Beta(alpha=2, beta=2); sigma2_p ~ LogNormal(")
     assert table.loc[2, "description"].startswith("sigma2_g ~ Gamma(alpha=0.5, ")
     lines = format_sensitivity_table(table)
-    assert lines[0].split()[:3] == ["prior", "h2", "mean"] and len(lines) == 1 + 4 + 4
+    assert lines[0].split()[:3] == ["prior", "h2", "mean"] and len(lines) == 1 + 4 + 4 + 1
+    assert lines[-1].startswith("verdict: ") and table.attrs["verdict"] == lines[-1]
+
+
+@pytest.mark.structural
+def test_sensitivity_verdict__robust_or_prior_sensitive():
+    """The verdict compares the spread of h2's posterior means with the smallest posterior sd among the priors."""
+    from bayesblup.analyses.sensitivity import sensitivity_verdict
+
+    table = pd.DataFrame({"prior": ["default", "bglr"], "h2_mean": [0.50, 0.52], "h2_sd": [0.05, 0.06]})
+    assert sensitivity_verdict(table).startswith("verdict: robust: h2's posterior means under these priors span 0.020")
+    table["h2_mean"] = [0.11, 0.19]
+    line = sensitivity_verdict(table)
+    assert line.startswith("verdict: prior-sensitive: h2's posterior means span 0.080 (default 0.110 to bglr 0.190)")
+    assert "1.6 posterior sd" in line
 
 
 @pytest.mark.structural
@@ -196,3 +210,4 @@ def test_fit_cli__prior_sensitivity_writes_the_table(tmp_path, capsys):
     assert (table["h2_mean"] - 0.502).abs().max() < 0.1
     text = capsys.readouterr().out
     assert "prior sensitivity (prior_sensitivity.csv):" in text and "half-normal" in text
+    assert "verdict: robust" in text  # wheat: the data decide h2 under all four priors
