@@ -582,7 +582,13 @@ def _cmd_summary(args, say) -> None:
             f"{summary['n_records']} records, "
             f"{summary['n_individuals']} individuals, prior {summary['prior']}, method {summary['method']}"
         )
+        sets = summary.get("sets")
+        if isinstance(sets, dict) and len(sets) > 1:
+            head += f"; terms {', '.join(sets)}"
         lines = [head, summary_h2_line(summary), *format_summary_table(summary)]
+        cv = summary.get("cross_validation")
+        if cv:
+            lines.append(f"cross-validation: mean predictive correlation {cv['mean_correlation']:.3f} (cv.csv)")
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a bayesblup summary (unreadable or missing {exc}).") from exc
     for line in lines:
@@ -708,6 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"bayesblup {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (`bayesblup summary DIR | head`): nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python flushes stdout
+        return 0
     except OSError as exc:  # unreadable input or unwritable output: the system says why
         print(f"bayesblup {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -521,10 +521,13 @@ def format_summary_table(summary: dict) -> list[str]:
     """The end-of-fit table from a ``summary.json`` dict (``bayesblup summary DIR``)."""
     parameters, method = summary["parameters"], summary["method"]
     w = max(16, *(len(str(name)) + 2 for name in parameters))  # long names with several marker sets
-    lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
+    if method == "map":  # point estimates: no sd, quantiles or MCMC columns to head
+        lines = [f"{'parameter':<{w}}{'mean':>10}   (MAP point estimates)"]
+    else:
+        lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'q05':>10}{'q95':>10}{'ess_bulk':>10}{'r_hat':>8}"]
     for name, row in parameters.items():
         if method == "map":
-            lines.append(f"{name:<{w}}{row['mean']:>10.4f}   (MAP point estimate)")
+            lines.append(f"{name:<{w}}{row['mean']:>10.4f}")
             continue
         if method == "quadrature":  # exact: no effective sample size, no R-hat
             lines.append(f"{name:<{w}}{row['mean']:>10.4f}{row['sd']:>9.4f}{row['q05']:>10.4f}{row['q95']:>10.4f}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from oracles import exact_relationship
 
@@ -178,3 +180,24 @@ def test_demo__fits_both_models_and_checks_the_equivalence(capsys):
     assert sum(line.startswith("h2 = ") for line in text.splitlines()) == 2 and "90% interval [" in text
     assert "reference (BGLR RKHS" in text
     assert "verdict: eq (7)" in text
+
+
+@pytest.mark.structural
+def test_summary__terms_cross_validation_and_map_headers(tmp_path, capsys):
+    """`bayesblup summary` names the terms of a --sets fit, prints the CV correlation of a --folds fit, and heads a MAP
+    table with its one column (no sd, quantile or MCMC headers)."""
+    sets = tmp_path / "sets.csv"
+    markers = pd.read_csv(wheat_path("wheat_X.csv.gz"), nrows=0).columns[1:101]
+    pd.DataFrame({"marker": markers, "set": "feature"}).to_csv(sets, index=False)
+    base = ["fit", "--genotypes", wheat_path("wheat_X.csv.gz"), "--phenotypes", wheat_path("wheat_Y.csv"),
+            "--trait", "y1", "--method", "map", "--quiet"]  # fmt: skip
+    assert main([*base, "--sets", str(sets), "--out", str(tmp_path / "sets")]) == 0
+    assert main([*base, "--folds", wheat_path("wheat_sets.csv"), "--out", str(tmp_path / "cv")]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "sets")]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].endswith("method map; terms feature, rest")
+    assert text[2].split() == ["parameter", "mean", "(MAP", "point", "estimates)"]
+    assert main(["summary", str(tmp_path / "cv")]) == 0
+    cv = json.loads((tmp_path / "cv" / "summary.json").read_text())["cross_validation"]["mean_correlation"]
+    assert f"cross-validation: mean predictive correlation {cv:.3f} (cv.csv)" in capsys.readouterr().out
