@@ -239,12 +239,8 @@ def _read_plain_calls(path: Path, n_markers: int) -> tuple[list[str], np.ndarray
     with the checks and messages of :func:`read_genotypes_csv`. Measured on 1814 x 10,346 calls (a 7 MB .csv.gz):
     0.3 s against 3.4 s through pandas with float32 columns.
     """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(_truncated(path, exc)) from exc
+        raw = _file_bytes(path)
     except OSError:
         return None
     lines = raw.split(b"\n")
@@ -275,6 +271,16 @@ def _read_plain_calls(path: Path, n_markers: int) -> tuple[list[str], np.ndarray
     return names, digits.astype(np.int8)
 
 
+def _file_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed for a .gz; a truncated or damaged gzip refused in one line."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(_truncated(path, exc)) from exc
+
+
 def _truncated(path: Path, exc: Exception) -> str:
     return (
         f"{path}: the compressed file ends early or is damaged ({type(exc).__name__}: {exc}); it was probably cut "
@@ -289,12 +295,7 @@ def _check_row_lengths(path: Path, n_fields: int, n_rows: int) -> None:
     row, header included, holds ``n_fields - 1``); only when that count is off are the rows parsed one by one,
     so that quoted fields holding commas are not taken for extra ones.
     """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(_truncated(path, exc)) from exc
+    raw = _file_bytes(path)
     if raw.count(b",") == (n_rows + 1) * (n_fields - 1):
         return
     rows = csv.reader(raw.decode("utf-8-sig", errors="replace").splitlines())
