@@ -45,6 +45,7 @@ notebooks: $(DOCS_STAMP)
 ## docs: execute the notebooks, then build the Sphinx site into build/docs (warnings are errors)
 docs: notebooks
 	$(PY) -m sphinx -W --keep-going -b html docs build/docs
+	$(PY) scripts/check_offline_docs.py build/docs
 
 ## bench: the benchmark scripts (prints tables; see benchmarks/README.md)
 bench: $(STAMP)

@@ -9,7 +9,7 @@ Build with ``make docs`` (executes the notebooks, then runs Sphinx with warnings
   ``docs/_generated/notebooks/`` (git-ignored) at the start of every build.
 - autodoc + numpydoc render the API reference from the docstrings (NumPy style).
 - The theme (pydata-sphinx-theme) and every asset it needs ship with the Python packages: nothing is fetched at build
-  time. No intersphinx: the build machine may have no network.
+  time. No intersphinx: the build machine may have no network. MathJax too is served with the site (no CDN).
 """
 
 from __future__ import annotations
@@ -108,5 +108,27 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_static_path: list[str] = []
 html_show_sourcelink = False
+
+
+def copy_mathjax() -> Path:
+    """MathJax 2.7, from the jupyter-server-mathjax package (the docs extra), into docs/_generated/static/mathjax.
+
+    The pages' maths is typeset in the reader's browser by this copy, served with the site: no CDN, so the maths
+    (the equivalence proof included) renders with no network at view time. ``scripts/check_offline_docs.py``
+    (run by ``make docs``) fails the build if a page loads a remote script or stylesheet.
+    """
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    static = DOCS / "_generated" / "static"
+    target = static / "mathjax"
+    if not (target / "MathJax.js").is_file():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+    return static
+
+
+html_static_path = [str(copy_mathjax())]  # copied into the site's _static/: _static/mathjax/MathJax.js
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
