@@ -375,7 +375,12 @@ def test_recovery_with_repeated_records_sex_effect_and_weights(case, seed):
     G = bb.genomic_relationship(geno, scaling="standardized-hwe", allele_freq=p)
     table, sim_truth = _simulated(geno, W, case, seed=seed, unphenotyped=0.2)
     model = _model("gblup", table, G, W, case)
-    fit = model.fit(chains=2, draws=800, tune=800, seed=seed)
+    # The augmented path (an explicit excess per individual) has a funnel where sigma2_e is small: at the default
+    # target_accept 0.9 one run of the slow tier saw 9 divergences in 2 x 800 draws where the same test alone saw 0
+    # (the same seed; not reproduced alone: presumably BLAS sums whose last bits follow memory layout, which NUTS
+    # amplifies). The
+    # docs' advice for a fit with divergences, 0.95, is what this recovery test runs at.
+    fit = model.fit(chains=2, draws=800, tune=800, seed=seed, target_accept=0.95 if case == "augmented" else None)
     assert fit.diagnostics()["divergences"] == 0
     s = fit.summary()
     for name, truth in (("h2", 0.4), ("sigma2_pe", 0.2), ("beta[sex[M]]", 0.8), ("beta[age]", 0.1)):
