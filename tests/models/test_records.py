@@ -378,8 +378,7 @@ def test_recovery_with_repeated_records_sex_effect_and_weights(case, seed):
     # The augmented path (an explicit excess per individual) has a funnel where sigma2_e is small: at the default
     # target_accept 0.9 one run of the slow tier saw 9 divergences in 2 x 800 draws where the same test alone saw 0
     # (the same seed; not reproduced alone: presumably BLAS sums whose last bits follow memory layout, which NUTS
-    # amplifies). The
-    # docs' advice for a fit with divergences, 0.95, is what this recovery test runs at.
+    # amplifies). The docs' advice for a fit with divergences, 0.95, is what this recovery test runs at.
     fit = model.fit(chains=2, draws=800, tune=800, seed=seed, target_accept=0.95 if case == "augmented" else None)
     assert fit.diagnostics()["divergences"] == 0
     s = fit.summary()
