@@ -133,6 +133,12 @@ def _child(send, options: dict) -> None:
 
     import pymc as pm
 
+    # Ctrl-C reaches the whole process group: the parent handles it (it stops waiting and terminates the children),
+    # so a child ignores SIGINT, as PyMC's own chain processes do; an interrupt landing in a finaliser here printed
+    # "Exception ignored in ..." with a traceback. SIGTERM (from the parent) ends a child at once, without the
+    # command line's handler it inherited by fork.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # PyMC's progress log ("Sequential sampling (2 chains in 1 job)", "Sampling ... took") would come once per
     # process and read as if the chains ran one after another; the parent logs the whole (_log_sampling)
     logging.getLogger("pymc").setLevel(logging.WARNING)
