@@ -741,7 +741,9 @@ class BLUPFit:
         reference = _copy.copy(model)  # the same data and eigendecomposition, under the uniform prior on h2
         reference._prior_spec, reference._model = "default", None
         try:
-            h2 = quadrature(reference).table["h2"]
+            # a thousandth of an sd is ample for a one-sd test: one grid level instead of two (0.09 s against 0.21
+            # s at n = 1814)
+            h2 = quadrature(reference, tolerance=1e-3).table["h2"]
         except (InputError, ValueError, FloatingPointError):  # no reference: nothing to say
             return []
         mean = float(self.summary().loc["h2", "mean"])
