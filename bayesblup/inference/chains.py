@@ -9,6 +9,8 @@ sequential sampler, which keeps the draws in memory) and sends back one DataTree
 joins them. The processes are forked after the model is compiled, so they share the compiled
 log-density and start in milliseconds.
 
+On Linux; elsewhere (macOS's Accelerate BLAS is not fork-safe) PyMC's own parallel sampling runs the chains.
+
 The draws do not depend on how the chains are spread: each chain's draws follow from its own seed,
 initial point and a fresh copy of the step's state (PyMC restores the step's sampling state at each
 chain's start when it samples in-process), so ``processes=1`` and ``processes=4`` give the same bits.
@@ -21,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import traceback
 
 import numpy as np
@@ -67,7 +70,12 @@ def sample_chains(
     processes = max(1, min(int(processes), chains))
     options = {"model": model, "step": step, "draws": draws, "tune": tune, "cores": 1}
     options["compute_convergence_checks"] = False  # the package's own diagnostics report them
-    if processes == 1 or not hasattr(os, "fork"):
+    if processes == 1:
+        return pm.sample(chains=chains, random_seed=seed, initvals=list(initvals), progressbar=progressbar, **options)
+    if not sys.platform.startswith("linux"):
+        # fork after BLAS and numba have started is safe on Linux; macOS's Accelerate is not fork-safe (PyMC itself
+        # uses forkserver there): PyMC's own parallel sampling, with its start method (the same draws)
+        options["cores"] = processes
         return pm.sample(chains=chains, random_seed=seed, initvals=list(initvals), progressbar=progressbar, **options)
     # pm.sample spawns one stream per chain from its seed (SeedSequence.spawn); a process given the chains from
     # i on gets a seed sequence that has already spawned i children, so that its first chain's stream is the i-th
