@@ -312,7 +312,7 @@ def run_fit(job: FitJob, say=print):
         t = time.perf_counter()
         say("prior sensitivity: refitting under the default set of priors ...")
         sensitivity = prior_sensitivity(
-            lambda prior: Model(records, kernel, **(model_options | {"prior": prior})),
+            model.with_prior,  # the main fit's decompositions serve every prior
             default_priors(model),
             fitted={job.prior: fit},  # the main fit is one of them
             say=say,
@@ -444,11 +444,9 @@ def _on_individuals(name: str, relationship, ids):
     )  # fmt: skip
 
 
-#: A mean diagonal further than this from 1 puts h2 on another scale than the genetic share of the variance.
-DIAGONAL_NOTE = 0.1
-
-
 def _relationship_line(name: str, relationship) -> str:
+    from ..results.fit import DIAGONAL_NOTE
+
     n = relationship.n_individuals
     diagonal = float(np.mean(np.diag(relationship.matrix)))
     line = f"relationship {name}: {n} x {n} ({relationship.scaling}), mean diagonal {diagonal:.3g}"

@@ -68,13 +68,12 @@ def sample_chains(
     import pymc as pm
 
     processes = max(1, min(int(processes), chains))
-    options = {"model": model, "step": step, "draws": draws, "tune": tune, "cores": 1}
+    options = {"model": model, "step": step, "draws": draws, "tune": tune, "cores": 1}  # a child: its chains in turn
     options["compute_convergence_checks"] = False  # the package's own diagnostics report them
-    if processes == 1:
-        return pm.sample(chains=chains, random_seed=seed, initvals=list(initvals), progressbar=progressbar, **options)
-    if not sys.platform.startswith("linux"):
-        # fork after BLAS and numba have started is safe on Linux; macOS's Accelerate is not fork-safe (PyMC itself
-        # uses forkserver there): PyMC's own parallel sampling, with its start method (the same draws)
+    if processes == 1 or not sys.platform.startswith("linux"):
+        # one process: PyMC in this one. Elsewhere than Linux, PyMC's own parallel sampling with its start method
+        # (the same draws): fork after BLAS and numba have started is safe on Linux, but macOS's Accelerate is not
+        # fork-safe (PyMC itself uses forkserver there)
         options["cores"] = processes
         return pm.sample(chains=chains, random_seed=seed, initvals=list(initvals), progressbar=progressbar, **options)
     # pm.sample spawns one stream per chain from its seed (SeedSequence.spawn); a process given the chains from

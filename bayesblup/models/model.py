@@ -66,6 +66,7 @@ A model that can fit itself is :class:`bayesblup.fitting.BLUPModel`'s subclasses
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 
@@ -554,6 +555,17 @@ class BLUPModel:
         return self.spectral_data if self.single else self.kernels_data
 
     # --- priors ------------------------------------------------------------------------------------
+    def with_prior(self, prior) -> BLUPModel:
+        """A copy of the model under another prior: the same records, kernels and decompositions (nothing recomputed).
+
+        The copy builds its own ``pm.Model`` when asked: what you added to this one's is not carried over.
+        """
+        other = copy.copy(self)  # the decompositions are shared: they do not depend on the prior
+        other._prior_spec = prior
+        other._model, other._built_names, other.prior_label, other.multitrait_parameters = None, None, None, None
+        other.timings = {}
+        return other
+
     @property
     def priors(self) -> tuple[str, dict[str, Prior]]:
         """(label, priors) after resolving the preset against the data."""

@@ -63,15 +63,14 @@ def _ess(x: np.ndarray) -> float:
     if np.max(x) - np.min(x) < np.finfo(float).resolution:
         return float(x.size)
     n_chain, n_draw = x.shape
-    acov = _autocov(x)
-    mean_var = np.mean(acov[:, 0]) * n_draw / (n_draw - 1.0)
+    mean_acov = _autocov(x).mean(axis=0)  # averaged over the chains, lag by lag
+    mean_var = mean_acov[0] * n_draw / (n_draw - 1.0)
     var_plus = mean_var * (n_draw - 1.0) / n_draw
     if n_chain > 1:
         var_plus += np.var(x.mean(axis=1), ddof=1)
     rho = np.zeros(n_draw)
-    rho_even, rho_odd = 1.0, 1.0 - (mean_var - np.mean(acov[:, 1])) / var_plus
+    rho_even, rho_odd = 1.0, 1.0 - (mean_var - mean_acov[1]) / var_plus
     rho[0], rho[1] = rho_even, rho_odd
-    mean_acov = acov.mean(axis=0)
     # Geyer's initial positive sequence: sums of adjacent pairs while they stay positive
     t = 1
     while t < n_draw - 3 and rho_even + rho_odd > 0.0:
