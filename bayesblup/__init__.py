@@ -52,6 +52,7 @@ from .genotypes.readers import (
     read_genotypes_csv,
     read_plink,
     read_relationship,
+    read_vcf,
     write_relationship,
 )
 from .genotypes.relationship import Relationship, genomic_relationship, relationship_matrix
@@ -113,6 +114,7 @@ __all__ = [
     "read_phenotypes",
     "read_plink",
     "read_relationship",
+    "read_vcf",
     "relationship_matrix",
     "relationships_by_set",
     "reml",

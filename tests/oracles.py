@@ -13,14 +13,14 @@ import numpy as np
 
 
 def exact_relationship(calls, *, scaling: str, k: int, base_p=None) -> np.ndarray:
-    """G from allele counts (``None`` or NaN = missing), computed with Fractions.
+    """G from allele counts or fractional dosages (``None`` or NaN = missing), computed with Fractions.
 
     - missing calls take the observed mean of their marker;
     - standardized: centre = mean of the filled column, var = sum of squares / (n - 1), G = WW'/m;
     - standardized-hwe: centre = k p, var = k p (1-p), G = WW'/m;
     - centered: centre = k p, no division, G = W*W*' / (k sum p(1-p)).
     """
-    rows = [[None if (v is None or v != v) else Fraction(int(v)) for v in row] for row in calls]
+    rows = [[None if (v is None or v != v) else Fraction(float(v)) for v in row] for row in calls]  # floats: exact
     n, m = len(rows), len(rows[0])
     columns = []
     nu = Fraction(0)

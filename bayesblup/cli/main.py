@@ -76,7 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
     grm = sub.add_parser(
         "grm",
         help="build a genomic relationship matrix G from genotypes",
-        description="Read genotypes (CSV, CSV.gz or PLINK), run QC, build G and write it with its IDs.",
+        description="Read genotypes (CSV, CSV.gz, PLINK or VCF), run QC, build G and write it with its IDs.",
         epilog=_GRM_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -217,12 +217,17 @@ def _add_input_options(parser: argparse.ArgumentParser, *, genotypes_required: b
     """Genotype file, coding and QC filters: shared by grm and fit."""
     parser.add_argument(
         "--genotypes", required=genotypes_required, metavar="PATH",
-        help="a .csv/.csv.gz file, or a PLINK .bed file or prefix"
+        help="a .csv/.csv.gz file, a PLINK .bed file or prefix, or a .vcf/.vcf.gz/.bcf file (pip install "
+        "'bayesblup[vcf]')"
         + ("" if genotypes_required else " (or give --relationship, or both)"),
     )  # fmt: skip
     parser.add_argument(
         "--coding", choices=["auto", "additive", "presence-absence"], default="auto",
         help="genotype coding of a CSV: 0/1/2 counts or 0/1 presence/absence (auto: additive if any 2 occurs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--vcf-field", choices=["auto", "GT", "DS"], default="auto",
+        help="a VCF's calls: GT (ALT allele counts) or DS (dosages); auto: DS when every record has it, else GT",
     )  # fmt: skip
     parser.add_argument("--min-maf", type=float, metavar="X", help="drop markers with minor allele frequency below X")
     parser.add_argument("--min-call-rate", type=float, metavar="X", help="drop markers with call rate below X")
@@ -441,7 +446,7 @@ def _cmd_grm(args, say) -> None:
     if args.dask:
         rel = _relationship_dask(args, say)
     else:
-        genotypes = read_genotypes(args.genotypes, coding=args.coding)
+        genotypes = read_genotypes(args.genotypes, coding=args.coding, vcf_field=args.vcf_field)
         rel = _relationship_from(genotypes, args, say)
     write_relationship(rel, out, force=args.force)
     say(f"wrote {out}")
@@ -469,6 +474,7 @@ def _job(args, genotypes, phenotypes, model: str):
         cores=args.cores,
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
+        vcf_field=getattr(args, "vcf_field", "auto"),
         qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
         predict=getattr(args, "predict", None),
         fixed=tuple(getattr(args, "fixed", None) or ()),

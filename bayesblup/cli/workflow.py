@@ -40,6 +40,7 @@ class FitJob:
     cores: int | None = None  # processes for the chains (None: one per chain up to the CPUs); draws do not depend on it
     seed: int | None = None
     coding: str = "auto"
+    vcf_field: str = "auto"  # a VCF's calls: auto, GT or DS (bayesblup.genotypes.vcf)
     qc: dict = field(default_factory=dict)
     predict: object = None  # a path, or Genotypes of new individuals
     fixed: tuple[str, ...] = ()  # phenotype-table columns entered as fixed effects
@@ -98,7 +99,7 @@ def run_fit(job: FitJob, say=print):
     if job.genotypes is not None:
         geno = job.genotypes
         if not hasattr(geno, "calls"):
-            geno = read_genotypes(geno, coding=job.coding)
+            geno = read_genotypes(geno, coding=job.coding, vcf_field=job.vcf_field)
     if hasattr(job.phenotypes, "columns"):
         table = job.phenotypes
     else:
@@ -136,7 +137,9 @@ def run_fit(job: FitJob, say=print):
         )
     new = None  # new individuals to predict, read now so that a bad file fails before the fit
     if job.predict is not None:
-        new = read_genotypes(job.predict, coding=geno.coding) if not hasattr(job.predict, "calls") else job.predict
+        new = job.predict
+        if not hasattr(new, "calls"):
+            new = read_genotypes(new, coding=geno.coding, vcf_field=job.vcf_field)
     timings["read_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -17,6 +17,7 @@ from .readers import (
 )
 from .relationship import Relationship, genomic_relationship, relationship_matrix
 from .scaling import GenotypeMatrix, MarkerScaling, fit_scaling, genotype_matrix
+from .vcf import read_vcf
 
 __all__ = [
     "MISSING",
@@ -39,6 +40,7 @@ __all__ = [
     "read_marker_sets",
     "read_plink",
     "read_relationship",
+    "read_vcf",
     "relationship_matrix",
     "relationships_by_set",
     "write_relationship",

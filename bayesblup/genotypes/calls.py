@@ -3,6 +3,10 @@
 Calls are held as ``int8`` (one byte a call), with :data:`MISSING` for a missing call, so that a
 50,000-marker panel on 5,000 individuals takes 250 MB rather than 2 GB as float64. Conversion to
 floating point happens one block of markers at a time, in :mod:`bayesblup.genotypes.scaling`.
+
+Fractional dosages (expected allele counts from imputation, a VCF's DS field) are held as ``float32``
+in [0, 2], ``NaN`` for a missing call: four bytes a call. QC and the scalings read either kind through
+:func:`marker_stats`, the per-marker sums they need.
 """
 
 from __future__ import annotations
@@ -11,14 +15,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError, preview
 from ..names import ADDITIVE, CODINGS, MAX_COUNT, PRESENCE_ABSENCE
 
-__all__ = ["MISSING", "Genotypes", "allele_counts", "marker_blocks"]
+__all__ = [
+    "MARKER_MAP_COLUMNS",
+    "MISSING",
+    "Genotypes",
+    "MarkerStats",
+    "allele_counts",
+    "marker_blocks",
+    "marker_stats",
+    "missing_mask",
+]
 
 #: Sentinel for a missing call in ``Genotypes.calls`` (the value bed-reader uses for int8).
 MISSING = np.int8(-127)
+
+#: Columns of :attr:`Genotypes.marker_map`: where each marker lies, and which allele its calls count.
+MARKER_MAP_COLUMNS = ("chromosome", "position", "counted_allele", "other_allele")
 
 # Markers per block when scanning calls; small enough that an n x block float64 slab stays
 # well under the size of one n x n matrix for any n we expect.
@@ -53,9 +70,10 @@ class Genotypes:
 
     Parameters
     ----------
-    calls : ndarray of int8, shape (n, m)
-        Allele counts (0/1/2 for ``coding="additive"``, 0/1 for ``"presence-absence"``), with
-        :data:`MISSING` (-127) for a missing call.
+    calls : ndarray of int8 or float32, shape (n, m)
+        Allele counts (0/1/2 for ``coding="additive"``, 0/1 for ``"presence-absence"``) as int8, with
+        :data:`MISSING` (-127) for a missing call; or fractional dosages in [0, 2] as float32
+        (``coding="additive"`` only), with ``NaN`` for a missing call.
     ids : ndarray of str, shape (n,)
         Individual IDs, unique.
     markers : ndarray of str, shape (m,)
@@ -64,6 +82,12 @@ class Genotypes:
         How the calls are coded; sets ``k`` in ``E[x] = k p``.
     source : str
         Where the calls came from, for reports.
+    counted : str, optional
+        What a call counts, for reports (e.g. ``"ALT alleles, from the VCF's GT field"``).
+    marker_map : pandas.DataFrame, optional
+        One row per marker, in column order, indexed by marker name, with the columns of
+        :data:`MARKER_MAP_COLUMNS`: chromosome (str), position (int), the allele the calls count and the
+        other one. Readers of files that place markers (PLINK, VCF) fill it.
 
     Use :meth:`from_array` to build one from a NumPy array; the readers in :mod:`bayesblup.genotypes.readers`
     build one from CSV or PLINK files.
@@ -74,21 +98,31 @@ class Genotypes:
     markers: np.ndarray
     coding: str
     source: str = "array"
+    counted: str | None = None
+    marker_map: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.calls, np.ndarray) or self.calls.dtype != np.int8 or self.calls.ndim != 2:
+        if (
+            not isinstance(self.calls, np.ndarray)
+            or self.calls.dtype not in (np.int8, np.float32)
+            or self.calls.ndim != 2
+        ):
             raise InputError(
-                "Genotypes.calls must be a 2-D int8 array; use Genotypes.from_array() to convert "
-                "counts given in another type."
+                "Genotypes.calls must be a 2-D int8 array of counts (or float32 of dosages); use "
+                "Genotypes.from_array() to convert counts given in another type."
             )
         if self.coding not in CODINGS:
             raise InputError(f"coding must be one of {sorted(CODINGS)}, got {self.coding!r}.")
+        if self.is_dosage and self.coding != ADDITIVE:
+            raise InputError(f"{self.source}: fractional dosages count alleles: their coding is 'additive'.")
         n, m = self.calls.shape
         if n == 0 or m == 0:
             raise InputError(f"the genotype matrix from {self.source} is empty ({n} individuals x {m} markers).")
         object.__setattr__(self, "ids", _labels(self.ids, what="ids", expected=n, source=self.source))
         object.__setattr__(self, "markers", _labels(self.markers, what="markers", expected=m, source=self.source))
         _check_codes(self.calls, self.coding, self.ids, self.markers, self.source)
+        if self.marker_map is not None:
+            object.__setattr__(self, "marker_map", _check_marker_map(self.marker_map, self.markers, self.source))
 
     @classmethod
     def from_array(
@@ -151,6 +185,11 @@ class Genotypes:
         return self.calls.shape[1]
 
     @property
+    def is_dosage(self) -> bool:
+        """Whether the calls are fractional dosages (float32, NaN missing) rather than int8 counts."""
+        return self.calls.dtype == np.float32
+
+    @property
     def max_count(self) -> int:
         """Allele draws per call: 2 for additive 0/1/2 coding, 1 for presence/absence."""
         return MAX_COUNT[self.coding]
@@ -158,7 +197,7 @@ class Genotypes:
     @property
     def n_missing(self) -> int:
         """Number of missing calls."""
-        return int(sum(int((blk == MISSING).sum()) for _, blk in marker_blocks(self.calls)))
+        return int(sum(int(missing_mask(blk).sum()) for _, blk in marker_blocks(self.calls)))
 
     def select(self, *, individuals: np.ndarray | None = None, markers: np.ndarray | None = None) -> Genotypes:
         """Subset by boolean masks or integer indices over individuals and/or markers."""
@@ -175,12 +214,15 @@ class Genotypes:
             markers=self.markers[cols],
             coding=self.coding,
             source=self.source,
+            counted=self.counted,
+            marker_map=None if self.marker_map is None else self.marker_map.iloc[cols],
         )
 
     def __repr__(self) -> str:
         return (
             f"Genotypes({self.n_individuals} individuals x {self.n_markers} markers, "
-            f"coding={self.coding!r}, missing calls={self.n_missing}, source={self.source!r})"
+            f"coding={self.coding!r}{', dosages' if self.is_dosage else ''}, missing calls={self.n_missing}, "
+            f"source={self.source!r})"
         )
 
 
@@ -190,6 +232,11 @@ def marker_blocks(calls: np.ndarray, block: int = _SCAN_BLOCK) -> Iterator[tuple
     for j0 in range(0, m, block):
         cols = slice(j0, min(m, j0 + block))
         yield cols, calls[:, cols]
+
+
+def missing_mask(calls: np.ndarray) -> np.ndarray:
+    """Where ``calls`` (int8 counts or float32 dosages) are missing."""
+    return np.isnan(calls) if calls.dtype.kind == "f" else calls == MISSING
 
 
 def allele_counts(calls: np.ndarray) -> np.ndarray:
@@ -205,6 +252,69 @@ def allele_counts(calls: np.ndarray) -> np.ndarray:
     for cols, blk in marker_blocks(calls):
         for code in range(3):
             out[cols, code] = (blk == code).sum(axis=0)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class MarkerStats:
+    """Per-marker sums over the observed calls: all that QC and the three scalings need.
+
+    Attributes
+    ----------
+    n_obs : ndarray of int64, shape (m,)
+        Observed (non-missing) calls.
+    total, total_sq : ndarray of float64, shape (m,)
+        Sum of the observed calls and of their squares.
+    polymorphic : ndarray of bool, shape (m,)
+        Whether at least two different values are observed.
+    """
+
+    n_obs: np.ndarray
+    total: np.ndarray
+    total_sq: np.ndarray
+    polymorphic: np.ndarray
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> MarkerStats:
+        """The sums of 0/1/2 calls from their counts (:func:`allele_counts`), exactly: integers in float64."""
+        return cls(
+            n_obs=counts.sum(axis=1),
+            total=counts[:, 1] + 2.0 * counts[:, 2],
+            total_sq=counts[:, 1] + 4.0 * counts[:, 2],
+            polymorphic=(counts > 0).sum(axis=1) >= 2,
+        )
+
+    def subset(self, index) -> MarkerStats:
+        """The sums of the markers selected by a mask or integer index."""
+        return MarkerStats(self.n_obs[index], self.total[index], self.total_sq[index], self.polymorphic[index])
+
+
+def marker_stats(calls: np.ndarray) -> MarkerStats:
+    """:class:`MarkerStats` of int8 counts (through :func:`allele_counts`) or float32 dosages, block by block."""
+    if calls.dtype.kind != "f":
+        return MarkerStats.from_counts(allele_counts(calls))
+    m = calls.shape[1]
+    n_obs, total, total_sq = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
+    polymorphic = np.empty(m, dtype=bool)
+    for cols, blk in marker_blocks(calls):
+        x = blk.astype(np.float64)
+        seen = ~np.isnan(x)
+        n_obs[cols] = seen.sum(axis=0)
+        total[cols] = np.where(seen, x, 0.0).sum(axis=0)
+        total_sq[cols] = np.where(seen, x * x, 0.0).sum(axis=0)
+        # two different observed values: max > min over the observed calls (inf fills the missing ones)
+        polymorphic[cols] = np.where(seen, x, -np.inf).max(axis=0) > np.where(seen, x, np.inf).min(axis=0)
+    return MarkerStats(n_obs, total, total_sq, polymorphic)
+
+
+def _check_marker_map(frame: pd.DataFrame, markers: np.ndarray, source: str) -> pd.DataFrame:
+    """A marker map with the expected columns and one row per marker, indexed by marker name."""
+    if not isinstance(frame, pd.DataFrame) or list(frame.columns) != list(MARKER_MAP_COLUMNS):
+        raise InputError(f"{source}: marker_map must be a DataFrame with columns {', '.join(MARKER_MAP_COLUMNS)}.")
+    if len(frame) != markers.size:
+        raise InputError(f"{source}: marker_map has {len(frame)} rows for {markers.size} markers.")
+    out = frame.copy()
+    out.index = pd.Index(markers.astype(str), name="marker")
     return out
 
 
@@ -239,9 +349,18 @@ def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
 
 
 def _check_codes(calls: np.ndarray, coding: str, ids, markers, source: str) -> None:
-    """Every call must be a valid code for the coding, or MISSING."""
+    """Every call must be a valid code for the coding (a dosage: a number in [0, 2]), or missing."""
     top = MAX_COUNT[coding]
     for cols, blk in marker_blocks(calls):
+        if blk.dtype.kind == "f":
+            bad = np.isinf(blk) | (blk < 0) | (blk > top)  # NaN compares False: a missing call
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise InputError(
+                    f"{source}: dosage {float(blk[r, c]):g} lies outside [0, {top}] at "
+                    f"{_locate(bad, ids, markers[cols])}; a dosage is an expected count of alleles."
+                )
+            continue
         bad = ((blk < 0) | (blk > top)) & (blk != MISSING)
         if bad.any():
             r, c = np.argwhere(bad)[0]

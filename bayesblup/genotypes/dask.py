@@ -8,7 +8,7 @@ from the .bed inside its own task, so that no process ever holds all the calls:
 
 1. per block, the number of calls equal to 0, 1 and 2 at each marker (and, for the individual
    call-rate filter, the missing calls per individual). These fix the QC, the allele frequencies
-   and every constant of the scaling (:func:`bayesblup.genotypes.scaling.scaling_from_counts`);
+   and every constant of the scaling (:func:`bayesblup.genotypes.scaling.scaling_from_stats`);
 2. per block, ``W_b W_b'`` with BLAS ``syrk`` (:func:`bayesblup.relationship_matrix`, missing calls
    imputed to the marker mean as in memory), summed over blocks by a tree reduction, then divided
    by ``m`` or ``nu_p`` once on the caller's side.
@@ -30,11 +30,11 @@ import pandas as pd
 
 from ..errors import InputError
 from ..names import ADDITIVE, MAX_COUNT, STANDARDIZED
-from .calls import MISSING, _labels, allele_counts
+from .calls import MISSING, MarkerStats, _labels, allele_counts
 from .qc import QCReport, check_thresholds, individual_filter, marker_filter
 from .readers import check_plink_iids, plink_files
 from .relationship import Relationship, relationship_matrix
-from .scaling import MarkerScaling, check_scaling, scaling_from_counts, subset_scaling
+from .scaling import MarkerScaling, check_scaling, scaling_from_stats, subset_scaling
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -185,7 +185,7 @@ def genomic_relationship_bed(
         n_kept = n if rows is None else rows.size
 
         keep_markers, dropped = marker_filter(
-            counts,
+            MarkerStats.from_counts(counts),
             sid,
             n_individuals=n_kept,
             max_count=MAX_COUNT[ADDITIVE],
@@ -210,8 +210,8 @@ def genomic_relationship_bed(
             dropped_markers=dropped,
             n_missing_out=int((n_kept - counts.sum(axis=1)).sum()),
         )
-        fitted = scaling_from_counts(
-            counts,
+        fitted = scaling_from_stats(
+            MarkerStats.from_counts(counts),
             scaling=scaling,
             markers=sid[kept],
             coding=ADDITIVE,

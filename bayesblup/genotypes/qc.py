@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, preview
-from .calls import MISSING, Genotypes, allele_counts, marker_blocks
+from .calls import Genotypes, MarkerStats, marker_blocks, marker_stats, missing_mask
 
 __all__ = ["QCReport", "quality_control"]
 
@@ -31,7 +31,7 @@ MAF = "maf"
 _REASON_TEXT = {
     ALL_MISSING: "with no observed call",
     CALL_RATE: "with call rate below {min_call_rate}",
-    MONOMORPHIC: "monomorphic (one observed allele count only)",
+    MONOMORPHIC: "monomorphic (one observed allele count only)",  # or one dosage value
     MAF: "with minor allele frequency below {min_maf}",
 }
 
@@ -51,6 +51,8 @@ class QCReport:
     dropped_individuals: tuple[str, ...]
     dropped_markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     n_missing_out: int = 0
+    counted: str | None = None  # what a call counts, where the reader said (a VCF's GT or DS)
+    dosages: bool = False  # fractional dosages rather than whole counts
 
     @property
     def n_individuals_out(self) -> int:
@@ -69,7 +71,8 @@ class QCReport:
         total = self.n_individuals_in * self.n_markers_in
         out = [
             f"genotypes: {self.n_individuals_in} individuals x {self.n_markers_in} markers from {self.source}",
-            f"coding: {self.coding}",
+            f"coding: {self.coding}" + (" (fractional dosages)" if self.dosages else ""),
+            *([f"calls: {self.counted}"] if self.counted else []),
             f"missing calls: {self.n_missing_in} of {total} ({100 * self.n_missing_in / total:.2f}%)",
         ]
         if self.min_individual_call_rate is not None:
@@ -96,6 +99,8 @@ class QCReport:
         return {
             "source": self.source,
             "coding": self.coding,
+            "counted": self.counted,
+            "dosages": self.dosages,
             "n_individuals_in": self.n_individuals_in,
             "n_markers_in": self.n_markers_in,
             "n_missing_in": self.n_missing_in,
@@ -152,7 +157,7 @@ def individual_filter(
 
 
 def marker_filter(
-    counts: np.ndarray,
+    stats: MarkerStats,
     markers: np.ndarray,
     *,
     n_individuals: int,
@@ -161,7 +166,7 @@ def marker_filter(
     min_maf: float | None,
     source: str,
 ) -> tuple[np.ndarray, dict[str, tuple[str, ...]]]:
-    """Filters 2-5 from the per-marker counts of each code (:func:`~bayesblup.genotypes.allele_counts`).
+    """Filters 2-5 from the per-marker sums of the observed calls (:func:`~bayesblup.genotypes.calls.marker_stats`).
 
     Returns
     -------
@@ -175,15 +180,15 @@ def marker_filter(
     InputError
         If no marker passes.
     """
-    n_obs = counts.sum(axis=1)
+    n_obs = stats.n_obs
     reasons = np.full(len(markers), "", dtype=object)
     reasons[n_obs == 0] = ALL_MISSING
     if min_call_rate is not None:
         reasons[(reasons == "") & (n_obs / n_individuals < min_call_rate)] = CALL_RATE
-    reasons[(reasons == "") & ((counts > 0).sum(axis=1) <= 1)] = MONOMORPHIC
+    reasons[(reasons == "") & ~stats.polymorphic] = MONOMORPHIC
     if min_maf is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
-            p = (counts[:, 1] + 2 * counts[:, 2]) / (max_count * n_obs)
+            p = stats.total / (max_count * n_obs)
         maf = np.minimum(p, 1.0 - p)
         reasons[(reasons == "") & (maf < min_maf)] = MAF
 
@@ -243,7 +248,7 @@ def quality_control(
     if min_individual_call_rate is not None:
         missing_per_ind = np.zeros(geno.n_individuals, dtype=np.int64)
         for _, blk in marker_blocks(geno.calls):
-            missing_per_ind += (blk == MISSING).sum(axis=1)
+            missing_per_ind += missing_mask(blk).sum(axis=1)
         keep = individual_filter(
             missing_per_ind,
             n_markers=geno.n_markers,
@@ -254,10 +259,9 @@ def quality_control(
         if dropped_ids:
             geno = geno.select(individuals=keep)
 
-    counts = allele_counts(geno.calls)
-    n_obs = counts.sum(axis=1)
+    stats = marker_stats(geno.calls)
     keep_markers, dropped = marker_filter(
-        counts,
+        stats,
         geno.markers,
         n_individuals=geno.n_individuals,
         max_count=geno.max_count,
@@ -274,7 +278,7 @@ def quality_control(
         )
 
     # Only these are known after filtering; compute from the kept counts, not by rescanning.
-    n_missing_out = int((geno.n_individuals - n_obs[keep_markers]).sum())
+    n_missing_out = int((geno.n_individuals - stats.n_obs[keep_markers]).sum())
     report = QCReport(
         source=genotypes.source,
         coding=genotypes.coding,
@@ -287,5 +291,7 @@ def quality_control(
         dropped_individuals=dropped_ids,
         dropped_markers=dropped,
         n_missing_out=n_missing_out,
+        counted=genotypes.counted,
+        dosages=genotypes.is_dosage,
     )
     return geno, report

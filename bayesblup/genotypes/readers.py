@@ -1,9 +1,10 @@
 """Reading genotypes and relationship matrices, and writing outputs without losing anything.
 
-Readers turn files into :class:`~bayesblup.genotypes.Genotypes` (CSV, CSV.gz, PLINK .bed/.bim/.fam)
-or :class:`~bayesblup.genotypes.relationship.Relationship` (CSV or NPZ). Writers refuse to replace an
-existing file unless told to (``force=True``), and write to a temporary file that is renamed
-into place, so an interrupted write never leaves a half-written output under the final name.
+Readers turn files into :class:`~bayesblup.genotypes.Genotypes` (CSV, CSV.gz, PLINK .bed/.bim/.fam, and
+VCF, VCF.gz, BCF through :mod:`bayesblup.genotypes.vcf`) or
+:class:`~bayesblup.genotypes.relationship.Relationship` (CSV or NPZ). Writers refuse to replace an existing file
+unless told to (``force=True``), and write to a temporary file that is renamed into place, so an interrupted
+write never leaves a half-written output under the final name.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pandas as pd
 from ..errors import InputError, preview
 from ..files import atomic_output, check_input_file, check_new_output, delimiter_hint, open_text
 from ..names import ADDITIVE
-from .calls import Genotypes
+from .calls import MARKER_MAP_COLUMNS, Genotypes
 from .relationship import Relationship, check_relationship
+from .vcf import is_vcf, read_vcf
 
 __all__ = [
     "read_allele_freq",
@@ -30,6 +32,7 @@ __all__ = [
     "read_genotypes_csv",
     "read_plink",
     "read_relationship",
+    "read_vcf",
     "write_relationship",
 ]
 
@@ -40,34 +43,45 @@ def _is_csv(path: Path) -> bool:
     return path.name.lower().endswith((".csv", ".csv.gz"))
 
 
-def read_genotypes(path: str | os.PathLike, *, coding: str = "auto") -> Genotypes:
-    """Read genotypes from a CSV/CSV.gz file or a PLINK .bed/.bim/.fam set.
+def read_genotypes(path: str | os.PathLike, *, coding: str = "auto", vcf_field: str = "auto") -> Genotypes:
+    """Read genotypes from a CSV/CSV.gz file, a PLINK .bed/.bim/.fam set, or a VCF/VCF.gz/BCF file.
 
     Parameters
     ----------
     path : path-like
-        A ``.csv`` or ``.csv.gz`` file (see :func:`read_genotypes_csv`), or a PLINK ``.bed``
-        file or the prefix of a ``.bed/.bim/.fam`` set (see :func:`read_plink`).
+        A ``.csv`` or ``.csv.gz`` file (see :func:`read_genotypes_csv`), a PLINK ``.bed``
+        file or the prefix of a ``.bed/.bim/.fam`` set (see :func:`read_plink`), or a ``.vcf``,
+        ``.vcf.gz`` or ``.bcf`` file (see :func:`read_vcf`; needs ``pip install "bayesblup[vcf]"``).
     coding : {"auto", "additive", "presence-absence"}
-        Genotype coding of a CSV file; PLINK calls are always additive 0/1/2 counts.
+        Genotype coding of a CSV file; PLINK and VCF calls are always additive 0/1/2 counts.
+    vcf_field : {"auto", "GT", "DS"}
+        What a VCF's calls are read from (:func:`read_vcf`'s ``field``); ignored for the other formats.
     """
     path = Path(path)
     if _is_csv(path):
         return read_genotypes_csv(path, coding=coding)
+    if is_vcf(path):
+        if coding not in ("auto", ADDITIVE):
+            raise InputError(f"VCF files hold ALT allele counts 0/1/2 (or dosages); coding={coding!r} does not apply.")
+        return read_vcf(path, field=vcf_field)
     if is_plink(path):
         if coding not in ("auto", ADDITIVE):
             raise InputError(f"PLINK files hold 0/1/2 allele counts; coding={coding!r} does not apply.")
         return read_plink(path)
     raise InputError(
-        f"cannot tell the format of {path}: give a .csv or .csv.gz genotype file, or a PLINK .bed "
-        "file (or the prefix of its .bed/.bim/.fam set)."
+        f"cannot tell the format of {path}: give a .csv or .csv.gz genotype file, a PLINK .bed "
+        "file (or the prefix of its .bed/.bim/.fam set), or a .vcf, .vcf.gz or .bcf file."
     )
 
 
 def is_plink(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a PLINK set: a .bed/.bim/.fam file, or a prefix with a .bed beside it."""
     path = Path(path)
-    return not _is_csv(path) and (path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists())
+    return (
+        not _is_csv(path)
+        and not is_vcf(path)
+        and (path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists())
+    )
 
 
 def plink_files(path: str | os.PathLike) -> dict[str, Path]:
@@ -137,7 +151,7 @@ def check_plink_iids(iid: np.ndarray, fam: Path) -> None:
 
 
 def _csv_header(path: Path) -> list[str]:
-    check_input_file(path, "genotype", "a .csv or .csv.gz file, or a PLINK .bed file or prefix")
+    check_input_file(path, "genotype", "a .csv or .csv.gz file, a PLINK .bed file or prefix, or a VCF")
     try:
         with open_text(path) as handle:
             header = next(csv.reader(handle), None)
@@ -314,7 +328,8 @@ def read_plink(path: str | os.PathLike) -> Genotypes:
     """Read a PLINK binary set (.bed/.bim/.fam) with bed-reader.
 
     Calls count the A1 allele (the PLINK convention); PLINK's missing code becomes a missing call.
-    Individual IDs are the .fam within-family IDs (IID).
+    Individual IDs are the .fam within-family IDs (IID); ``marker_map`` holds the .bim's chromosome, position
+    and alleles (A1 counted, A2 the other).
 
     Parameters
     ----------
@@ -329,11 +344,15 @@ def read_plink(path: str | os.PathLike) -> Genotypes:
         with open_bed(files[".bed"], count_A1=True) as bed:
             calls = bed.read(dtype="int8")  # missing calls come back as -127, our MISSING
             iid, sid = bed.iid, bed.sid
+            bim = (bed.chromosome, bed.bp_position.astype(np.int64), bed.allele_1, bed.allele_2)
     except Exception as exc:  # bed-reader raises several types for a corrupt set
         prefix = files[".bed"].with_suffix("")
         raise InputError(f"PLINK set {prefix}: cannot be read ({type(exc).__name__}: {exc}).") from exc
     check_plink_iids(iid, files[".fam"])
-    return Genotypes(calls=calls, ids=iid, markers=sid, coding=ADDITIVE, source=str(files[".bed"]))
+    marker_map = pd.DataFrame(dict(zip(MARKER_MAP_COLUMNS, bim, strict=True)))
+    return Genotypes(
+        calls=calls, ids=iid, markers=sid, coding=ADDITIVE, source=str(files[".bed"]), marker_map=marker_map
+    )
 
 
 def _read_table(path: Path, what: str, **kwargs) -> pd.DataFrame:

@@ -231,11 +231,11 @@ def _mirror_upper(G: np.ndarray, block: int = 1024) -> None:
 def relationship_matrix(
     calls: np.ndarray, scaling: MarkerScaling, *, dtype=np.float64, block_size: int | None = None
 ) -> np.ndarray:
-    """Compute ``W W' / denominator`` from int8 calls, in blocks of markers.
+    """Compute ``W W' / denominator`` from int8 counts (or float32 dosages), in blocks of markers.
 
     Parameters
     ----------
-    calls : ndarray of int8, shape (n, m)
+    calls : ndarray of int8 or float32, shape (n, m)
         Calls in the marker order of ``scaling``; missing calls are filled by ``scaling``.
     scaling : MarkerScaling
         Per-marker centre, multiplier and denominator.

@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 120 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 133 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from vcf_files import convert, cut_at_a_block, cut_in_half, gzip_plain, many_records, record, vcf_text
 
 import bayesblup as bb
 from bayesblup.cli.main import main
@@ -130,6 +131,48 @@ def plink_copy(d: Path, *, drop_bim: int | None = None, drop_fam: int | None = N
     return d / "plink" / "sample.bed"
 
 
+def vcf(name: str = "geno.vcf", *, edit=None, samples=IDS, fmt: str = "GT") -> Callable[[Path], None]:
+    """The valid set's calls as a VCF (record j at position 10 j, ID m_j, line 6 + j), after ``edit(records)``."""
+
+    def setup(d):
+        cells = ("0/0", "0/1", "1/1")
+        column = (lambda c: cells[c]) if fmt == "GT" else (lambda c: f"{cells[c]}:{c}")
+        records = [record(10 * (j + 1), m, [column(row[j]) for row in CALLS], fmt=fmt) for j, m in enumerate(MARKERS)]
+        (d / name).write_text(vcf_text(edit(records) if edit else records, samples))
+
+    return setup
+
+
+def vcf_gz_cut(*, between_blocks: bool) -> Callable[[Path], None]:
+    """geno.vcf.gz of 3000 records, cut: at a BGZF block (bgzip's file), or mid-stream (a plain gzip file)."""
+
+    def setup(d):
+        (d / "big.vcf").write_text(many_records(samples=IDS))
+        if between_blocks:
+            cut_at_a_block(convert(d / "big.vcf", d / "geno.vcf.gz", "wz"))
+        else:
+            cut_in_half(gzip_plain(d / "big.vcf", d / "geno.vcf.gz"))
+
+    return setup
+
+
+def _edit_record(j: int, **change) -> Callable[[list[str]], list[str]]:
+    """Record j of the VCF with its fields changed: ``alt=``, ``name=``, or ``call=(sample index, text)``."""
+
+    def edit(records):
+        fields = records[j].split("\t")
+        if "alt" in change:
+            fields[4] = change["alt"]
+        if "name" in change:
+            fields[2] = change["name"]
+        if "call" in change:
+            i, text = change["call"]
+            fields[9 + i] = text
+        return [*records[:j], "\t".join(fields), *records[j + 1 :]]
+
+    return edit
+
+
 # --- the API calls: what a Python user writes, or the job behind `bayesblup fit` ---------------------------
 
 
@@ -169,6 +212,7 @@ NOT_PSD = [[1.0, 0.9, 0.0, 0.0], [0.9, 1.0, 0.9, 0.0], [0.0, 0.9, 1.0, 0.9], [0.
 FIT = ["fit", "--genotypes", "{d}/geno.csv", "--phenotypes", "{d}/pheno.csv", "--trait", "y", "--model", "gblup"]
 FIT += ["--method", "map", "--out", "{out}"]  # later options override these (argparse keeps the last)
 GRM = ["grm", "--genotypes", "{d}/geno.csv", "--out", "{d}/runs/G.npz"]
+VCF_FIT = [*FIT, "--genotypes", "{d}/geno.vcf"]
 
 
 @dataclass(frozen=True)
@@ -1031,6 +1075,91 @@ CASES = [
         [*GRM, "--genotypes", "{d}/plink/sample"],
         setup=lambda d: plink_copy(d).with_suffix(".fam").unlink(),
     ),
+    # --- VCF (cyvcf2) ---------------------------------------------------------------------------------------
+    Case(
+        "vcf_multi_allelic",
+        ("{d}/geno.vcf: record 3 (1:30 m3, line 9) is multi-allelic (ALT G,T)", "bcftools norm -m -any"),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=vcf(edit=_edit_record(2, alt="G,T")),
+    ),
+    Case(
+        "vcf_haploid_call",
+        ("{d}/geno.vcf: reading GT: record 2 (1:20 m2, line 8): sample i03 has a call of ploidy 1", "diploid"),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        [*GRM, "--genotypes", "{d}/geno.vcf"],
+        setup=vcf(edit=_edit_record(1, call=(2, "1"))),
+    ),
+    Case(
+        "vcf_sample_ids_repeat",
+        ("{d}/geno.vcf: sample ID i01 repeats in the header", "must be unique"),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=vcf(samples=["i01", *IDS[:9]]),
+    ),
+    Case(
+        "vcf_marker_ids_repeat",
+        ("marker ID m3 repeats at record 3 (1:30 m3, line 9) and record 4 (1:40 m3, line 10)", "bcftools norm -d"),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=vcf(edit=_edit_record(3, name="m3")),
+    ),
+    Case(
+        "vcf_no_samples",
+        ("{d}/geno.vcf: no samples: the file holds sites only",),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=vcf(samples=[], edit=lambda records: ["\t".join(r.split("\t")[:8]) for r in records]),
+    ),
+    Case(
+        "vcf_no_records",
+        ("{d}/geno.vcf: no variant records after the header",),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        [*GRM, "--genotypes", "{d}/geno.vcf"],
+        setup=vcf(edit=lambda records: []),
+    ),
+    Case(
+        "vcf_gz_cut_between_blocks",
+        ("{d}/geno.vcf.gz: the compressed file ends early: its closing BGZF block is missing", "copy it again"),
+        lambda d: bb.read_genotypes(d / "geno.vcf.gz"),
+        [*FIT, "--genotypes", "{d}/geno.vcf.gz"],
+        setup=vcf_gz_cut(between_blocks=True),
+    ),
+    Case(
+        "vcf_gz_cut_mid_stream",
+        ("{d}/geno.vcf.gz: record", "Gzip file truncated", "The file seems cut off: copy it again"),
+        lambda d: bb.read_genotypes(d / "geno.vcf.gz"),
+        [*FIT, "--genotypes", "{d}/geno.vcf.gz"],
+        setup=vcf_gz_cut(between_blocks=False),
+    ),
+    Case(
+        "vcf_text_cut_mid_line",
+        ("{d}/geno.vcf: the file does not end with a newline, so its last line may be cut off",),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=lambda d: (vcf()(d), (d / "geno.vcf").write_bytes((d / "geno.vcf").read_bytes()[:-3])),
+    ),
+    Case(
+        "vcf_dosage_outside_0_2",
+        ("reading DS: record 1 (1:10 m1, line 7): sample i02 has dosage 2.5, outside [0, 2]", "Read GT instead"),
+        lambda d: bb.read_genotypes(d / "geno.vcf"),
+        VCF_FIT,
+        setup=vcf(fmt="GT:DS", edit=_edit_record(0, call=(1, "1/1:2.5"))),
+    ),
+    Case(
+        "vcf_field_absent",
+        ("reading DS: record 1 (1:10 m1, line 7) has no DS field (FORMAT GT)", "--vcf-field GT"),
+        lambda d: bb.read_genotypes(d / "geno.vcf", vcf_field="DS"),
+        [*VCF_FIT, "--vcf-field", "DS"],
+        setup=vcf(),
+    ),
+    Case(
+        "vcf_coding_does_not_apply",
+        ("VCF files hold ALT allele counts 0/1/2 (or dosages); coding='presence-absence' does not apply",),
+        lambda d: bb.read_genotypes(d / "geno.vcf", coding="presence-absence"),
+        [*GRM, "--genotypes", "{d}/geno.vcf", "--coding", "presence-absence"],
+        setup=vcf(),
+    ),
 ]
 
 
@@ -1102,7 +1231,8 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys, case):
 
 
 @pytest.mark.parametrize(
-    "case_id", ["genotype_file_semicolons", "ids_do_not_overlap", "chains_zero", "out_folder_exists"]
+    "case_id",
+    ["genotype_file_semicolons", "ids_do_not_overlap", "chains_zero", "out_folder_exists", "vcf_gz_cut_mid_stream"],
 )
 def test_real_process_exits_2_without_traceback(tmp_path, case_id):
     case = next(c for c in CASES if c.id == case_id)
