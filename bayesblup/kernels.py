@@ -179,6 +179,10 @@ class Kernel:
         """``L`` over every individual (records first) with ``L L' = K``, computed once per binding."""
         raise NotImplementedError
 
+    def unphenotyped_matrix(self) -> np.ndarray:
+        """K over the genotyped individuals without a record (n_u x n_u): joint draws of their genetic values."""
+        raise NotImplementedError
+
     def thin_factor(self) -> tuple[np.ndarray, float] | None:
         """``(W, a)`` with ``G = K / c = a^2 W W'`` over the individuals with a record, or None without such a W.
 
@@ -366,6 +370,12 @@ class RelationshipKernel(_MarkerRows, Kernel):
         G = self.relationship.matrix
         return {"unphenotyped": (G[np.ix_(self._u, self._p)], np.diag(G)[self._u])}
 
+    def unphenotyped_matrix(self) -> np.ndarray:
+        if self.from_factor:
+            Wu = self.W_unphenotyped
+            return Wu @ Wu.T / self.denominator
+        return np.asarray(self.relationship.matrix[np.ix_(self._u, self._u)], dtype=np.float64)
+
     def _thin_all(self) -> bool:
         """W over every individual has fewer columns than rows: it is a thinner factor than G's eigen-factor."""
         return self.from_factor and self.n_markers < self.every.size
@@ -484,6 +494,10 @@ class MarkerKernel(_MarkerRows, Kernel):
             Wu = self.W_unphenotyped
             out["unphenotyped"] = (Wu @ self.W.T, (Wu**2).sum(1))  # Cov(W_u b, y) = sigma2_b W_u W'
         return out
+
+    def unphenotyped_matrix(self) -> np.ndarray:
+        Wu = self.W_unphenotyped
+        return Wu @ Wu.T
 
     def thin_factor(self) -> tuple[np.ndarray, float] | None:
         return self.W, 1.0 / np.sqrt(self.c)

@@ -37,12 +37,14 @@ examples:
   bayesblup fit ... --method map --out fit_map      # point estimates (posterior mode) in seconds
   bayesblup fit ... --method quadrature --out fit_q # exact h2 and variances, one Gaussian trait and kernel
   bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
+  bayesblup fit ... --top 20 --out fit_sel          # the 20 best by posterior mean, P(in the top 10%)
   bayesblup summary fit_y1                          # re-print the table of a finished fit
 
 The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, ess_tail, r_hat,
 mcse_mean; diagnostics; settings, the seed included; timings), genetic_values.csv (id, mean, sd, pev,
 reliability, phenotyped), posterior.nc (the DataTree), and as asked marker_effects.csv (marker, mean, sd;
---model mblup), predictions.csv (--predict), cv.csv and cv_predictions.csv (--folds), PNG plots (--plots).
+--model mblup), predictions.csv (--predict), cv.csv and cv_predictions.csv (--folds), selection.csv (rank,
+id, mean, sd, reliability, phenotyped, p_top; --top), PNG plots (--plots).
 """
 
 _MAIN_EXAMPLE = """\
@@ -184,6 +186,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--prior-sensitivity", action="store_true",
         help="also refit under the default set of priors (default, bglr, half-normal, beta(2,2)) and write the "
         "posteriors of h2 side by side to prior_sensitivity.csv",
+    )  # fmt: skip
+    fit.add_argument(
+        "--top", type=int, metavar="N",
+        help="write selection.csv: the N individuals of highest posterior mean, with sd, reliability and p_top, the "
+        "probability of being in the top --top-fraction of every individual of the fit, from joint draws of g",
+    )  # fmt: skip
+    fit.add_argument(
+        "--top-fraction", type=float, metavar="F",
+        help="with --top: the top fraction p_top refers to, in (0, 1); default 0.1 (the best 10%%)",
     )  # fmt: skip
     fit.add_argument(
         "--strict", action="store_true",
@@ -488,6 +499,8 @@ def _job(args, genotypes, phenotypes, model: str):
         path=getattr(args, "path", "auto"),
         relationships=tuple(getattr(args, "relationship", None) or ()),
         prior_sensitivity=getattr(args, "prior_sensitivity", False),
+        top=getattr(args, "top", None),
+        top_fraction=getattr(args, "top_fraction", None),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
     )
@@ -528,7 +541,12 @@ def _cmd_fit(args, say) -> int:
             fit.timings["startup_s"] = startup
         reference = None if args.reference_h2 is None else {"reference": args.reference_h2}
         sensitivity = outcome.prior_sensitivity
-        tables = None if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
+        tables = {} if sensitivity is None else {"prior_sensitivity.csv": sensitivity}
+        selection = outcome.selection
+        extra = None
+        if selection is not None:
+            tables["selection.csv"] = selection
+            extra = {"selection": selection.attrs | {"n_rows": len(selection)}}
         plots = None
         if args.plots:
             from ..plots import write_plots
@@ -536,7 +554,10 @@ def _cmd_fit(args, say) -> int:
             def plots(to):
                 return write_plots(fit, to, reference=reference)
 
-        write_fit(fit, folder, predictions=outcome.predictions, cv=outcome.cv, plots=plots, tables=tables)
+        write_fit(
+            fit, folder, predictions=outcome.predictions, cv=outcome.cv, plots=plots, tables=tables or None,
+            extra_summary=extra,
+        )  # fmt: skip
     say(h2_line(fit))
     for line in format_fit_table(fit):
         say(line)
@@ -546,7 +567,13 @@ def _cmd_fit(args, say) -> int:
         say("prior sensitivity (prior_sensitivity.csv):")
         for line in format_sensitivity_table(sensitivity):
             say(line)
+    if selection is not None:
+        from ..results.selection import format_selection
+
+        for line in format_selection(selection):
+            say(line)
     pngs = ", PNG plots" if args.plots else ""
+    pngs = (", selection.csv" if selection is not None else "") + pngs
     say(f"wrote {out}/: summary.json, genetic_values.csv, posterior.nc{pngs} ({time.perf_counter() - t0:.1f} s in all)")
     warned = fit.diagnostics()["warnings"]
     if args.strict and warned:
@@ -595,6 +622,11 @@ def _cmd_summary(args, say) -> None:
         cv = summary.get("cross_validation")
         if cv:
             lines.append(f"cross-validation: mean predictive correlation {cv['mean_correlation']:.3f} (cv.csv)")
+        selection = summary.get("selection")
+        if selection:
+            from ..results.selection import describe
+
+            lines.append(describe(selection, selection["n_rows"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a bayesblup summary (unreadable or missing {exc}).") from exc
     for line in lines:

@@ -55,6 +55,8 @@ class FitJob:
     relationships: tuple = ()  # a user's relationship files (or Relationship objects): one genetic term each
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
+    top: int | None = None  # list the best N candidates with P(in the top top_fraction): selection.csv
+    top_fraction: float | None = None  # the top fraction of --top (None: 0.1)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class FitOutcome:
     predictions: object = None  # DataFrame id, mean, sd of new individuals
     cv: object = None  # CVResult
     prior_sensitivity: object = None  # DataFrame, one row per prior (bayesblup.analyses.sensitivity)
+    selection: object = None  # DataFrame of fit.top (--top)
 
 
 def run_fit(job: FitJob, say=print):
@@ -92,6 +95,7 @@ def run_fit(job: FitJob, say=print):
         )
     _check_sampling_options(job)
     _check_relationship_options(job)
+    fraction = _check_top_options(job)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     users = _read_user_relationships(job.relationships)  # a user's own matrices, refused now if unreadable
@@ -259,6 +263,10 @@ def run_fit(job: FitJob, say=print):
             "permanent environment with unequal total record weights: g and p are integrated out, and each "
             "individual's residual excess over the best-recorded one is sampled explicitly"
         )
+    if job.top is not None:  # what fit.top would refuse after sampling, refused now
+        from ..results.selection import check_top
+
+        check_top(model, job.top, fraction, method=job.method)
     if job.method != "quadrature":  # quadrature needs no pm.Model
         model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
@@ -295,6 +303,11 @@ def run_fit(job: FitJob, say=print):
         predictions = fit.predict(new, training=geno)
         timings["prediction_s"] = time.perf_counter() - t
         say(f"predicted {len(predictions)} new individuals from {new.source} ({timings['prediction_s']:.2f} s)")
+    selection = None
+    if job.top is not None:
+        t = time.perf_counter()
+        selection = fit.top(job.top, fraction=fraction)
+        timings["selection_s"] = time.perf_counter() - t
     cv = None
     if job.folds:
         from ..analyses.cv import cross_validate
@@ -322,7 +335,22 @@ def run_fit(job: FitJob, say=print):
             **options,
         )
         timings["prior_sensitivity_s"] = time.perf_counter() - t
-    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+    return FitOutcome(
+        fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity, selection=selection
+    )
+
+
+def _check_top_options(job: FitJob) -> float:
+    """``--top N --top-fraction F``: the numbers, refused before anything is read; returns the fraction."""
+    if job.top is None:
+        if job.top_fraction is not None:
+            raise InputError("--top-fraction sets the top fraction of --top N: add --top N, or drop --top-fraction.")
+        return 0.1
+    from ..results.selection import check_top_options
+
+    fraction = 0.1 if job.top_fraction is None else job.top_fraction
+    check_top_options(job.top, fraction)
+    return fraction
 
 
 def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:

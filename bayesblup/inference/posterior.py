@@ -67,6 +67,7 @@ __all__ = [
     "Moments",
     "conditional_fixed_effects",
     "conditional_genetic_values",
+    "matheron_chunks",
     "multitrait_moments",
     "posterior_moments",
     "set_moments",
@@ -437,6 +438,53 @@ def set_moments(
         ``{set: g_k}`` and the total g over every individual (records first), and ``{set: b_k}``
         for M-BLUP (empty for G-BLUP).
     """
+    names = data.names
+    D = mu.size
+    used = np.unique(np.linspace(0, D - 1, min(D, max_draws)).round().astype(int))
+    repeats = max(1, -(-min_samples // used.size))
+    g_acc = {name: _Accumulator() for name in names}
+    total_acc = _Accumulator()
+    b_acc = {name: _Accumulator() for name in data.marker_effects}
+    chunks = matheron_chunks(
+        data, mu, sigma2, sigma2_e, beta=beta, sigma2_pe=sigma2_pe, used=used, repeats=repeats,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    for parts in chunks:
+        total_mean = total_draw = 0.0
+        for name, (u_mean, u_draw, g_mean, g_draw) in parts.items():
+            _add(g_acc[name], g_mean, g_draw)
+            if name in b_acc:
+                _add(b_acc[name], u_mean, u_draw)
+            total_mean = total_mean + g_mean
+            total_draw = total_draw + g_draw
+        _add(total_acc, total_mean, total_draw)
+    return (
+        {name: acc.result() for name, acc in g_acc.items()},
+        total_acc.result(),
+        {name: acc.result() for name, acc in b_acc.items()},
+    )
+
+
+def matheron_chunks(
+    data: KernelsData,
+    mu: np.ndarray,
+    sigma2: dict[str, np.ndarray],
+    sigma2_e: np.ndarray,
+    *,
+    beta: np.ndarray | None,
+    sigma2_pe: np.ndarray | None,
+    used: np.ndarray,
+    repeats: int,
+    rng,
+):
+    """Matheron's exact draws of every set's effects given the thetas ``used`` (indices into the draws), by chunks.
+
+    Yields, per chunk of k thetas, ``{set: (u_mean (w, k), u_draw (w, k, repeats), g_mean (N, k), g_draw (N, k,
+    repeats))}``: the conditional mean of the set's effect u_k (``g_k = L_k u_k``, module docstring) and ``repeats``
+    exact draws of it given each theta, and the same for g_k over every individual (records first). ``rng`` is
+    anything with numpy's ``standard_normal(shape)``: per chunk, each set's prior draw ``(w_k, k, repeats)`` in set
+    order, then the records' noise ``(n, k, repeats)``.
+    """
     y, one, X, s, n = data.y, data.one, data.X, data.scale, data.n
     a, b = data.noise
     a = np.full(n, float(a)) if np.ndim(a) == 0 else np.asarray(a, dtype=np.float64)
@@ -445,13 +493,6 @@ def set_moments(
     names = data.names
     factors = data.effects
     scaled_factors = {name: s[:, None] * factors[name][:n] for name in names}
-    D = mu.size
-    used = np.unique(np.linspace(0, D - 1, min(D, max_draws)).round().astype(int))
-    repeats = max(1, -(-min_samples // used.size))
-    rng = np.random.default_rng(seed)
-    g_acc = {name: _Accumulator() for name in names}
-    total_acc = _Accumulator()
-    b_acc = {name: _Accumulator() for name in data.marker_effects}
     # Thetas are taken a chunk at a time, so that the n x n products (rotations, the background's
     # factor) are matrix-matrix products over many columns rather than one vector per draw.
     chunk = max(1, _CHUNK_COLUMNS // (1 + repeats))
@@ -476,7 +517,7 @@ def set_moments(
             alpha[:, j] = _solve(data, {name: s2[name][j] for name in names}, noise[:, j], Z[:, j], rotated=rotated)
         if rotated:
             alpha = (U @ alpha.reshape(n, -1)).reshape(alpha.shape)
-        total_mean = total_draw = 0.0
+        parts = {}
         for name in names:
             F_alpha = (scaled_factors[name].T @ alpha.reshape(n, -1)).reshape(-1, k, 1 + repeats)
             u_mean = s2[name][None, :] * F_alpha[:, :, 0]
@@ -484,17 +525,8 @@ def set_moments(
             L = factors[name]
             g_mean = L @ u_mean
             g_draw = (L @ u_draw.reshape(L.shape[1], -1)).reshape(-1, k, repeats)
-            _add(g_acc[name], g_mean, g_draw)
-            if name in b_acc:
-                _add(b_acc[name], u_mean, u_draw)
-            total_mean = total_mean + g_mean
-            total_draw = total_draw + g_draw
-        _add(total_acc, total_mean, total_draw)
-    return (
-        {name: acc.result() for name, acc in g_acc.items()},
-        total_acc.result(),
-        {name: acc.result() for name, acc in b_acc.items()},
-    )
+            parts[name] = (u_mean, u_draw, g_mean, g_draw)
+        yield parts
 
 
 def _add(acc: _Accumulator, mean: np.ndarray, draws: np.ndarray) -> None:

@@ -437,6 +437,40 @@ class BLUPFit:
             )
         return self.model
 
+    def top(self, n: int = 20, *, fraction: float = 0.10, candidates="all", draws: int = 1000, seed=None):
+        """The n best candidates by posterior mean, with the probability that each is in the top ``fraction``.
+
+        ``p_top`` is the share of joint posterior draws of the candidates' genetic values in which the individual is
+        among the ``ceil(fraction x candidates)`` best (:mod:`bayesblup.results.selection`): exact draws of g given
+        each of at most ``draws`` draws of the parameters (MAP: given the mode), so its Monte Carlo sd is at most
+        ``0.5 / sqrt(D)`` for D independent draws. Not for several traits, nor the Laplace mode of a binary or
+        ordinal trait; a fit loaded from files needs its model (``load_fit(path, model=...)``).
+
+        Parameters
+        ----------
+        n : int
+            Rows to return: the n candidates of highest posterior mean.
+        fraction : float
+            The top fraction, in (0, 1): 0.10 for the top 10%.
+        candidates : {"all", "unphenotyped"} or list of str
+            Every individual of the fit, those without a record (``phenotyped`` False), or these IDs.
+        draws : int
+            Parameter draws used at most (evenly spaced); with fewer, several draws of g at each, for ``draws`` in
+            all.
+        seed : int, optional
+            Seed of the draws of g (the fit's seed when None).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``rank, id, mean, sd, reliability, phenotyped, p_top``, by posterior mean, descending; ``attrs``
+            holds ``fraction``, ``n_candidates``, ``n_top`` (the top's size), ``n_draws``, ``n_theta`` and
+            ``mc_sd_max``.
+        """
+        from .selection import top_table
+
+        return top_table(self, n, fraction=fraction, candidates=candidates, draws=draws, seed=seed)
+
     def _one_kernel(self, what: str):
         """The fit's one kernel, or a refusal that says why several kernels cannot do ``what``."""
         model = self._require_model(what)

@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 133 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 139 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
@@ -1052,6 +1052,45 @@ CASES = [
         lambda d: job(d, folds="fold"),
         [*FIT, "--folds", "fold"],
         setup=edit_pheno(fold=["A", "B", None, None, "A", "B", "A", "B", "A", "B"]),
+    ),
+    # --- selection lists (--top) ------------------------------------------------------------------------------
+    Case(
+        "top_zero",
+        ("the number of individuals to list (--top, n=) must be an integer of at least 1, got 0",),
+        lambda d: job(d, top=0),
+        [*FIT, "--top", "0"],
+    ),
+    Case(
+        "top_more_than_the_candidates",
+        ("a selection list of the best 11 (--top, n=)", "the fit has 10: give at most 10"),
+        lambda d: job(d, top=11),
+        [*FIT, "--top", "11"],
+    ),
+    Case(
+        "top_fraction_out_of_range",
+        ("the top fraction (--top-fraction, fraction=) must lie strictly between 0 and 1, got 1.5", "e.g. 0.1"),
+        lambda d: job(d, top=3, top_fraction=1.5),
+        [*FIT, "--top", "3", "--top-fraction", "1.5"],
+    ),
+    Case(
+        "top_fraction_without_top",
+        ("--top-fraction sets the top fraction of --top N", "add --top N, or drop --top-fraction"),
+        lambda d: job(d, top_fraction=0.2),
+        [*FIT, "--top-fraction", "0.2"],
+    ),
+    Case(
+        "top_with_several_traits",
+        ("a selection list (--top, fit.top) is not available for several traits yet", "sort genetic_values.csv"),
+        lambda d: job(d, trait=["y", "z"], top=3),
+        [*FIT, "--trait", "y", "z", "--top", "3"],
+        setup=edit_pheno(z=[float(k % 4) for k in range(10)]),
+    ),
+    Case(
+        "top_with_the_laplace_mode",
+        ("needs joint draws of g, which the Laplace mode of a binary or ordinal trait", "use --method nuts"),
+        lambda d: job(d, family="binary", top=3),
+        [*FIT, "--family", "binary", "--top", "3"],
+        setup=edit_pheno(y=BINARY),
     ),
     # --- PLINK ----------------------------------------------------------------------------------------------
     Case(

@@ -259,10 +259,11 @@ def test_fit__the_rank_is_noted_once_with_its_reason(tmp_path, capsys):
 
 
 def test_fit_help_lists_the_columns_a_fit_writes(tmp_path, capsys):
-    """The help's epilogue names genetic_values.csv's columns and summary.json's parameter fields as written."""
+    """The help's epilogue names genetic_values.csv's and selection.csv's columns and summary.json's parameter fields
+    as written."""
     args = [
         "fit", "--genotypes", wheat_path("wheat_X.csv.gz"), "--phenotypes", wheat_path("wheat_Y.csv"),
-        "--trait", "y1", "--model", "gblup", "--method", "quadrature", "--out", str(tmp_path / "fit"),
+        "--trait", "y1", "--model", "gblup", "--method", "quadrature", "--top", "3", "--out", str(tmp_path / "fit"),
     ]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()
@@ -271,6 +272,8 @@ def test_fit_help_lists_the_columns_a_fit_writes(tmp_path, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     columns = list(pd.read_csv(tmp_path / "fit" / "genetic_values.csv", nrows=1).columns)
     assert f"genetic_values.csv ({', '.join(columns)})" in help_text
+    columns = list(pd.read_csv(tmp_path / "fit" / "selection.csv", nrows=1).columns)
+    assert f"selection.csv ({', '.join(columns)}; --top)" in help_text
     fields = json.loads((tmp_path / "fit" / "summary.json").read_text())["parameters"]["h2"]
     assert f"parameters with {', '.join(fields)};" in help_text
 
