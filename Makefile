@@ -24,11 +24,12 @@ demo: $(STAMP)
 	$(VENV)/bin/bayesblup demo
 
 ## test: lint, the layer contract (pyproject.toml [tool.importlinter]), then the default test suite
-## (the exact, structural and quick recovery tiers; tests/README.md)
+## (the exact, structural and quick recovery tiers; tests/README.md), on two worker processes (pytest-xdist):
+## most tests are single-threaded Python, so two workers use both cores of a small machine
 test: $(STAMP)
 	$(VENV)/bin/ruff check bayesblup tests benchmarks
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 ## test-slow: the slower statistical checks (run by CI as a separate step)
 test-slow: $(STAMP)
