@@ -301,13 +301,14 @@ class Records:
         means = sums / self.total_weight[:, None]
         return means.reshape((self.n_individuals, *values.shape[1:]))
 
-    def lines(self) -> list[str]:
+    def lines(self, *, of: str = "genotyped individuals") -> list[str]:
+        """What was matched, as printed by ``bayesblup fit``; ``of`` names whom the IDs were matched to."""
         if self.individual is None:
-            out = [f"trait {self.trait}: {self.n_records} records matched to genotyped individuals"]
+            out = [f"trait {self.trait}: {self.n_records} records matched to {of}"]
         else:
             counts = np.bincount(self.individual, minlength=self.n_individuals)
             out = [
-                f"trait {self.trait}: {self.n_records} records on {self.n_individuals} genotyped individuals "
+                f"trait {self.trait}: {self.n_records} records on {self.n_individuals} {of} "
                 f"({counts.min()} to {counts.max()} records each)"
             ]
         if self.weights is not None:
@@ -318,7 +319,7 @@ class Records:
             out.append(f"  {self.n_missing} missing (NA) records left out")
         if self.unphenotyped:
             out.append(
-                f"  {len(self.unphenotyped)} genotyped individuals have no record; their genetic values are "
+                f"  {len(self.unphenotyped)} {of} have no record; their genetic values are "
                 f"predicted through G: {preview(self.unphenotyped)}"
             )
         return out
@@ -596,16 +597,17 @@ class TraitRecords:
         column = self.Y[:, self.traits.index(trait)]
         return column[~np.isnan(column)]
 
-    def lines(self) -> list[str]:
+    def lines(self, *, of: str = "genotyped individuals") -> list[str]:
+        """What was matched, as printed by ``bayesblup fit``; ``of`` names whom the IDs were matched to."""
         n = self.n_individuals
-        out = [f"traits {', '.join(self.traits)}: {n} genotyped individuals with a record of at least one trait"]
+        out = [f"traits {', '.join(self.traits)}: {n} {of} with a record of at least one trait"]
         for trait in self.traits:
             missing = self.n_missing[trait]
             if missing:
                 out.append(f"  {trait}: {n - missing} records, {missing} missing (sampled with the model, not dropped)")
         if self.unphenotyped:
             out.append(
-                f"  {len(self.unphenotyped)} genotyped individuals have no record; their genetic values are "
+                f"  {len(self.unphenotyped)} {of} have no record; their genetic values are "
                 f"predicted through G: {preview(self.unphenotyped)}"
             )
         return out

@@ -170,7 +170,9 @@ def run_fit(job: FitJob, say=print):
         return match_records(y_fit, ids, fixed=fixed, weights=weights, repeated=repeated)
 
     records = records_of(y)
-    for line in records.lines():
+    # matched to the genotypes' IDs, or (given only a user's matrices) to those matrices' IDs
+    of = "genotyped individuals" if geno is not None else "individuals of the relationship matrix"
+    for line in records.lines(of=of):
         say(line)
     low_rank = geno is not None and not users and _check_fit_memory(job, geno, records, several_traits=len(traits) > 1)
     if family == "gaussian" and len(traits) == 1:

@@ -45,6 +45,7 @@ def test_a_users_g_fits_as_the_genotypes_g(grm, tmp_path, capsys):
         stem = name.split(".")[0]
         assert f"relationship {stem}: 599 x 599" in out and "mean diagonal 0.998" in out
         assert "not the genetic share" not in out
+        assert "records matched to individuals of the relationship matrix" in out and "genotyped" not in out
         for parameter in ("h2", "sigma2_g", "sigma2_e", "mu"):
             a = _summary(tmp_path / "geno")["parameters"][parameter]["mean"]
             b = _summary(tmp_path / name)["parameters"][parameter]["mean"]
