@@ -5,6 +5,7 @@ Each phase is timed and reported through ``say``, so the command line can print 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, preview
-from ..names import GBLUP_NAME, MODELS
+from ..names import GBLUP_NAME, MBLUP_NAME, MODELS
 
 __all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
 
@@ -54,6 +55,8 @@ class FitJob:
     relationships: tuple = ()  # a user's relationship files (or Relationship objects): one genetic term each
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
+    marker_map: object = None  # M-BLUP: a map (.bim, CSV marker,chromosome,position, or DataFrame); None: a PLINK
+    # --genotypes' .bim. The marker effects gain its chromosome and position (and --plots draws them along the genome)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class FitOutcome:
     predictions: object = None  # DataFrame id, mean, sd of new individuals
     cv: object = None  # CVResult
     prior_sensitivity: object = None  # DataFrame, one row per prior (bayesblup.analyses.sensitivity)
+    marker_map: object = None  # DataFrame marker, chromosome, position of the fit's markers (M-BLUP with a map)
 
 
 def run_fit(job: FitJob, say=print):
@@ -91,6 +95,7 @@ def run_fit(job: FitJob, say=print):
         )
     _check_sampling_options(job)
     _check_relationship_options(job)
+    marker_map = _marker_map_of(job, say)  # read and checked now; its markers are matched after QC
     timings: dict[str, float] = {}
     t = time.perf_counter()
     users = _read_user_relationships(job.relationships)  # a user's own matrices, refused now if unreadable
@@ -148,6 +153,10 @@ def run_fit(job: FitJob, say=print):
             say(line)
     if new is not None:  # what fit.predict would refuse after sampling, refused now
         _check_new_individuals(new, geno)
+    if marker_map is not None:  # every marker kept by QC must be on the map: refused now, not after sampling
+        from ..genotypes.markers import place_markers
+
+        marker_map = place_markers(geno.markers, marker_map)
     # the individuals of the fit: the genotyped ones, or those of the first relationship matrix given
     ids = geno.ids if geno is not None else users[0][1].ids
     users = [(name, _on_individuals(name, relationship, ids)) for name, relationship in users]
@@ -286,6 +295,9 @@ def run_fit(job: FitJob, say=print):
         ]
     timings.update(fit.timings)
     say(_sampling_line(fit.timings))
+    if marker_map is not None and fit.marker_effects is not None:
+        fit.marker_effects = _with_positions(fit.marker_effects, marker_map)
+        fit.settings["marker_map"] = marker_map.attrs.get("source")
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
@@ -319,7 +331,48 @@ def run_fit(job: FitJob, say=print):
             **options,
         )
         timings["prior_sensitivity_s"] = time.perf_counter() - t
-    return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+    return FitOutcome(
+        fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity, marker_map=marker_map
+    )
+
+
+def _marker_map_of(job: FitJob, say):
+    """The job's marker map, read and checked (a PLINK --genotypes' .bim when none is given to M-BLUP); or None.
+
+    Only M-BLUP estimates marker effects to place on the map: a map given to G-BLUP is refused. A .bim taken
+    without being asked for that cannot serve (negative positions, say) is noted and left out, not fatal.
+    """
+    from ..genotypes.markers import check_marker_map, read_marker_map
+    from ..genotypes.readers import is_plink, plink_files
+
+    if job.marker_map is None:
+        plink = isinstance(job.genotypes, (str, os.PathLike)) and is_plink(job.genotypes)
+        if job.model != MBLUP_NAME or not plink:
+            return None
+        bim = plink_files(job.genotypes)[".bim"]
+        try:
+            return read_marker_map(bim)
+        except InputError as exc:
+            say(f"note: the marker effects are written without positions: {exc}")
+            return None
+    if job.model != MBLUP_NAME:
+        raise InputError(
+            "--map places marker effects along the genome, and G-BLUP (--model gblup, the default) estimates none: "
+            "add --model mblup, or drop --map."
+        )
+    if isinstance(job.marker_map, pd.DataFrame):
+        return check_marker_map(job.marker_map)
+    return read_marker_map(job.marker_map)
+
+
+def _with_positions(effects: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
+    """``effects`` with the map's ``chromosome`` and ``position`` after ``marker`` (rows per marker and trait kept)."""
+    where = placed.set_index("marker")
+    out = effects.copy()
+    at = list(out.columns).index("marker") + 1
+    out.insert(at, "chromosome", where["chromosome"].reindex(out["marker"]).to_numpy())
+    out.insert(at + 1, "position", where["position"].reindex(out["marker"]).to_numpy())
+    return out
 
 
 def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:
