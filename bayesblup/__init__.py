@@ -45,6 +45,7 @@ from .genotypes.marker_sets import (
     read_marker_sets,
     relationships_by_set,
 )
+from .genotypes.markers import read_marker_map
 from .genotypes.qc import QCReport, quality_control
 from .genotypes.readers import (
     read_allele_freq,
@@ -110,6 +111,7 @@ __all__ = [
     "read_allele_freq",
     "read_genotypes",
     "read_genotypes_csv",
+    "read_marker_map",
     "read_marker_sets",
     "read_phenotypes",
     "read_plink",

@@ -1,9 +1,9 @@
-"""Figures of a fit: the h2 posterior, the equivalence seen, genetic values, diagnostics, partitioned h2.
+"""Figures of a fit: h2, the equivalence seen, genetic values, diagnostics, partitioned h2, marker effects.
 
 Every function takes fit objects (from ``GBLUP.fit``, ``MBLUP.fit``, ``MultiGBLUP.fit`` ...) and
 returns a :class:`matplotlib.figure.Figure`; :func:`write_plots` writes the ones that apply as PNGs
-(``bayesblup fit ... --plots``). Distributions and diagnostics are drawn by ArviZ (arviz-plots,
-matplotlib backend); the rest with matplotlib directly. Intervals are equal-tailed, 90% by default,
+(``bayesblup fit ... --plots``). h2's density and the rank plots are drawn by ArviZ (arviz-plots,
+matplotlib backend), labelled here; the rest with matplotlib directly. Intervals are equal-tailed, 90% by default,
 the same as ``fit.summary()``'s q05 and q95. matplotlib is an optional dependency: ``pip install
 'bayesblup[plots]'``.
 
@@ -18,6 +18,8 @@ Example (wheat trait y1)::
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "plot_genetic_correlations",
     "plot_genetic_values",
     "plot_h2",
+    "plot_marker_effects",
     "plot_partitioned_h2",
     "plot_rank",
     "plot_trace",
@@ -91,11 +94,24 @@ def _about(fit) -> dict:
 
 
 def _variance_components(fit) -> list[str]:
-    """h2 and the sampled variances (no derived per-set ratios), for the diagnostics."""
+    """h2 and the sampled variances (no derived per-set ratios), and any other parameter the diagnostics warn about.
+
+    A warning (R-hat above 1.01, ESS below 400) names its parameter and points to the trace plot (``--plots``):
+    that parameter is drawn too, even when it is not a variance (``mu``, say).
+    """
+    from .results.fit import THRESHOLDS
+
     post = fit.datatree["posterior"]
     names = [n for n in fit.parameter_names if n in post and post[n].ndim == 2]
     keep = [n for n in names if n.startswith("h2") or (n.startswith("sigma2") and "equiv" not in n)]
-    return keep or names[:4]
+    table = fit.summary()
+    flagged = [
+        n for n in names if n in table.index and n not in keep and (
+            table.loc[n, "r_hat"] > THRESHOLDS["r_hat"]
+            or min(table.loc[n, "ess_bulk"], table.loc[n, "ess_tail"]) < THRESHOLDS["ess"]
+        )
+    ]  # fmt: skip
+    return (keep + flagged) or names[:4]
 
 
 def plot_h2(fit, *, reference: dict[str, float] | None = None, prob: float = 0.9):
@@ -173,17 +189,43 @@ def plot_equivalence(mblup_fit, gblup_fit):
     return fig
 
 
-def plot_genetic_values(fit, *, prob: float = 0.9, label_top: int = 0):
-    """Caterpillar plot: genetic values ranked by posterior mean, with intervals, coloured by reliability.
+#: Reliability bands of the genetic-value plot: one colour per band, so that 0.6 and 0.85 never look alike.
+RELIABILITY_EDGES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 
-    The interval is ``mean +- z sd`` (z the normal quantile of ``prob``): given the variances each
-    genetic value is Gaussian, so this is the normal interval of its posterior mean and sd.
-    Individuals without a record (predicted from their relatives alone) are drawn as open squares.
+
+def _reliability_colours():
+    """A discrete colour scale over :data:`RELIABILITY_EDGES` and its norm.
+
+    One colour per band from plasma (perceptually ordered, readable without red-green vision), its pale yellow end
+    left out: 0.6 is purple, 0.85 orange, and neighbouring bands differ in hue.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    bands = len(RELIABILITY_EDGES) - 1
+    colours = colormaps["plasma"](np.linspace(0.0, 0.9, bands))
+    cmap = ListedColormap(colours).with_extremes(under=GREY)  # below 0 (PEV above the prior variance): grey
+    return cmap, BoundaryNorm(RELIABILITY_EDGES, bands)
+
+
+def plot_genetic_values(fit, *, prob: float = 0.9, top: int = 20):
+    """Genetic values: all individuals ranked by posterior mean, and the top ``top`` with their IDs.
+
+    Left, every individual ranked by its posterior mean with its interval; right, the ``top`` best, their IDs on
+    the axis and their reliabilities beside. The interval is ``mean +- z sd`` (z the normal quantile of ``prob``:
+    1.64 for 90%): given the variances each genetic value is Gaussian, so this is the normal interval of its
+    posterior mean and sd. Colour is the reliability, ``1 - PEV / prior variance``, in bands
+    (:data:`RELIABILITY_EDGES`). Filled circles: individuals with a record; open squares: individuals without one,
+    predicted from their relatives.
 
     Parameters
     ----------
-    label_top : int
-        Write the IDs of this many top-ranked individuals beside their points.
+    fit : BLUPFit
+        A fit of one trait, by NUTS or quadrature.
+    prob : float
+        Interval probability (0.9, as the summary's q05 and q95).
+    top : int
+        How many of the best individuals to show by ID (0: the ranking alone).
     """
     require_matplotlib()
     from matplotlib.figure import Figure
@@ -191,57 +233,279 @@ def plot_genetic_values(fit, *, prob: float = 0.9, label_top: int = 0):
 
     if fit.method == "map":
         raise InputError(f"plots need posterior draws; this fit used method={fit.method!r}. Fit with NUTS.")
-    gv = fit.genetic_values.sort_values("mean", ascending=False).reset_index(drop=True)
+    gv = fit.genetic_values.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    top = max(0, min(int(top), len(gv)))
     z = float(norm.ppf(0.5 + prob / 2))
-    rank = np.arange(1, len(gv) + 1)
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
-    ax = fig.subplots()
-    ax.vlines(rank, gv["mean"] - z * gv["sd"], gv["mean"] + z * gv["sd"], color="#bbbbbb", linewidth=0.6, zorder=1)
+    cmap, rel_norm = _reliability_colours()
+    fig = Figure(figsize=(12 if top else 9, max(4.6, 0.24 * top + 1.9)), layout="constrained")
+    if top:
+        ranked, best = fig.subplots(1, 2, width_ratios=(1.5, 1))
+    else:
+        ranked, best = fig.subplots(), None
     phenotyped = gv["phenotyped"].to_numpy(dtype=bool)
-    norm_rel = {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis"}
-    dots = ax.scatter(
-        rank[phenotyped], gv["mean"][phenotyped], c=gv["reliability"][phenotyped], s=9, zorder=2,
-        label="phenotyped", **norm_rel,
+    rank = np.arange(1, len(gv) + 1)
+    low, high = gv["mean"] - z * gv["sd"], gv["mean"] + z * gv["sd"]
+    ranked.vlines(rank, low, high, color="#bbbbbb", linewidth=0.6, zorder=1)
+    dots = ranked.scatter(
+        rank[phenotyped], gv["mean"][phenotyped], c=gv["reliability"][phenotyped], cmap=cmap, norm=rel_norm, s=9,
+        zorder=2, label="with a record",
     )  # fmt: skip
     if (~phenotyped).any():  # open squares, edged in the reliability colour
-        edges = dots.cmap(dots.norm(gv["reliability"][~phenotyped].to_numpy()))
-        ax.scatter(
-            rank[~phenotyped], gv["mean"][~phenotyped], s=26, marker="s", facecolors="none", edgecolors=edges,
-            zorder=3, label="no record (predicted)",
+        ranked.scatter(
+            rank[~phenotyped], gv["mean"][~phenotyped], s=26, marker="s", facecolors="none", zorder=3,
+            edgecolors=cmap(rel_norm(gv["reliability"][~phenotyped].to_numpy())), label="no record (predicted)",
         )  # fmt: skip
-    for i in range(min(label_top, len(gv))):
-        ax.annotate(str(gv["id"][i]), (rank[i], gv["mean"][i]), fontsize="x-small", xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
-    fig.colorbar(dots, ax=ax, label="reliability (1 - PEV / prior variance)")
-    ax.axhline(0.0, color=GREY, linewidth=0.6)
-    ax.set_xlabel("rank by posterior mean")
-    ax.set_ylabel(f"genetic value ({prob:.0%} interval)")
-    ax.set_title(f"Genetic values of {len(gv)} individuals ({_about(fit)['model']})")
-    ax.legend(loc="upper right", fontsize="small", markerscale=1.5)
+    ranked.axhline(0.0, color=GREY, linewidth=0.6)
+    ranked.set_xlabel("rank by posterior mean")
+    ranked.set_ylabel(f"genetic value (trait units), mean and {prob:.0%} interval")
+    ranked.set_title(f"All {len(gv)} individuals, ranked", fontsize="medium")
+    if top:
+        ranked.axvspan(0.5, top + 0.5, color="#dddddd", zorder=0, label=f"top {top}, shown right")
+        _top_panel(best, gv.iloc[:top], z=z, cmap=cmap, rel_norm=rel_norm)
+    ranked.legend(loc="upper right", fontsize="small", markerscale=1.5)
+    bar = fig.colorbar(dots, ax=[ranked, best] if top else ranked, ticks=RELIABILITY_EDGES, extend="min")
+    bar.set_label("reliability = 1 - PEV / prior variance")
+    fig.suptitle(
+        f"Genetic values ({_about(fit)['model']}): posterior mean and {prob:.0%} interval (mean ± {z:.2f} sd); "
+        "filled: with a record, open: none (predicted from relatives)",
+        fontsize="medium",
+    )
     return fig
 
 
+def _top_panel(ax, best, *, z: float, cmap, rel_norm) -> None:
+    """The best individuals, top first: IDs on the left, intervals, reliabilities on the right."""
+    y = np.arange(len(best))[::-1]
+    phenotyped = best["phenotyped"].to_numpy(dtype=bool)
+    colours = cmap(rel_norm(best["reliability"].to_numpy()))
+    ax.hlines(y, best["mean"] - z * best["sd"], best["mean"] + z * best["sd"], colors=colours, linewidth=2)
+    ax.scatter(best["mean"][phenotyped], y[phenotyped], c=colours[phenotyped], s=30, zorder=3)
+    if (~phenotyped).any():
+        ax.scatter(
+            best["mean"][~phenotyped], y[~phenotyped], marker="s", s=36, facecolors="white",
+            edgecolors=colours[~phenotyped], linewidths=1.5, zorder=3,
+        )  # fmt: skip
+    ax.set_yticks(y, [str(i) for i in best["id"]], fontsize="small")
+    ax.set_ylim(-0.7, len(best) - 0.3)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(y, [f"{r:.2f}" for r in best["reliability"]], fontsize="small")
+    right.set_ylabel("reliability")
+    ax.axvline(0.0, color=GREY, linewidth=0.6)
+    ax.set_xlabel("genetic value (trait units)")
+    ax.set_ylabel("individual (ID)")
+    ax.set_title(f"Top {len(best)} by posterior mean", fontsize="medium")
+    ax.grid(axis="x", color="#eeeeee")
+
+
+#: What each kind of parameter is, for the diagnostics' axis labels (a set's or trait's suffix is named after it).
+_MEANINGS = {
+    "h2": ("heritability, the genetic share of the phenotypic variance", "0-1"),
+    "sigma2_g": ("genetic variance", "{units}²"),
+    "sigma2_b": ("variance of a marker effect", "{units}²"),
+    "sigma2_e": ("residual variance", "{units}²"),
+    "sigma2_pe": ("permanent-environment variance", "{units}²"),
+    "sigma2_p": ("phenotypic variance", "{units}²"),
+    "mu": ("intercept", "{units}"),
+}
+
+
+def _family(fit) -> str:
+    model = fit.model
+    if model is not None:
+        return getattr(model, "family", "gaussian")
+    return (fit.stored or {}).get("specification", {}).get("family", "gaussian")
+
+
+def _describe(fit, name: str) -> tuple[str, str]:
+    """``name`` with its units, and what it is: ``("sigma2_e (trait units²)", "sigma2_e: residual variance")``."""
+    units = "trait units" if _family(fit) == "gaussian" else "liability units"
+    for key in sorted(_MEANINGS, key=len, reverse=True):  # sigma2_pe before sigma2_p
+        if name == key or name.startswith(f"{key}_"):
+            what, unit = _MEANINGS[key]
+            suffix = name[len(key) + 1 :]
+            if suffix:
+                sets = _about(fit)["sets"] or {}
+                kind = "set" if suffix.split("_")[0] in sets else "trait" if suffix in _trait_names(fit) else "term"
+                what = f"{what}, {kind} {suffix}"
+            return f"{name} ({unit.format(units=units)})", f"{name}: {what}"
+    return name, name
+
+
+def _chain_draws(fit, name: str) -> np.ndarray:
+    """(chain, draw) draws of a scalar parameter."""
+    _draws(fit, name)  # refuses a MAP fit or an unknown name
+    return np.asarray(fit.datatree["posterior"][name].values, dtype=np.float64)
+
+
+def _chain_colour(chain: int) -> str:
+    return f"C{chain % 10}"
+
+
 def plot_trace(fit, var_names: list[str] | None = None):
-    """Trace and marginal density per chain (arviz-plots ``plot_trace_dist``) of h2 and the variances."""
-    azp = require_matplotlib()
-    _draws(fit, "h2")
+    """Trace and marginal density per chain of h2 and the variances: chains that agree overlap and look alike.
+
+    One row per parameter: its density per chain (left) and its draws in order (right), one colour per chain
+    (legend above); divergent transitions, if any, are marked under the trace.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+    from scipy.stats import gaussian_kde
+
     names = var_names or _variance_components(fit)
-    return _figure(azp.plot_trace_dist(fit.datatree, var_names=names, backend="matplotlib"))
+    draws = {name: _chain_draws(fit, name) for name in names}
+    chains = next(iter(draws.values())).shape[0]
+    stats = fit.datatree["sample_stats"] if "sample_stats" in fit.datatree.children else None
+    diverging = None
+    if stats is not None and "diverging" in stats:
+        diverging = np.asarray(stats["diverging"].values, dtype=bool)
+    fig = Figure(figsize=(11, 2.2 * len(names) + 1.2), layout="constrained")
+    axes = fig.subplots(len(names), 2, squeeze=False, width_ratios=(1, 2.2))
+    for (density, trace), name in zip(axes, names, strict=True):
+        x = draws[name]
+        grid = np.linspace(x.min(), x.max(), 200)
+        for c in range(chains):
+            colour = _chain_colour(c)
+            if np.ptp(x[c]) > 0:
+                density.plot(grid, gaussian_kde(x[c])(grid), color=colour, linewidth=1)
+            trace.plot(np.arange(x.shape[1]), x[c], color=colour, linewidth=0.6, alpha=0.8, label=f"chain {c}")
+        if diverging is not None and diverging.any():
+            where = np.nonzero(diverging)
+            trace.plot(where[1], np.full(where[1].size, x.min()), "|", color="black", markersize=8)
+        label, meaning = _describe(fit, name)
+        density.set_xlabel(label, fontsize="small")
+        density.xaxis.set_major_locator(MaxNLocator(4))
+        density.set_yticks([])
+        density.set_ylabel("density")
+        trace.set_ylabel(label, fontsize="small")
+        trace.set_title(meaning, fontsize="small", loc="left")
+        if trace is not axes[-1, 1]:
+            trace.sharex(axes[-1, 1])
+            trace.tick_params(labelbottom=False)
+    axes[-1, 1].set_xlabel("draw (after tuning)")
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    if diverging is not None and diverging.any():
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="|", color="black", linestyle="none", markersize=8))
+        labels.append(f"divergent transition ({int(diverging.sum())})")
+    fig.suptitle(f"Trace per chain ({_about(fit)['model']}): the chains should overlap and show no trend")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8), frameon=False)
+    return fig
 
 
 def plot_rank(fit, var_names: list[str] | None = None):
-    """Rank plots per chain (arviz-plots ``plot_rank``): flat when the chains mix."""
+    """Rank plots per chain (arviz-plots ``plot_rank``), each panel with the parameter's R-hat and ESS.
+
+    ArviZ draws, per chain, the ECDF of its draws' fractional ranks among all chains' draws minus the uniform
+    one: flat near 0 when the chains sample the same distribution. Its ``p`` tests that the chains' ranks are
+    uniform (the multi-chain test of Säilynoja et al. 2022, flagged below 0.01); R-hat and the bulk and tail ESS
+    are the summary's (``summary.json``): rank-normalised split R-hat (Vehtari et al. 2021), which compares the
+    chains' location and spread. The two are different checks and can disagree a little: a ``p`` near 0.05 with
+    R-hat under 1.01 is what chance gives in about one panel in twenty.
+    """
     azp = require_matplotlib()
-    _draws(fit, "h2")
+    from .results.fit import THRESHOLDS
+
     names = var_names or _variance_components(fit)
-    return _figure(azp.plot_rank(fit.datatree, var_names=names, backend="matplotlib"))
+    for name in names:
+        _draws(fit, name)
+    width = min(4, len(names))
+    rows = -(-len(names) // width)
+    pc = azp.plot_rank(
+        fit.datatree, var_names=names, backend="matplotlib", figure_kwargs={"figsize": (4.3 * width, 3.4 * rows + 1.2)}
+    )
+    fig = _figure(pc)
+    table = fit.summary()
+    for name in names:
+        ax = _axes(pc, name)
+        for text in list(ax.texts):  # ArviZ's "p=0.04(α=0.01)", in words
+            found = re.match(r"p=([\d.]+)\(α=([\d.]+)\)", text.get_text())
+            if found:
+                text.set_text(f"uniform ranks? p = {found[1]} (flag < {found[2]})")
+                text.set_fontsize("small")
+        row = table.loc[name]
+        bad = row["r_hat"] > THRESHOLDS["r_hat"] or min(row["ess_bulk"], row["ess_tail"]) < THRESHOLDS["ess"]
+        numbers = f"R-hat {row['r_hat']:.3f}\nbulk ESS {row['ess_bulk']:.0f}\ntail ESS {row['ess_tail']:.0f}"
+        if np.isnan(row["r_hat"]):  # quadrature's independent draws: the summary gives no R-hat or ESS
+            numbers = "independent draws:\nno R-hat or ESS needed"
+        ax.text(
+            0.98, 0.04, numbers,
+            transform=ax.transAxes, ha="right", va="bottom", fontsize="small", color="#d62728" if bad else "black",
+            bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9},
+        )  # fmt: skip
+        ax.set_title(_describe(fit, name)[1], fontsize="small")
+    lines = pc.viz["ecdf_lines"][names[0]]
+    handles = [lines.sel(chain=c).item() for c in lines["chain"].values]
+    fig.legend(handles, [f"chain {c}" for c in lines["chain"].values], loc="upper center", ncols=len(handles),
+               frameon=False, bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    caption = (
+        "Lines: each chain's ranks among all chains' draws, as ECDF minus uniform; flat near 0 when the chains agree. "
+        "p: ArviZ's multi-chain uniformity test of the ranks (Säilynoja et al. 2022), flagged below 0.01. R-hat "
+        "(rank-normalised split R-hat, Vehtari et al. 2021) and ESS: the summary's, red past "
+        f"{THRESHOLDS['r_hat']} or {THRESHOLDS['ess']}. ArviZ's rank plot has no R-hat of its own, and the two checks "
+        "differ (R-hat: half-chains' location and spread; the test: whole chains' ranks), so a p near 0.05 beside a "
+        "good R-hat, or an R-hat just past 1.01 beside a large p, is chance (about 1 panel in 20)."
+    )
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(caption, width=int(width * 15))  # x-small text: about 15 characters per inch
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize="x-small", va="bottom")
+    bottom = (0.14 * len(lines) + 0.75) / height  # the caption, then the axes' ticks and label above it
+    fig.subplots_adjust(bottom=bottom, top=1 - 0.75 / height, hspace=0.6)
+    return fig
+
+
+def bfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain from the Hamiltonian energy (chain, draw): ``mean(diff(E)^2) / var(E)``, as ArviZ."""
+    energy = np.atleast_2d(np.asarray(energy, dtype=np.float64))
+    return np.square(np.diff(energy, axis=1)).mean(axis=1) / np.var(energy, axis=1, ddof=1)
+
+
+#: E-BFMI below which the sampler explores the posterior's tails poorly (Betancourt 2016; ArviZ's threshold).
+BFMI_THRESHOLD = 0.3
 
 
 def plot_energy(fit):
-    """Energy diagnostics (arviz-plots ``plot_energy``): marginal against transition energy, and BFMI."""
-    azp = require_matplotlib()
+    """Energy diagnostics of NUTS: E-BFMI per chain, and the marginal energy against its transitions.
+
+    Left, the E-BFMI (energy Bayesian fraction of missing information) of each chain, with the 0.3 threshold
+    below which NUTS explores the tails poorly. Right, the distribution of the energy (centred) and of its
+    changes between successive draws: when the second is much narrower than the first, the momentum resampling
+    cannot move the sampler across the energy levels of the posterior (Betancourt 2016).
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     _draws(fit, "h2")
-    return _figure(azp.plot_energy(fit.datatree, backend="matplotlib"))
+    if "sample_stats" not in fit.datatree.children or "energy" not in fit.datatree["sample_stats"]:
+        raise InputError(f"the energy plot needs NUTS's energy; this fit ({fit.method}, {fit.sampler}) has none.")
+    energy = np.asarray(fit.datatree["sample_stats"]["energy"].values, dtype=np.float64)
+    values = bfmi(energy)
+    chains = np.arange(values.size)
+    fig = Figure(figsize=(11, max(3.4, 0.35 * values.size + 2)), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1, 2))
+    left.scatter(values, chains, c=[_chain_colour(c) for c in chains], s=40, zorder=3)
+    for c, value in zip(chains, values, strict=True):
+        left.annotate(f"{value:.2f}", (value, c), xytext=(6, 0), textcoords="offset points", va="center",
+                      fontsize="small")  # fmt: skip
+    left.axvline(BFMI_THRESHOLD, color="#d62728", linestyle="--", label=f"{BFMI_THRESHOLD}: below, poor exploration")
+    left.set_yticks(chains, [f"chain {c}" for c in chains])
+    left.set_ylim(values.size - 0.5, -0.5)
+    left.set_xlim(0, max(1.0, float(values.max()) * 1.2))
+    left.set_xlabel("E-BFMI (higher is better)")
+    left.set_title("BFMI per chain", fontsize="medium")
+    left.legend(loc="lower right", fontsize="x-small")
+    marginal = (energy - energy.mean(axis=1, keepdims=True)).ravel()
+    transition = np.diff(energy, axis=1).ravel()
+    bins = np.histogram_bin_edges(np.concatenate([marginal, transition]), bins=60)
+    right.hist(marginal, bins=bins, density=True, color=BLUE, alpha=0.45, label="marginal energy (centred)")
+    right.hist(transition, bins=bins, density=True, color=ORANGE, alpha=0.45, label="energy transition (change)")
+    right.set_xlabel("energy (Hamiltonian, per draw)")
+    right.set_yticks([])
+    right.set_title("Energy: the two should overlap", fontsize="medium")
+    right.legend(fontsize="small")
+    fig.suptitle(f"NUTS energy ({_about(fit)['model']}, all chains)")
+    return fig
 
 
 def plot_partitioned_h2(fit, *, prob: float = 0.9):
@@ -340,12 +604,150 @@ def plot_genetic_correlations(fit, *, prob: float = 0.9):
     return fig
 
 
-def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None = None) -> list[Path]:
+def _genome_axis(placed) -> tuple[np.ndarray, list[tuple[str, float, float]], bool]:
+    """Each marker's place along the genome, each chromosome's (name, start, end), and whether map order stood in.
+
+    Chromosomes go in natural order with a gap between them. Where a chromosome's markers all share one position
+    (a map written without positions), the markers are spaced evenly in the fit's order, and the flag says so.
+    """
+    import pandas as pd
+
+    from .genotypes.markers import chromosome_order
+
+    rows = placed["marker"].to_numpy(dtype=str)
+    placed = placed.drop_duplicates("marker")  # one row per marker and trait with several traits: place each once
+    chromosome = placed["chromosome"].to_numpy(dtype=str)
+    position = placed["position"].to_numpy(dtype=np.float64)
+    order = chromosome_order(chromosome)
+    by_order = any(
+        (chromosome == name).sum() > 1 and np.ptp(position[chromosome == name]) == 0 for name in order
+    )  # fmt: skip
+    if by_order:  # e.g. a .bim written without positions: the markers in the fit's order, evenly spaced
+        position = np.arange(len(position), dtype=np.float64)
+    spans = {n: (position[chromosome == n].min(), position[chromosome == n].max()) for n in order}
+    gap = 0.02 * sum(high - low for low, high in spans.values()) or 1.0
+    x = np.empty_like(position)
+    bounds, start = [], 0.0
+    for name in order:
+        low, high = spans[name]
+        here = chromosome == name
+        x[here] = start + position[here] - low
+        bounds.append((name, start, start + high - low))
+        start += high - low + gap
+    x = pd.Series(x, index=placed["marker"].to_numpy(dtype=str)).reindex(rows).to_numpy()
+    return x, bounds, by_order
+
+
+def plot_marker_effects(fit, map=None, *, label_top: int = 5):  # map: as the command line's --map
+    """Marker effects along the genome (Manhattan-style): posterior mean of each marker's effect b, and ``|mean| / sd``.
+
+    Chromosomes in natural order (1, 2, ..., 10, X; unplaced last), alternately coloured, labelled on the x axis.
+    Top, the posterior mean of b (trait units per unit of W: per genotype sd for the standardised scalings, per
+    allele for ``centered``); below, ``|mean| / sd``, with a line at the normal quantile of 90% (1.64): markers
+    above it have a 90% interval that excludes 0 (given the normal approximation). The ``label_top`` markers with
+    the largest ``|mean| / sd`` are named. A MAP fit (sd 0) gets the top panel alone; several traits, one pair of
+    panels per trait.
+
+    Parameters
+    ----------
+    fit : BLUPFit
+        A fit with marker effects (M-BLUP; ``fit.marker_effects``).
+    map : DataFrame or path, optional
+        Columns ``marker, chromosome, position``, or a PLINK ``.bim`` or such a CSV
+        (:func:`bayesblup.genotypes.markers.read_marker_map`). Without it, the columns ``chromosome`` and
+        ``position`` of ``fit.marker_effects`` (``bayesblup fit --map`` writes them to marker_effects.csv).
+    label_top : int
+        How many markers to name.
+
+    Raises
+    ------
+    InputError
+        Without marker effects, without a map, or if the map lacks markers of the fit (how many, and the first few).
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+    from scipy.stats import norm
+
+    from .genotypes.markers import place_markers
+
+    effects = fit.marker_effects
+    if effects is None:
+        raise InputError(
+            "plot_marker_effects needs marker effects: fit M-BLUP (bb.MBLUP, --model mblup); this fit has none."
+        )
+    if map is not None:
+        placed = place_markers(effects["marker"], map)
+    elif {"chromosome", "position"} <= set(effects.columns):
+        placed = effects[["marker", "chromosome", "position"]].astype({"chromosome": str})
+    else:
+        raise InputError(
+            "plot_marker_effects needs a marker map: map= a DataFrame marker,chromosome,position, a PLINK .bim or a "
+            "CSV with those columns (bayesblup fit --map PATH)."
+        )
+    x, bounds, by_order = _genome_axis(placed)
+    chromosome = placed["chromosome"].to_numpy(dtype=str)
+    traits = list(dict.fromkeys(effects["trait"])) if "trait" in effects.columns else [None]
+    sd = effects["sd"].to_numpy(dtype=np.float64)
+    with_sd = bool(np.nan_to_num(sd).max() > 0)
+    z = float(norm.ppf(0.95))
+    rows = len(traits) * (2 if with_sd else 1)
+    fig = Figure(figsize=(12, 2.6 * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    stripe = {name: (BLUE, "#7aa6c9")[k % 2] for k, (name, _, _) in enumerate(bounds)}
+    colours = np.array([stripe[c] for c in chromosome])
+    scaling = _scaling(fit)
+    per = "allele" if scaling == "centered" else "genotype sd"
+    for k, trait in enumerate(traits):
+        here = np.ones(len(effects), dtype=bool) if trait is None else (effects["trait"] == trait).to_numpy()
+        mean, spread = effects["mean"].to_numpy(dtype=np.float64)[here], sd[here]
+        at, tint, names = x[here], colours[here], placed["marker"].to_numpy(dtype=str)[here]
+        tag = "" if trait is None else f"{trait}: "
+        top_ax = axes[k * (2 if with_sd else 1)]
+        size = float(np.clip(8000 / len(at), 5, 20))  # larger dots for a few markers
+        top_ax.scatter(at, mean, c=tint, s=size, linewidths=0, rasterized=len(at) > 20_000)
+        top_ax.axhline(0.0, color=GREY, linewidth=0.6)
+        top_ax.set_ylabel(f"{tag}posterior mean of b\n(trait units per {per})", fontsize="small")
+        if not with_sd:
+            continue
+        ax = axes[k * 2 + 1]
+        score = np.abs(mean) / np.where(spread > 0, spread, np.nan)
+        ax.scatter(at, score, c=tint, s=size, linewidths=0, rasterized=len(at) > 20_000)
+        ax.axhline(z, color="#d62728", linestyle="--", linewidth=0.8, label=f"{z:.2f}: 90% interval excludes 0")
+        ax.set_ylabel(f"{tag}|mean| / sd", fontsize="small")
+        ax.set_ylim(0, 1.25 * max(z, float(np.nanmax(score, initial=0.0))))  # headroom: the legend above the points
+        ax.legend(loc="upper right", fontsize="x-small")
+        best = np.argsort(np.nan_to_num(score, nan=-1.0))[::-1][:label_top]
+        for j, i in enumerate(best[np.argsort(at[best])]):  # left to right, raised in turn so neighbours do not overlap
+            ax.annotate(
+                names[i], (at[i], score[i]), fontsize="x-small", xytext=(3, 3 + 9 * (j % 2)),
+                textcoords="offset points",
+            )  # fmt: skip
+    labels = [f"{name} (unplaced)" if name == "0" else name for name, _, _ in bounds]  # PLINK's 0: no chromosome
+    axes[-1].set_xticks([(a + b) / 2 for _, a, b in bounds], labels, fontsize="small")
+    axes[-1].set_xlabel("chromosome" + (" (positions missing: markers in file order)" if by_order else ""))
+    for ax in axes:
+        for _, a, b in bounds[1::2]:
+            ax.axvspan(a, b, color="#f2f2f2", zorder=0)
+    source = placed.attrs.get("source") or fit.settings.get("marker_map")
+    where = f", map {Path(source).name}" if source and source != "the marker map" else ""
+    n_markers = placed["marker"].nunique()
+    fig.suptitle(f"Marker effects along the genome ({_about(fit)['model']}, {n_markers} markers{where})")
+    return fig
+
+
+def _scaling(fit) -> str | None:
+    if fit.model is not None:
+        return getattr(fit.model, "scaling", None)
+    return (fit.stored or {}).get("scaling")
+
+
+def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None = None, map=None) -> list[Path]:
     """Write every plot that applies to ``fit`` as PNGs into an existing ``folder``; returns the paths.
 
-    h2.png, genetic_values.png, trace.png, rank.png (with two chains or more), energy.png, and
-    partitioned_h2.png for several marker sets. A file that exists is not replaced (the command line writes into
-    a new folder).
+    h2.png, genetic_values.png, trace.png, rank.png (with two chains or more), energy.png, partitioned_h2.png
+    for several marker sets, and marker_effects.png for marker effects with a map (``map``, or the columns
+    ``chromosome`` and ``position`` that ``bayesblup fit --map`` gives them). A file that exists is not replaced
+    (the command line writes into a new folder).
     """
     require_matplotlib()
     import matplotlib.pyplot as plt
@@ -367,6 +769,13 @@ def write_plots(fit, folder: str | Path, *, reference: dict[str, float] | None =
         del figures["rank"]
     if "sample_stats" not in fit.datatree.children:  # no Hamiltonian, no energy: independent draws (quadrature)
         del figures["energy"]
+    effects = fit.marker_effects
+    if effects is not None and (map is not None or {"chromosome", "position"} <= set(effects.columns)):
+        if map is not None:  # a map without the fit's markers is refused before any file is written
+            from .genotypes.markers import place_markers
+
+            map = place_markers(effects["marker"].unique(), map)  # (one row per marker and trait with several)
+        figures["marker_effects"] = lambda: plot_marker_effects(fit, map)
     written = []
     for name, make in figures.items():
         path = folder / f"{name}.png"

@@ -15,6 +15,7 @@ PUBLIC = {
     "MISSING", "GenotypeMatrix", "Genotypes", "InputError", "DataWarning", "MarkerScaling", "QCReport", "Relationship",
     "__version__", "datasets", "plots", "fit_scaling", "genomic_relationship", "genotype_matrix", "quality_control",
     "read_allele_freq", "read_genotypes", "read_genotypes_csv", "read_plink", "read_relationship", "read_vcf",
+    "read_marker_map",
     "relationship_matrix", "write_relationship", "reml", "REMLResult",
     "GBLUP", "MBLUP", "BLUPFit", "Prior", "RankDeficiencyWarning", "Records", "Spectral", "eigendecompose",
     "match_records", "read_phenotypes", "CVResult", "cross_validate",

@@ -38,13 +38,15 @@ examples:
   bayesblup fit ... --method quadrature --out fit_q # exact h2 and variances, one Gaussian trait and kernel
   bayesblup fit ... --plots --out fit_plots          # also PNGs: h2, genetic values, diagnostics
   bayesblup fit ... --top 20 --out fit_sel          # the 20 best by posterior mean, P(in the top 10%)
+  bayesblup fit ... --model mblup --map map.csv --plots --out fit_mp   # and marker effects along the genome
   bayesblup summary fit_y1                          # re-print the table of a finished fit
 
 The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, ess_tail, r_hat,
 mcse_mean; diagnostics; settings, the seed included; timings), genetic_values.csv (id, mean, sd, pev,
 reliability, phenotyped), posterior.nc (the DataTree), and as asked marker_effects.csv (marker, mean, sd;
---model mblup), predictions.csv (--predict), cv.csv and cv_predictions.csv (--folds), selection.csv (rank,
-id, mean, sd, reliability, phenotyped, p_top; --top), PNG plots (--plots).
+--model mblup; chromosome and position too with --map or PLINK/VCF genotypes), predictions.csv (--predict), cv.csv
+and cv_predictions.csv (--folds), selection.csv (rank, id, mean, sd, reliability, phenotyped, p_top; --top),
+PNG plots (--plots).
 """
 
 _MAIN_EXAMPLE = """\
@@ -172,7 +174,14 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--plots", action="store_true",
         help="also write PNGs into the out folder: h2, genetic values, trace, rank, energy (and partitioned h2 "
-        "with --sets); needs matplotlib (pip install 'bayesblup[plots]')",
+        "with --sets; M-BLUP's marker effects along the genome with a map); needs matplotlib (pip install "
+        "'bayesblup[plots]')",
+    )  # fmt: skip
+    fit.add_argument(
+        "--map", metavar="PATH",
+        help="marker map for --model mblup: a PLINK .bim, or a CSV marker,chromosome,position; marker_effects.csv "
+        "gains chromosome and position, and --plots draws marker_effects.png. Without it, the positions of PLINK "
+        "or VCF --genotypes are used",
     )  # fmt: skip
     fit.add_argument(
         "--missing-codes", nargs="+", type=float, default=(), metavar="VALUE",
@@ -501,6 +510,7 @@ def _job(args, genotypes, phenotypes, model: str):
         prior_sensitivity=getattr(args, "prior_sensitivity", False),
         top=getattr(args, "top", None),
         top_fraction=getattr(args, "top_fraction", None),
+        marker_map=getattr(args, "map", None),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, preview
-from ..names import GBLUP_NAME, MODELS
+from ..names import GBLUP_NAME, MBLUP_NAME, MODELS
 
 __all__ = ["FitJob", "FitOutcome", "format_fit_table", "run_fit"]
 
@@ -57,6 +57,8 @@ class FitJob:
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
     top: int | None = None  # list the best N candidates with P(in the top top_fraction): selection.csv
     top_fraction: float | None = None  # the top fraction of --top (None: 0.1)
+    marker_map: object = None  # M-BLUP: a map (.bim, CSV marker,chromosome,position, or DataFrame); None: a PLINK
+    # --genotypes' .bim. The marker effects gain its chromosome and position (and --plots draws them along the genome)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class FitOutcome:
     cv: object = None  # CVResult
     prior_sensitivity: object = None  # DataFrame, one row per prior (bayesblup.analyses.sensitivity)
     selection: object = None  # DataFrame of fit.top (--top)
+    marker_map: object = None  # DataFrame marker, chromosome, position of the fit's markers (M-BLUP with a map)
 
 
 def run_fit(job: FitJob, say=print):
@@ -96,6 +99,7 @@ def run_fit(job: FitJob, say=print):
     _check_sampling_options(job)
     _check_relationship_options(job)
     fraction = _check_top_options(job)
+    marker_map = _marker_map_of(job, say)  # read and checked now; its markers are matched after QC
     timings: dict[str, float] = {}
     t = time.perf_counter()
     users = _read_user_relationships(job.relationships)  # a user's own matrices, refused now if unreadable
@@ -155,6 +159,12 @@ def run_fit(job: FitJob, say=print):
             say(line)
     if new is not None:  # what fit.predict would refuse after sampling, refused now
         _check_new_individuals(new, geno)
+    if marker_map is None and job.model == MBLUP_NAME and geno is not None:
+        marker_map = _own_marker_map(geno, say)
+    if marker_map is not None:  # every marker kept by QC must be on the map: refused now, not after sampling
+        from ..genotypes.markers import place_markers
+
+        marker_map = place_markers(geno.markers, marker_map)
     # the individuals of the fit: the genotyped ones, or those of the first relationship matrix given
     ids = geno.ids if geno is not None else users[0][1].ids
     users = [(name, _on_individuals(name, relationship, ids)) for name, relationship in users]
@@ -299,6 +309,9 @@ def run_fit(job: FitJob, say=print):
         ]
     timings.update(fit.timings)
     say(_sampling_line(fit.timings))
+    if marker_map is not None and fit.marker_effects is not None:
+        fit.marker_effects = _with_positions(fit.marker_effects, marker_map)
+        fit.settings["marker_map"] = marker_map.attrs.get("source")
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
@@ -338,7 +351,13 @@ def run_fit(job: FitJob, say=print):
         )
         timings["prior_sensitivity_s"] = time.perf_counter() - t
     return FitOutcome(
-        fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity, selection=selection
+        fit=fit,
+        timings=timings,
+        predictions=predictions,
+        cv=cv,
+        prior_sensitivity=sensitivity,
+        selection=selection,
+        marker_map=marker_map,
     )
 
 
@@ -353,6 +372,54 @@ def _check_top_options(job: FitJob) -> float:
     fraction = 0.1 if job.top_fraction is None else job.top_fraction
     check_top_options(job.top, fraction)
     return fraction
+
+
+def _marker_map_of(job: FitJob, say):
+    """The job's marker map, read and checked; or None (then M-BLUP takes the genotypes' own, after reading them).
+
+    Only M-BLUP estimates marker effects to place on the map: a map given to G-BLUP is refused.
+    """
+    from ..genotypes.markers import check_marker_map, read_marker_map
+
+    if job.marker_map is None:
+        return None
+    if job.model != MBLUP_NAME:
+        raise InputError(
+            "--map places marker effects along the genome, and G-BLUP (--model gblup, the default) estimates none: "
+            "add --model mblup, or drop --map."
+        )
+    if isinstance(job.marker_map, pd.DataFrame):
+        return check_marker_map(job.marker_map)
+    return read_marker_map(job.marker_map)
+
+
+def _own_marker_map(geno, say):
+    """The map a PLINK .bim or a VCF's CHROM and POS gave the genotypes, checked; None when they carry none.
+
+    A map taken without being asked for that cannot serve (negative positions, say) is noted and left out, not fatal.
+    """
+    from ..genotypes.markers import check_marker_map
+
+    if geno.marker_map is None:
+        return None
+    own = geno.marker_map[["chromosome", "position"]].rename_axis("marker").reset_index()
+    try:
+        placed = check_marker_map(own, source=f"the marker positions of {geno.source}")
+    except InputError as exc:
+        say(f"note: the marker effects are written without positions: {exc}")
+        return None
+    placed.attrs["source"] = str(geno.source)
+    return placed
+
+
+def _with_positions(effects: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
+    """``effects`` with the map's ``chromosome`` and ``position`` after ``marker`` (rows per marker and trait kept)."""
+    where = placed.set_index("marker")
+    out = effects.copy()
+    at = list(out.columns).index("marker") + 1
+    out.insert(at, "chromosome", where["chromosome"].reindex(out["marker"]).to_numpy())
+    out.insert(at + 1, "position", where["position"].reindex(out["marker"]).to_numpy())
+    return out
 
 
 def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:

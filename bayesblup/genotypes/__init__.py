@@ -1,4 +1,4 @@
-"""Genotypes to kernels' inputs: calls, readers, QC, scalings (W), relationships (G), marker sets, Dask.
+"""Genotypes to kernels' inputs: calls, readers, QC, scalings (W), relationships (G), marker sets, maps, Dask.
 
 Plain array functions with keyword-only options; nothing here knows about models.
 """
@@ -6,6 +6,7 @@ Plain array functions with keyword-only options; nothing here knows about models
 from .calls import MISSING, Genotypes
 from .dask import genomic_relationship_bed
 from .marker_sets import MarkerSets, genotype_matrices_by_set, marker_sets, read_marker_sets, relationships_by_set
+from .markers import chromosome_order, place_markers, read_marker_map
 from .qc import QCReport, quality_control
 from .readers import (
     read_allele_freq,
@@ -27,16 +28,19 @@ __all__ = [
     "MarkerSets",
     "QCReport",
     "Relationship",
+    "chromosome_order",
     "fit_scaling",
     "genomic_relationship",
     "genomic_relationship_bed",
     "genotype_matrices_by_set",
     "genotype_matrix",
     "marker_sets",
+    "place_markers",
     "quality_control",
     "read_allele_freq",
     "read_genotypes",
     "read_genotypes_csv",
+    "read_marker_map",
     "read_marker_sets",
     "read_plink",
     "read_relationship",

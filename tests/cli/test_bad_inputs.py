@@ -209,6 +209,8 @@ G_NAN = np.eye(4) + 0.1
 G_NAN[1, 2] = G_NAN[2, 1] = np.nan
 NOT_PSD = [[1.0, 0.9, 0.0, 0.0], [0.9, 1.0, 0.9, 0.0], [0.0, 0.9, 1.0, 0.9], [0.0, 0.0, 0.9, 1.0]]  # eigenvalue -0.46
 
+MAP = "marker,chromosome,position\nm1,1,100\nm2,1,300\nm3,1,500\nm4,2,100\nm5,2,400\nm6,2,900\n"  # every marker
+
 FIT = ["fit", "--genotypes", "{d}/geno.csv", "--phenotypes", "{d}/pheno.csv", "--trait", "y", "--model", "gblup"]
 FIT += ["--method", "map", "--out", "{out}"]  # later options override these (argparse keeps the last)
 GRM = ["grm", "--genotypes", "{d}/geno.csv", "--out", "{d}/runs/G.npz"]
@@ -557,6 +559,48 @@ CASES = [
         None,
         [*FIT, "--plots"],
         note="a command-line option only: in Python the plot functions take a fit",
+    ),
+    # --- marker maps (--map): M-BLUP's effects along the genome -------------------------------------------
+    Case(
+        "marker_map_with_gblup",
+        ("--map places marker effects along the genome", "G-BLUP", "add --model mblup, or drop --map"),
+        lambda d: job(d, model="gblup", marker_map=d / "map.csv"),
+        [*FIT, "--map", "{d}/map.csv"],
+        setup=write("map.csv", MAP),
+    ),
+    Case(
+        "marker_map_lacks_markers",
+        ("{d}/map.csv lacks 1 of the fit's 6 markers (m6)", "give a map with every marker of the fit"),
+        lambda d: job(d, model="mblup", marker_map=d / "map.csv"),
+        [*FIT, "--model", "mblup", "--map", "{d}/map.csv"],
+        setup=write("map.csv", MAP.replace("m6,2,900\n", "")),
+    ),
+    Case(
+        "marker_map_duplicated_marker",
+        ("{d}/map.csv: marker(s) listed twice: m2", "gives each marker one place"),
+        lambda d: job(d, model="mblup", marker_map=d / "map.csv"),
+        [*FIT, "--model", "mblup", "--map", "{d}/map.csv"],
+        setup=write("map.csv", MAP + "m2,2,950\n"),
+    ),
+    Case(
+        "marker_map_position_not_a_number",
+        ("{d}/map.csv: position 'chr1:500' of marker m3 (line 4) is not a number", "Positions are numbers"),
+        lambda d: job(d, model="mblup", marker_map=d / "map.csv"),
+        [*FIT, "--model", "mblup", "--map", "{d}/map.csv"],
+        setup=write("map.csv", MAP.replace("m3,1,500", "m3,1,chr1:500")),
+    ),
+    Case(
+        "marker_map_without_position",
+        ("{d}/map.csv: a marker map needs the columns marker, chromosome and position; it lacks position",),
+        lambda d: job(d, model="mblup", marker_map=d / "map.csv"),
+        [*FIT, "--model", "mblup", "--map", "{d}/map.csv"],
+        setup=write("map.csv", "marker,chromosome,bp\nm1,1,100\n"),
+    ),
+    Case(
+        "marker_map_missing",
+        ("marker map file not found: {d}/absent.csv", "check the path"),
+        lambda d: job(d, model="mblup", marker_map=d / "absent.csv"),
+        [*FIT, "--model", "mblup", "--map", "{d}/absent.csv"],
     ),
     Case(
         "predict_markers_renamed",

@@ -91,3 +91,14 @@ def test_the_help_and_the_unknown_format_error_name_vcf(tmp_path, capsys):
     (tmp_path / "geno.txt").write_text("x")
     assert main(["grm", "--genotypes", str(tmp_path / "geno.txt"), "--out", str(tmp_path / "G.npz")]) == 2
     assert "or a .vcf, .vcf.gz or .bcf file" in capsys.readouterr().err
+
+
+@pytest.mark.structural
+def test_mblup_on_a_vcf_places_marker_effects_at_its_chrom_and_pos(inputs, tmp_path):
+    """Without --map, M-BLUP's marker effects take the VCF's own CHROM and POS (as a PLINK set's take its .bim)."""
+    assert main([*fit_args(inputs["bcf"], inputs["pheno"], tmp_path / "m", "--quiet"), "--model", "mblup"]) == 0
+    effects = pd.read_csv(tmp_path / "m" / "marker_effects.csv", dtype={"marker": str, "chromosome": str})
+    assert list(effects.columns[:3]) == ["marker", "chromosome", "position"]
+    own = bb.read_vcf(inputs["bcf"]).marker_map
+    assert (effects["chromosome"].to_numpy() == own.loc[effects["marker"], "chromosome"].astype(str).to_numpy()).all()
+    assert (effects["position"].to_numpy() == own.loc[effects["marker"], "position"].to_numpy()).all()
