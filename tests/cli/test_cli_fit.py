@@ -222,6 +222,25 @@ def test_fit__quiet_process_prints_nothing(tmp_path):
     assert run.stdout == "" and run.stderr == ""
 
 
+def test_fit__the_program_never_imports_dask_and_its_plots_still_draw(tmp_path):
+    """The real process (`bayesblup fit`, Dask installed by the test extra) tells xarray there is no Dask: its probes
+    cost 0.4 s of a 3 s wheat fit. Python's import log shows neither dask nor distributed, and the fit with its plots
+    (ArviZ, which probes Dask too) is written as usual."""
+    import subprocess
+    import sys
+
+    args = [*fit_args(tmp_path / "fit"), "--chains", "2", "--draws", "50", "--tune", "50", "--quiet", "--plots"]
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bayesblup", *args], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time")}
+    assert "pymc" in imported and "xarray" in imported  # the log is the one expected
+    # a refused `import dask` still logs one line ("dask", microseconds); a loaded Dask logs its submodules
+    assert not [name for name in imported if name.startswith(("dask.", "distributed"))]
+    assert {"posterior.nc", "trace.png", "genetic_values.png"} <= {p.name for p in (tmp_path / "fit").iterdir()}
+
+
 def test_fit__without_model_fits_gblup_and_says_so(tmp_path, capsys):
     """--model is optional: G-BLUP, said in a line of its own (issue 19); the run's seed is recorded when none is
     given, so that it can be repeated."""
