@@ -186,6 +186,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "posteriors of h2 side by side to prior_sensitivity.csv",
     )  # fmt: skip
     fit.add_argument(
+        "--log-likelihood", action=argparse.BooleanOptionalAction, default=None,
+        help="the pointwise log-likelihood in posterior.nc, for az.loo and az.compare (one trait; not --method map). "
+        "Without either flag it is written where cheap (one kernel of a few thousand records: under a second); "
+        "--no-log-likelihood leaves it out",
+    )  # fmt: skip
+    fit.add_argument(
+        "--posterior-predictive", action="store_true",
+        help="also write replicated records per draw (posterior_predictive in posterior.nc), for az.plot_ppc_dist",
+    )  # fmt: skip
+    fit.add_argument(
         "--strict", action="store_true",
         help="exit with code 3 if the fit ends with a diagnostic warning (divergences, R-hat > 1.01, bulk or tail "
         "ESS < 400); the outputs are written all the same",
@@ -482,6 +492,8 @@ def _job(args, genotypes, phenotypes, model: str):
         path=getattr(args, "path", "auto"),
         relationships=tuple(getattr(args, "relationship", None) or ()),
         prior_sensitivity=getattr(args, "prior_sensitivity", False),
+        log_likelihood=getattr(args, "log_likelihood", None),
+        posterior_predictive=getattr(args, "posterior_predictive", False),
         # PyMC's progress bar on a terminal only: a log file or a pipe gets the progress lines alone
         progressbar=not getattr(args, "quiet", False) and sys.stderr.isatty(),
     )

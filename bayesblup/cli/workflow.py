@@ -54,6 +54,8 @@ class FitJob:
     relationships: tuple = ()  # a user's relationship files (or Relationship objects): one genetic term each
     progressbar: bool = False  # PyMC's progress bar while sampling (the command line shows it on a terminal)
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
+    log_likelihood: bool | None = None  # the pointwise log-likelihood (az.loo); None: where cheap (results.loo)
+    posterior_predictive: bool = False  # replicated records per draw (az.plot_ppc_dist)
 
 
 @dataclass
@@ -256,6 +258,12 @@ def run_fit(job: FitJob, say=print):
             "permanent environment with unequal total record weights: g and p are integrated out, and each "
             "individual's residual excess over the best-recorded one is sampled explicitly"
         )
+    from ..results.loo import refuse_pointwise
+
+    if job.log_likelihood:  # refused before sampling where not available (several traits, MAP)
+        refuse_pointwise(model, job.method, "--log-likelihood")
+    if job.posterior_predictive:
+        refuse_pointwise(model, job.method, "--posterior-predictive")
     if job.method != "quadrature":  # quadrature needs no pm.Model
         model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
@@ -277,7 +285,8 @@ def run_fit(job: FitJob, say=print):
     }
     if job.method == "nuts":
         say("compiling the log-density and its gradient (PyTensor), then sampling ...")
-    fit = model.fit(**options, progressbar=job.progressbar)
+    # the pointwise log-likelihood for the main fit only: cross-validation and prior sensitivity refit with options
+    fit = model.fit(**options, log_likelihood=job.log_likelihood, progressbar=job.progressbar)
     if report is not None:
         fit.settings["qc"] = report.to_dict()
     if job.relationships:
@@ -286,6 +295,7 @@ def run_fit(job: FitJob, say=print):
         ]
     timings.update(fit.timings)
     say(_sampling_line(fit.timings))
+    _say_pointwise(fit, job, say)
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
@@ -320,6 +330,24 @@ def run_fit(job: FitJob, say=print):
         )
         timings["prior_sensitivity_s"] = time.perf_counter() - t
     return FitOutcome(fit=fit, timings=timings, predictions=predictions, cv=cv, prior_sensitivity=sensitivity)
+
+
+def _say_pointwise(fit, job: FitJob, say) -> None:
+    """The log-likelihood's line (written, or left out by the size rule), and the posterior predictive if asked."""
+    if fit.settings.get("log_likelihood"):
+        seconds = fit.timings.get("log_likelihood_s", 0.0)
+        say(f"pointwise log-likelihood of {fit.model.n_records} records in posterior.nc, for az.loo ({seconds:.2f} s)")
+    elif job.log_likelihood is None and str(fit.settings.get("log_likelihood_note", "")).startswith("not computed"):
+        post = fit.datatree["posterior"]
+        draws = post.sizes["chain"] * post.sizes["draw"]
+        say(
+            f"pointwise log-likelihood not written ({fit.model.n_records} records x {draws} draws on the "
+            f"{fit.model.path} path: costly); --log-likelihood writes it, for az.loo"
+        )
+    if job.posterior_predictive:
+        fit.sample_posterior_predictive()
+        seconds = fit.timings.get("posterior_predictive_s", 0.0)
+        say(f"posterior predictive draws of {fit.model.n_records} records in posterior.nc ({seconds:.2f} s)")
 
 
 def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:
