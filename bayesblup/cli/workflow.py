@@ -296,6 +296,7 @@ def run_fit(job: FitJob, say=print):
     timings.update(fit.timings)
     say(_sampling_line(fit.timings))
     _say_pointwise(fit, job, say)
+    timings.update(fit.timings)  # with the posterior predictive's
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()

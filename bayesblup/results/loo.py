@@ -100,6 +100,8 @@ def check_pointwise(model, method: str, what: str = "log_likelihood") -> str | N
             "traits); fit each trait alone to compare models by LOO"
         )
     if method == "map":
+        if what.startswith("--"):  # the command line's spelling
+            return f"{what} needs posterior draws and --method map gives one point; use --method nuts or quadrature"
         return (
             f"{what} needs posterior draws and method='map' gives one point; use method='nuts' (or 'quadrature' for "
             "one kernel)"

@@ -515,6 +515,25 @@ CASES = [
         note="a command-line option only: in Python the plot functions take a fit",
     ),
     Case(
+        "log_likelihood_with_map",
+        ("--log-likelihood needs posterior draws", "--method map gives one point", "use --method nuts"),
+        lambda d: job(d, log_likelihood=True),
+        [*FIT, "--log-likelihood"],
+    ),
+    Case(
+        "posterior_predictive_with_map",
+        ("--posterior-predictive needs posterior draws", "--method map gives one point", "use --method nuts"),
+        lambda d: job(d, posterior_predictive=True),
+        [*FIT, "--posterior-predictive"],
+    ),
+    Case(
+        "log_likelihood_with_several_traits",
+        ("--log-likelihood is not available for several traits yet", "fit each trait alone"),
+        lambda d: job(d, trait=["y", "z"], method="nuts", log_likelihood=True),
+        [*FIT, "--trait", "y", "z", "--method", "nuts", "--log-likelihood"],
+        setup=edit_pheno(z=[float(k) for k in range(10)]),
+    ),
+    Case(
         "predict_markers_renamed",
         ("{d}/new.csv", "markers of the fit (after QC) are absent: m1", "same names"),
         lambda d: job(d, method="nuts", predict=d / "new.csv"),
