@@ -3,7 +3,7 @@
 **Why the conditional density.** In the marginal form g is integrated out, so the records are not
 independent given the parameters ``theta = (mu, beta, the variances)``: ``y ~ N(X1 theta_f, V)`` with a dense
 ``V``. PSIS-LOO needs, for each record i, a log density whose exponent is the importance ratio between the
-posterior with and without that record. For a non-factorised model that is the conditional density
+posterior with and without that record. For a non-factorised model that is the conditional density::
 
     log p(y_i | y_-i, theta),     y_i | y_-i, theta ~ N(y_i - [V^-1 r]_i / [V^-1]_ii,  1 / [V^-1]_ii),
 
@@ -19,7 +19,7 @@ are far heavier-tailed (g_i moves with y_i). The sum over records is *not* ``log
 **Records, weights, a permanent environment.** With records ``y = mu + X beta + Z u + e``, ``Var(e) = E =
 sigma2_e diag(1/w)``, ``u`` the individual-level effects (``sum_k g_k``, plus p) of covariance A, and the
 individuals' weighted means ``ybar`` of covariance ``Vbar = A + sigma2_e diag(1/W)`` (``W_j`` the total weight),
-Woodbury's identity twice gives, for record i of individual j,
+Woodbury's identity twice gives, for record i of individual j::
 
     [V^-1 r]_i = (w_i / sigma2_e) (r_i - rbar_j) + (w_i / W_j) [Vbar^-1 rbar]_j,
     [V^-1]_ii  = (w_i / sigma2_e) (W_j - w_i) / W_j + (w_i / W_j)^2 [Vbar^-1]_jj,
@@ -52,8 +52,9 @@ independent given it: ``log p(y_i | g, theta)``, a normal density or the probit'
 its own g_i), and ArviZ's Pareto-k diagnostic says when.
 
 **Posterior predictive.** The marginal form draws ``y_rep ~ N(mu 1 + X beta, V)`` per draw of theta (fresh
-genetic values, permanent effects and residuals: exactly the model that was fitted, as ``pm.sample_posterior_
-predictive`` would draw it); the latent form draws ``y_rep ~ p(y | g, theta)`` with the posterior's g.
+genetic values, permanent effects and residuals: exactly the model that was fitted, as
+``pm.sample_posterior_predictive`` would draw it); the latent form draws ``y_rep ~ p(y | g, theta)`` with the
+posterior's g.
 """
 
 from __future__ import annotations
