@@ -59,6 +59,7 @@ class BLUPModel(_Model):
         genetic_value_draws: bool = False,
         thin: int = 1,
         nuts_sampler: str | None = None,
+        log_likelihood: bool | None = None,
     ) -> BLUPFit:
         """Fit :attr:`model` (the ``pm.Model`` you hold, extensions included) by NUTS, MAP or quadrature.
 
@@ -100,6 +101,14 @@ class BLUPModel(_Model):
             ``"blackjax"`` run NUTS on JAX (``pip install 'bayesblup[jax]'``; a GPU needs a CUDA jaxlib)
             for the latent forms and the single-kernel marginal form, not for the marginal form of
             several kernels (:mod:`bayesblup.inference.samplers`, docs/jax.md).
+        log_likelihood : bool, optional
+            Add the DataTree's ``log_likelihood`` group (per record and draw) for ``az.loo`` and ``az.compare``
+            (PyMC's ``idata_kwargs={"log_likelihood": True}``): in the marginal form ``log p(y_i | y_-i, theta)``,
+            each record given all others, in the latent form ``log p(y_i | g, theta)``
+            (:mod:`bayesblup.results.loo`). None (the default): where it is cheap (at most
+            ``LOG_LIKELIHOOD_FLOPS`` operations and ``LOG_LIKELIHOOD_ENTRIES`` numbers; every one-kernel model of a
+            few thousand records), else ``fit.settings["log_likelihood_note"]`` says why not and
+            :meth:`~bayesblup.BLUPFit.compute_log_likelihood` adds it later. Not for several traits nor MAP.
 
         Returns
         -------
@@ -128,6 +137,10 @@ class BLUPModel(_Model):
         if cores is not None and int(cores) < 1:
             raise InputError(f"cores must be at least 1, got {cores}.")
         check_nuts_sampler(self, nuts_sampler, method)
+        if log_likelihood:  # refused before any sampling where it is not available
+            from .results.loo import refuse_pointwise
+
+            refuse_pointwise(self, method)
         seed_drawn = seed is None
         if seed_drawn:  # drawn here and recorded in the fit's settings, so that every fit can be repeated exactly
             seed = int(np.random.default_rng().integers(2**31 - 1))
@@ -163,7 +176,7 @@ class BLUPModel(_Model):
             )
         if method == "quadrature":
             fit = self._fit_quadrature(chains=chains, draws=draws, seed=seed, genetic_value_draws=genetic_value_draws,
-                                       thin=thin)  # fmt: skip
+                                       thin=thin, log_likelihood=log_likelihood)  # fmt: skip
             fit.settings["seed_drawn"] = seed_drawn
             return fit
         import pymc as pm
@@ -264,10 +277,13 @@ class BLUPModel(_Model):
             sampler=sampler,
             genetic_value_draws=genetic_value_draws,
             thin=thin,
+            log_likelihood=log_likelihood,
             **settings,
         )
 
-    def _fit_quadrature(self, *, chains: int, draws: int, seed, genetic_value_draws: bool, thin: int) -> BLUPFit:
+    def _fit_quadrature(
+        self, *, chains: int, draws: int, seed, genetic_value_draws: bool, thin: int, log_likelihood: bool | None = None
+    ) -> BLUPFit:
         """``fit(method="quadrature")``: the grid, its summary and exact means, and independent draws."""
         from .inference.quadrature import quadrature, quadrature_datatree, quadrature_draws
 
@@ -284,7 +300,7 @@ class BLUPModel(_Model):
         settings = {"form": self.form, "seed": seed, "chains": chains, "draws": draws, "quadrature": result.settings()}
         return BLUPFit.from_datatree(
             self, datatree, method="quadrature", sampler="quadrature", genetic_value_draws=genetic_value_draws,
-            thin=thin, **settings,
+            thin=thin, log_likelihood=log_likelihood, **settings,
         )  # fmt: skip
 
 

@@ -59,6 +59,10 @@ class FitJob:
     top_fraction: float | None = None  # the top fraction of --top (None: 0.1)
     marker_map: object = None  # M-BLUP: a map (.bim, CSV marker,chromosome,position, or DataFrame); None: a PLINK
     # --genotypes' .bim. The marker effects gain its chromosome and position (and --plots draws them along the genome)
+    # the pointwise log-likelihood (az.loo) in posterior.nc: asked for, as it holds records x draws numbers (the API's
+    # fit computes it where cheap, in memory; a saved file of every CLI run need not carry 19-60 MB more)
+    log_likelihood: bool = False
+    posterior_predictive: bool = False  # replicated records per draw (az.plot_ppc_dist)
 
 
 @dataclass
@@ -279,6 +283,12 @@ def run_fit(job: FitJob, say=print):
         from ..results.selection import check_top
 
         check_top(model, job.top, fraction, method=job.method)
+    from ..results.loo import refuse_pointwise
+
+    if job.log_likelihood:  # refused before sampling where not available (several traits, MAP)
+        refuse_pointwise(model, job.method, "--log-likelihood")
+    if job.posterior_predictive:
+        refuse_pointwise(model, job.method, "--posterior-predictive")
     if job.method != "quadrature":  # quadrature needs no pm.Model
         model.model  # noqa: B018 - build now, so that the build time is reported before sampling
     what = f"NUTS, {job.chains} chains x {job.draws} draws (+{job.tune} tuning)" if job.method == "nuts" else "MAP"
@@ -300,7 +310,8 @@ def run_fit(job: FitJob, say=print):
     }
     if job.method == "nuts":
         say("compiling the log-density and its gradient (PyTensor), then sampling ...")
-    fit = model.fit(**options, progressbar=job.progressbar)
+    # the pointwise log-likelihood for the main fit only: cross-validation and prior sensitivity refit with options
+    fit = model.fit(**options, log_likelihood=bool(job.log_likelihood), progressbar=job.progressbar)
     if report is not None:
         fit.settings["qc"] = report.to_dict()
     if job.relationships:
@@ -312,6 +323,8 @@ def run_fit(job: FitJob, say=print):
     if marker_map is not None and fit.marker_effects is not None:
         fit.marker_effects = _with_positions(fit.marker_effects, marker_map)
         fit.settings["marker_map"] = marker_map.attrs.get("source")
+    _say_pointwise(fit, job, say)
+    timings.update(fit.timings)  # with the posterior predictive's
     predictions = None
     if job.predict is not None:
         t = time.perf_counter()
@@ -420,6 +433,17 @@ def _with_positions(effects: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame
     out.insert(at, "chromosome", where["chromosome"].reindex(out["marker"]).to_numpy())
     out.insert(at + 1, "position", where["position"].reindex(out["marker"]).to_numpy())
     return out
+
+
+def _say_pointwise(fit, job: FitJob, say) -> None:
+    """The log-likelihood's line when asked for, and the posterior predictive if asked."""
+    if fit.settings.get("log_likelihood"):
+        seconds = fit.timings.get("log_likelihood_s", 0.0)
+        say(f"pointwise log-likelihood of {fit.model.n_records} records in posterior.nc, for az.loo ({seconds:.2f} s)")
+    if job.posterior_predictive:
+        fit.sample_posterior_predictive()
+        seconds = fit.timings.get("posterior_predictive_s", 0.0)
+        say(f"posterior predictive draws of {fit.model.n_records} records in posterior.nc ({seconds:.2f} s)")
 
 
 def _check_fit_memory(job: FitJob, geno, records, *, several_traits: bool) -> bool:

@@ -341,13 +341,18 @@ class BLUPFit:
     stored: dict | None = field(default=None, repr=False)  # summary.json of a fit read back by load_fit
 
     @classmethod
-    def from_datatree(cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, **settings):
+    def from_datatree(
+        cls, model, datatree, *, method, sampler, genetic_value_draws=False, thin=1, log_likelihood=None, **settings
+    ):
         """Add genetic values (per kernel and in total) and marker effects to PyMC's result.
 
         ``settings`` are recorded in the fit (and summary.json); ``settings["seed"]`` also seeds
-        the optional draws of g and the Matheron draws of several kernels.
+        the optional draws of g and the Matheron draws of several kernels. ``log_likelihood``: the
+        ``observed_data`` and ``log_likelihood`` groups (:func:`bayesblup.results.loo.add_pointwise_groups`).
         """
         import xarray as xr
+
+        from .loo import add_pointwise_groups
 
         t0 = time.perf_counter()
         if model.multi_trait:
@@ -356,7 +361,8 @@ class BLUPFit:
             genetic_values, marker_effects = _multitrait_tables(model, datatree)
             timings = dict(model.timings) | {"genetic_values_s": time.perf_counter() - t0}
             settings = settings | {"genetic_value_draws": False, "thin": thin}
-            return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+            fit = cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+            return add_pointwise_groups(fit, log_likelihood)
         post = datatree["posterior"]
         ids = model.individuals.astype(str)
         n_p = model.n
@@ -427,7 +433,32 @@ class BLUPFit:
             marker_effects = pd.DataFrame({"marker": labels} | data)
         timings = dict(model.timings) | {"genetic_values_s": time.perf_counter() - t0}
         settings = settings | {"genetic_value_draws": genetic_value_draws, "thin": thin}
-        return cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+        fit = cls(model, datatree, method, sampler, genetic_values, marker_effects, timings, settings)
+        return add_pointwise_groups(fit, log_likelihood)
+
+    def compute_log_likelihood(self):
+        """Add the ``log_likelihood`` group (per record and draw) to :attr:`datatree`: ``az.loo``, ``az.compare``.
+
+        The marginal form's is ``log p(y_i | y_-i, theta)``, each record given every other (g integrated out: the
+        density PSIS-LOO needs for a model whose records are not independent given its parameters); the latent
+        form's ``log p(y_i | g, theta)``. :mod:`bayesblup.results.loo` and docs/compare.md say more. ``fit()``
+        computes it itself where it is cheap (``log_likelihood=None``). Returns the DataTree, as
+        ``pymc.compute_log_likelihood`` returns its result.
+        """
+        from .loo import compute_log_likelihood
+
+        return compute_log_likelihood(self)
+
+    def sample_posterior_predictive(self, *, seed: int | None = None):
+        """Add ``posterior_predictive``: replicated records per draw, on the records' scale (``az.plot_ppc_dist``).
+
+        The marginal form draws ``y_rep ~ N(mu 1 + X beta, V)`` given each draw of the parameters (new genetic
+        values and residuals); the latent form ``p(y | g, theta)`` with the posterior's g. ``seed``: by default the
+        fit's. Returns the DataTree.
+        """
+        from .loo import sample_posterior_predictive
+
+        return sample_posterior_predictive(self, seed=seed)
 
     def _require_model(self, what: str):
         if self.model is None:

@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 139 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 142 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
@@ -601,6 +601,25 @@ CASES = [
         ("marker map file not found: {d}/absent.csv", "check the path"),
         lambda d: job(d, model="mblup", marker_map=d / "absent.csv"),
         [*FIT, "--model", "mblup", "--map", "{d}/absent.csv"],
+    ),
+    Case(
+        "log_likelihood_with_map",
+        ("--log-likelihood needs posterior draws", "--method map gives one point", "use --method nuts"),
+        lambda d: job(d, log_likelihood=True),
+        [*FIT, "--log-likelihood"],
+    ),
+    Case(
+        "posterior_predictive_with_map",
+        ("--posterior-predictive needs posterior draws", "--method map gives one point", "use --method nuts"),
+        lambda d: job(d, posterior_predictive=True),
+        [*FIT, "--posterior-predictive"],
+    ),
+    Case(
+        "log_likelihood_with_several_traits",
+        ("--log-likelihood is not available for several traits yet", "fit each trait alone"),
+        lambda d: job(d, trait=["y", "z"], method="nuts", log_likelihood=True),
+        [*FIT, "--trait", "y", "z", "--method", "nuts", "--log-likelihood"],
+        setup=edit_pheno(z=[float(k) for k in range(10)]),
     ),
     Case(
         "predict_markers_renamed",
