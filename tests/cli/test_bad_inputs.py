@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 142 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 148 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
