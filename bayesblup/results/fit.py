@@ -25,6 +25,9 @@ from ..errors import InputError, preview
 from ..inference.posterior import Moments, multitrait_moments, posterior_moments, set_moments
 from ..linalg.spectral import ThinSpectral
 from ..names import INDIVIDUAL, MARKER, MU, TRAIT
+from .draws import beta_draws as _beta
+from .draws import flat_draws as _flat
+from .draws import theta_draws as _theta
 
 __all__ = ["THRESHOLDS", "BLUPFit"]
 
@@ -41,33 +44,6 @@ def _mean_sd(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: A relationship matrix whose mean diagonal is further than this from 1 puts h2 on another scale than the genetic
 #: share of the variance: noted in the fit's diagnostics (and by the command line as the matrix is read).
 DIAGONAL_NOTE = 0.1
-
-
-def _flat(post, name: str) -> np.ndarray:
-    return np.asarray(post[name].values, dtype=np.float64).reshape(-1)
-
-
-def _beta(post, model) -> np.ndarray | None:
-    """Draws of the fixed effects, (D, q), or None without covariates."""
-    if model.records.X is None:
-        return None
-    return np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates)
-
-
-def _theta(post, model) -> dict:
-    """Flattened draws of everything :func:`posterior_moments` conditions on (one kernel)."""
-    out = {
-        "mu": _flat(post, "mu"),
-        "sigma2_k": _flat(post, model.kernels[0].variance_name),
-        "sigma2_e": _flat(post, "sigma2_e"),
-        "beta": _beta(post, model),
-    }
-    if model.permanent_environment:
-        out["sigma2_pe"] = _flat(post, "sigma2_pe")
-    if model.samples_excess:  # eps = sqrt(sigma2_e Delta) z, per draw
-        z = np.asarray(post["z_excess"].values, dtype=np.float64).reshape(-1, model.n)
-        out["excess"] = np.sqrt(out["sigma2_e"][:, None] * model.spectral_data.excess[None, :]) * z
-    return out
 
 
 def _latent_moments(post, name: str, columns: slice = slice(None)) -> Moments:

@@ -28,6 +28,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..names import MU, RECORD, SIGMA2_E, SIGMA2_PE
+from .draws import beta_draws as _beta
+from .draws import flat_draws as _flat
 
 __all__ = [
     "LOG_LIKELIHOOD_ENTRIES",
@@ -148,16 +150,6 @@ def default_log_likelihood(model, method: str, draws: int) -> tuple[bool, str | 
             "--log-likelihood computes it"
         )
     return True, None
-
-
-def _flat(post, name: str) -> np.ndarray:
-    return np.asarray(post[name].values, dtype=np.float64).reshape(-1)
-
-
-def _beta(post, model) -> np.ndarray | None:
-    if model.records.X is None:
-        return None
-    return np.asarray(post["beta"].values, dtype=np.float64).reshape(-1, model.records.n_covariates)
 
 
 def _vector(post, name: str, width: int) -> np.ndarray:

@@ -27,7 +27,9 @@ import pandas as pd
 
 from ..errors import InputError, preview
 from ..inference.joint_draws import kernels_draws, single_kernel_draws, theta_plan, unphenotyped_terms
-from .fit import _beta, _flat, _theta
+from .draws import beta_draws as _beta
+from .draws import flat_draws as _flat
+from .draws import theta_draws as _theta
 
 __all__ = [
     "COLUMNS", "check_top", "check_top_options", "describe", "format_selection", "genetic_draws", "top_count",
