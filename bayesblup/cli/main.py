@@ -736,9 +736,7 @@ def run() -> None:
     import atexit
     import os
 
-    if "--dask" not in sys.argv[1:]:
-        _skip_dask()
-    code = main()
+    code = main(program=True)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -758,10 +756,17 @@ def _skip_dask() -> None:
         sys.modules.setdefault(name, None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """Run the command line; returns the exit code.
+
+    ``program``: called as the ``bayesblup`` program (:func:`run`), which tells xarray there is no Dask unless the
+    command is ``grm --dask`` (:func:`_skip_dask`).
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    # after parsing, so that argparse decides what --dask is (it also takes an abbreviation such as --das)
+    if program and not getattr(args, "dask", False):
+        _skip_dask()
     if args.command is None:
         parser.print_help()
         return 2
