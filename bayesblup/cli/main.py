@@ -43,10 +43,10 @@ examples:
 
 The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, ess_tail, r_hat,
 mcse_mean; diagnostics; settings, the seed included; timings), genetic_values.csv (id, mean, sd, pev,
-reliability, phenotyped), posterior.nc (the DataTree), and as asked marker_effects.csv (marker, mean, sd;
---model mblup; chromosome and position too with --map or PLINK/VCF genotypes), predictions.csv (--predict), cv.csv
-and cv_predictions.csv (--folds), selection.csv (rank, id, mean, sd, reliability, phenotyped, p_top; --top),
-PNG plots (--plots).
+reliability, phenotyped), posterior.nc (the DataTree, with the records; the pointwise log-likelihood for az.loo
+only with --log-likelihood), and as asked marker_effects.csv (marker, mean, sd; --model mblup; chromosome and
+position too with --map or PLINK/VCF genotypes), predictions.csv (--predict), cv.csv and cv_predictions.csv
+(--folds), selection.csv (rank, id, mean, sd, reliability, phenotyped, p_top; --top), PNG plots (--plots).
 """
 
 _MAIN_EXAMPLE = """\
