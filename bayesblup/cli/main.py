@@ -462,6 +462,8 @@ def _check_dask_options(args) -> None:
         )
     if args.coding not in ("auto", "additive"):
         raise InputError(f"PLINK files hold 0/1/2 allele counts; --coding {args.coding} does not apply.")
+    if args.vcf_field != "auto":
+        raise InputError(f"--dask reads a PLINK .bed, not a VCF; --vcf-field {args.vcf_field} does not apply.")
 
 
 def _cmd_grm(args, say) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -204,6 +205,9 @@ def test_cli_dask_refuses_non_plink_input(tmp_path, capsys):
     assert "--dask reads a PLINK .bed" in capsys.readouterr().err
     assert main(["grm", "--genotypes", str(csv), "--scheduler", "tcp://x:1", "--out", str(tmp_path / "G.npz")]) == 2
     assert "add --dask" in capsys.readouterr().err
+    bed = Path(__file__).parents[1] / "data" / "plink_sample" / "sample.bed"
+    assert main(["grm", "--genotypes", str(bed), "--dask", "--vcf-field", "DS", "--out", str(tmp_path / "G.npz")]) == 2
+    assert "--vcf-field DS does not apply" in capsys.readouterr().err
 
 
 @pytest.mark.structural
