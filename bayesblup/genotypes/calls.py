@@ -350,7 +350,11 @@ def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
         if not np.isfinite(value):
             hint = "An infinite value is no call: fix the cell, or mark a missing call as NaN / NA."
         elif value != round(value):
-            hint = "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
+            hint = (
+                "Fractional dosages are read from a VCF's DS field (--vcf-field DS), or given as "
+                "Genotypes(calls=<float32 array>, coding='additive'), not from a CSV or from_array: round or recode "
+                "them there; mark missing calls as NaN / NA."
+            )
         else:
             hint = "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
         raise InputError(
