@@ -43,10 +43,10 @@ examples:
 
 The out folder receives summary.json (parameters with mean, sd, q05, q95, ess_bulk, ess_tail, r_hat,
 mcse_mean; diagnostics; settings, the seed included; timings), genetic_values.csv (id, mean, sd, pev,
-reliability, phenotyped), posterior.nc (the DataTree), and as asked marker_effects.csv (marker, mean, sd;
---model mblup; chromosome and position too with --map or PLINK/VCF genotypes), predictions.csv (--predict), cv.csv
-and cv_predictions.csv (--folds), selection.csv (rank, id, mean, sd, reliability, phenotyped, p_top; --top),
-PNG plots (--plots).
+reliability, phenotyped), posterior.nc (the DataTree, with the records; the pointwise log-likelihood for az.loo
+only with --log-likelihood), and as asked marker_effects.csv (marker, mean, sd; --model mblup; chromosome and
+position too with --map or PLINK/VCF genotypes), predictions.csv (--predict), cv.csv and cv_predictions.csv
+(--folds), selection.csv (rank, id, mean, sd, reliability, phenotyped, p_top; --top), PNG plots (--plots).
 """
 
 _MAIN_EXAMPLE = """\
@@ -462,6 +462,8 @@ def _check_dask_options(args) -> None:
         )
     if args.coding not in ("auto", "additive"):
         raise InputError(f"PLINK files hold 0/1/2 allele counts; --coding {args.coding} does not apply.")
+    if args.vcf_field != "auto":
+        raise InputError(f"--dask reads a PLINK .bed, not a VCF; --vcf-field {args.vcf_field} does not apply.")
 
 
 def _cmd_grm(args, say) -> None:
@@ -736,9 +738,7 @@ def run() -> None:
     import atexit
     import os
 
-    if "--dask" not in sys.argv[1:]:
-        _skip_dask()
-    code = main()
+    code = main(program=True)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -758,10 +758,17 @@ def _skip_dask() -> None:
         sys.modules.setdefault(name, None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """Run the command line; returns the exit code.
+
+    ``program``: called as the ``bayesblup`` program (:func:`run`), which tells xarray there is no Dask unless the
+    command is ``grm --dask`` (:func:`_skip_dask`).
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    # after parsing, so that argparse decides what --dask is (it also takes an abbreviation such as --das)
+    if program and not getattr(args, "dask", False):
+        _skip_dask()
     if args.command is None:
         parser.print_help()
         return 2

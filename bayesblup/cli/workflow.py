@@ -103,6 +103,7 @@ def run_fit(job: FitJob, say=print):
     _check_sampling_options(job)
     _check_relationship_options(job)
     fraction = _check_top_options(job)
+    _check_vcf_field(job)
     marker_map = _marker_map_of(job, say)  # read and checked now; its markers are matched after QC
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -111,7 +112,7 @@ def run_fit(job: FitJob, say=print):
     if job.genotypes is not None:
         geno = job.genotypes
         if not hasattr(geno, "calls"):
-            geno = read_genotypes(geno, coding=job.coding, vcf_field=job.vcf_field)
+            geno = read_genotypes(geno, coding=job.coding, vcf_field=_vcf_field(job, geno))
     if hasattr(job.phenotypes, "columns"):
         table = job.phenotypes
     else:
@@ -151,7 +152,7 @@ def run_fit(job: FitJob, say=print):
     if job.predict is not None:
         new = job.predict
         if not hasattr(new, "calls"):
-            new = read_genotypes(new, coding=geno.coding, vcf_field=job.vcf_field)
+            new = read_genotypes(new, coding=geno.coding, vcf_field=_vcf_field(job, new))
     timings["read_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -372,6 +373,25 @@ def run_fit(job: FitJob, say=print):
         selection=selection,
         marker_map=marker_map,
     )
+
+
+def _check_vcf_field(job: FitJob) -> None:
+    """``--vcf-field GT/DS`` needs a VCF among the genotype files (--genotypes, --predict), as --coding needs a CSV."""
+    from ..genotypes.vcf import is_vcf
+
+    files = [f for f in (job.genotypes, job.predict) if f is not None and not hasattr(f, "calls")]
+    if job.vcf_field != "auto" and not any(is_vcf(f) for f in files):
+        raise InputError(
+            f"--vcf-field {job.vcf_field} chooses a VCF's GT calls or DS dosages, and no genotype file here is a .vcf, "
+            ".vcf.gz or .bcf: drop --vcf-field."
+        )
+
+
+def _vcf_field(job: FitJob, path) -> str:
+    """The job's --vcf-field for a VCF (checked by :func:`_check_vcf_field`); "auto" for the other formats."""
+    from ..genotypes.vcf import is_vcf
+
+    return job.vcf_field if is_vcf(path) else "auto"
 
 
 def _check_top_options(job: FitJob) -> float:

@@ -263,30 +263,34 @@ class MarkerStats:
     ----------
     n_obs : ndarray of int64, shape (m,)
         Observed (non-missing) calls.
-    total, total_sq : ndarray of float64, shape (m,)
-        Sum of the observed calls and of their squares.
+    total : ndarray of float64, shape (m,)
+        Sum of the observed calls.
+    ss : ndarray of float64, shape (m,)
+        Sum of squared deviations of the observed calls from their mean (0 without an observed call). Kept as
+        such, not as a sum of squares: ``sum x^2 - (sum x)^2 / n`` cancels catastrophically for dosages that
+        differ in their last bits (it came out negative, and W's column NaN).
     polymorphic : ndarray of bool, shape (m,)
         Whether at least two different values are observed.
     """
 
     n_obs: np.ndarray
     total: np.ndarray
-    total_sq: np.ndarray
+    ss: np.ndarray
     polymorphic: np.ndarray
 
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> MarkerStats:
-        """The sums of 0/1/2 calls from their counts (:func:`allele_counts`), exactly: integers in float64."""
-        return cls(
-            n_obs=counts.sum(axis=1),
-            total=counts[:, 1] + 2.0 * counts[:, 2],
-            total_sq=counts[:, 1] + 4.0 * counts[:, 2],
-            polymorphic=(counts > 0).sum(axis=1) >= 2,
-        )
+        """The sums of 0/1/2 calls from their counts (:func:`allele_counts`): integers in float64, exactly."""
+        n_obs = counts.sum(axis=1)
+        total = counts[:, 1] + 2.0 * counts[:, 2]
+        total_sq = counts[:, 1] + 4.0 * counts[:, 2]
+        # whole numbers: a polymorphic marker's ss is at least about 1/2, far above the rounding of these sums
+        ss = total_sq - np.divide(total**2, n_obs, out=np.zeros_like(total), where=n_obs > 0)
+        return cls(n_obs=n_obs, total=total, ss=ss, polymorphic=(counts > 0).sum(axis=1) >= 2)
 
     def subset(self, index) -> MarkerStats:
         """The sums of the markers selected by a mask or integer index."""
-        return MarkerStats(self.n_obs[index], self.total[index], self.total_sq[index], self.polymorphic[index])
+        return MarkerStats(self.n_obs[index], self.total[index], self.ss[index], self.polymorphic[index])
 
 
 def marker_stats(calls: np.ndarray) -> MarkerStats:
@@ -294,17 +298,25 @@ def marker_stats(calls: np.ndarray) -> MarkerStats:
     if calls.dtype.kind != "f":
         return MarkerStats.from_counts(allele_counts(calls))
     m = calls.shape[1]
-    n_obs, total, total_sq = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
+    n_obs, total, ss = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
     polymorphic = np.empty(m, dtype=bool)
     for cols, blk in marker_blocks(calls):
         x = blk.astype(np.float64)
         seen = ~np.isnan(x)
         n_obs[cols] = seen.sum(axis=0)
         total[cols] = np.where(seen, x, 0.0).sum(axis=0)
-        total_sq[cols] = np.where(seen, x * x, 0.0).sum(axis=0)
+        mean = np.divide(total[cols], n_obs[cols], out=np.zeros(x.shape[1]), where=n_obs[cols] > 0)
+        ss[cols] = np.where(seen, (x - mean[None, :]) ** 2, 0.0).sum(axis=0)  # two passes: no cancellation
+        # a marker of whole dosages: the counts' formula, on the same integers, so W is that of the counts bit for bit
+        whole = np.where(seen, x == np.round(x), True).all(axis=0)
+        if whole.any():
+            k = np.flatnonzero(whole)
+            total_sq = np.where(seen[:, k], x[:, k] ** 2, 0.0).sum(axis=0)
+            n_k = n_obs[cols][k]
+            ss[cols.start + k] = total_sq - np.divide(total[cols][k] ** 2, n_k, out=np.zeros(k.size), where=n_k > 0)
         # two different observed values: max > min over the observed calls (inf fills the missing ones)
         polymorphic[cols] = np.where(seen, x, -np.inf).max(axis=0) > np.where(seen, x, np.inf).min(axis=0)
-    return MarkerStats(n_obs, total, total_sq, polymorphic)
+    return MarkerStats(n_obs, total, ss, polymorphic)
 
 
 def _check_marker_map(frame: pd.DataFrame, markers: np.ndarray, source: str) -> pd.DataFrame:
@@ -338,7 +350,11 @@ def _counts_to_int8(arr: np.ndarray, ids, markers, source: str) -> np.ndarray:
         if not np.isfinite(value):
             hint = "An infinite value is no call: fix the cell, or mark a missing call as NaN / NA."
         elif value != round(value):
-            hint = "Dosages and other codes are not supported: round or recode them; mark missing calls as NaN / NA."
+            hint = (
+                "Fractional dosages are read from a VCF's DS field (--vcf-field DS), or given as "
+                "Genotypes(calls=<float32 array>, coding='additive'), not from a CSV or from_array: round or recode "
+                "them there; mark missing calls as NaN / NA."
+            )
         else:
             hint = "If that code marks a missing call, replace it with NaN (or an empty cell / NA in a CSV)."
         raise InputError(

@@ -55,9 +55,15 @@ def read_genotypes(path: str | os.PathLike, *, coding: str = "auto", vcf_field: 
     coding : {"auto", "additive", "presence-absence"}
         Genotype coding of a CSV file; PLINK and VCF calls are always additive 0/1/2 counts.
     vcf_field : {"auto", "GT", "DS"}
-        What a VCF's calls are read from (:func:`read_vcf`'s ``field``); ignored for the other formats.
+        What a VCF's calls are read from (:func:`read_vcf`'s ``field``); GT or DS for another format is refused,
+        as ``coding`` is for PLINK.
     """
     path = Path(path)
+    if vcf_field != "auto" and not is_vcf(path):
+        raise InputError(
+            f"vcf_field={vcf_field!r} (--vcf-field) chooses a VCF's GT calls or DS dosages; {path} is not a .vcf, "
+            ".vcf.gz or .bcf file: drop it."
+        )
     if _is_csv(path):
         return read_genotypes_csv(path, coding=coding)
     if is_vcf(path):

@@ -225,7 +225,7 @@ def scaling_from_stats(
     Parameters
     ----------
     stats : MarkerStats
-        Observed calls, their sum and sum of squares, and whether they vary, at each marker
+        Observed calls, their sum and sum of squared deviations, and whether they vary, at each marker
         (:func:`~bayesblup.genotypes.calls.marker_stats`, or ``MarkerStats.from_counts`` of the counts of
         each code); every constant of the three scalings is a function of these and ``n_individuals``.
     scaling, allele_freq
@@ -256,8 +256,7 @@ def scaling_from_stats(
 
     if scaling == STANDARDIZED:
         # Sum of squared deviations of the filled column: filled calls sit on the mean and add 0.
-        ss = stats.total_sq - total**2 / n_obs
-        sd = np.sqrt(ss / (n - 1))
+        sd = np.sqrt(stats.ss / (n - 1))
         return MarkerScaling(
             scaling,
             markers,

@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 148 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 150 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
@@ -1261,6 +1261,18 @@ CASES = [
         lambda d: bb.read_genotypes(d / "geno.vcf", coding="presence-absence"),
         [*GRM, "--genotypes", "{d}/geno.vcf", "--coding", "presence-absence"],
         setup=vcf(),
+    ),
+    Case(
+        "vcf_field_without_a_vcf",
+        ("--vcf-field", "chooses a VCF's GT calls or DS dosages", "drop"),
+        lambda d: bb.read_genotypes(d / "geno.csv", vcf_field="DS"),
+        [*FIT, "--vcf-field", "DS"],
+    ),
+    Case(
+        "vcf_field_grm_without_a_vcf",
+        ("--vcf-field", "chooses a VCF's GT calls or DS dosages", "{d}/geno.csv is not a .vcf"),
+        lambda d: bb.read_genotypes(d / "geno.csv", vcf_field="GT"),
+        [*GRM, "--vcf-field", "GT"],
     ),
 ]
 

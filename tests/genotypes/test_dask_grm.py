@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,6 +185,18 @@ def test_cli_dask_writes_the_same_file(plink_bed, sim_bed, client, tmp_path):
                 np.testing.assert_array_equal(mem[name], dsk[name])
 
 
+@pytest.mark.exact
+def test_the_program_takes_dask_however_argparse_spells_it(plink_bed, tmp_path):
+    """The program (not main()) hides Dask from xarray unless the command uses it; argparse decides what --dask is,
+    so an abbreviation (--das) still computes G with Dask, the same file as --dask. It was refused once ("needs the
+    optional extra"): the program looked for the exact string --dask in sys.argv."""
+    base = [sys.executable, "-m", "bayesblup", "grm", "--genotypes", str(plink_bed), "--scaling", "centered"]
+    for flag, name in (("--dask", "full.csv"), ("--das", "short.csv")):
+        run = subprocess.run([*base, flag, "--quiet", "--out", str(tmp_path / name)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert (tmp_path / "full.csv").read_bytes() == (tmp_path / "short.csv").read_bytes()
+
+
 @pytest.mark.structural
 def test_cli_dask_refuses_non_plink_input(tmp_path, capsys):
     csv = tmp_path / "geno.csv"
@@ -192,6 +205,9 @@ def test_cli_dask_refuses_non_plink_input(tmp_path, capsys):
     assert "--dask reads a PLINK .bed" in capsys.readouterr().err
     assert main(["grm", "--genotypes", str(csv), "--scheduler", "tcp://x:1", "--out", str(tmp_path / "G.npz")]) == 2
     assert "add --dask" in capsys.readouterr().err
+    bed = Path(__file__).parents[1] / "data" / "plink_sample" / "sample.bed"
+    assert main(["grm", "--genotypes", str(bed), "--dask", "--vcf-field", "DS", "--out", str(tmp_path / "G.npz")]) == 2
+    assert "--vcf-field DS does not apply" in capsys.readouterr().err
 
 
 @pytest.mark.structural

@@ -92,6 +92,24 @@ def test_whole_dosages_give_the_g_of_the_counts_bit_for_bit(scaling, rng):
 
 
 @pytest.mark.exact
+@pytest.mark.parametrize("base", [0.7, 1.3, 1.9])
+def test_standardized_w_of_dosages_that_differ_in_their_last_bit_has_unit_variance(base, rng):
+    """A dosage marker whose calls differ by one float32 step: ``sum x^2 - (sum x)^2 / n`` cancelled to a negative
+    number (1.3, 1.9: W's column NaN) or to 1e-11 for 1.4e-14 (0.7: variance 3e-4, not 1). The sum of squared
+    deviations, taken about the mean, keeps W's standardised column at variance 1 (1e-6: its ss holds 1e-14 to
+    the rounding of one float64 subtraction, relative 1e-9)."""
+    n = 1000
+    calls = rng.integers(0, 3, size=(n, 2)).astype(np.float32)
+    calls[:, 0] = base
+    calls[0, 0] = np.nextafter(np.float32(base), np.float32(2))
+    geno, _ = bb.quality_control(bb.Genotypes(calls=calls, ids=[f"i{k}" for k in range(n)], markers=["tiny", "m"],
+                                              coding="additive"))  # fmt: skip
+    assert geno.n_markers == 2  # two different values: polymorphic
+    W = bb.genotype_matrix(geno, scaling="standardized").values
+    np.testing.assert_allclose(W.var(axis=0, ddof=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.exact
 def test_w_of_dosages_puts_missing_calls_on_the_marker_mean():
     geno = dosages().select(markers=[0])
     W = bb.genotype_matrix(geno, scaling="centered").values[:, 0]
