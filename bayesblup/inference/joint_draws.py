@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.data import KernelsData, MarkerRows, SpectralData
-from .posterior import _check_pe, _noise, _residuals, matheron_chunks
+from .posterior import _check_pe, _noise, _residuals, evenly_spaced, matheron_chunks
 
 __all__ = ["Unphenotyped", "kernels_draws", "single_kernel_draws", "theta_plan", "unphenotyped_terms"]
 
@@ -58,7 +58,7 @@ def theta_plan(n_theta: int, draws: int) -> tuple[np.ndarray, int]:
     ``repeats`` exact draws of g at each theta make at least ``draws`` in all (MAP: one theta, ``draws`` draws of g
     given it). The spacing is deterministic: no seed is needed to choose the thetas.
     """
-    used = np.unique(np.linspace(0, n_theta - 1, min(n_theta, draws)).round().astype(int))
+    used = evenly_spaced(n_theta, draws)
     return used, max(1, -(-draws // used.size))
 
 

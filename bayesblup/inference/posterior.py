@@ -405,6 +405,11 @@ def _solve(data: KernelsData, sigma2: dict, noise: np.ndarray, Z: np.ndarray, *,
     return np.linalg.solve(V, Z)
 
 
+def evenly_spaced(n: int, k: int) -> np.ndarray:
+    """At most ``k`` indices of ``range(n)``, evenly spaced from the first to the last (draws thinned)."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def set_moments(
     data: KernelsData,
     mu: np.ndarray,
@@ -440,7 +445,7 @@ def set_moments(
     """
     names = data.names
     D = mu.size
-    used = np.unique(np.linspace(0, D - 1, min(D, max_draws)).round().astype(int))
+    used = evenly_spaced(D, max_draws)
     repeats = max(1, -(-min_samples // used.size))
     g_acc = {name: _Accumulator() for name in names}
     total_acc = _Accumulator()

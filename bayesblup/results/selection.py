@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import InputError, preview
 from ..inference.joint_draws import kernels_draws, single_kernel_draws, theta_plan, unphenotyped_terms
+from ..inference.posterior import evenly_spaced
 from .draws import beta_draws as _beta
 from .draws import flat_draws as _flat
 from .draws import theta_draws as _theta
@@ -138,7 +139,7 @@ def genetic_draws(fit, *, draws: int = 1000, seed: int | None = None) -> Genetic
     if model.form == "latent":
         g = np.asarray(post["g"].values, dtype=np.float64)
         g = g.reshape(-1, g.shape[-1])
-        used = np.unique(np.linspace(0, g.shape[0] - 1, min(g.shape[0], draws)).round().astype(int))
+        used = evenly_spaced(g.shape[0], draws)
         chunks = (g[used[k : k + 256]] for k in range(0, used.size, 256))
         return GeneticDraws(chunks, used.size, 1, "the sampler's draws of g (latent form)")
     D = post.sizes["chain"] * post.sizes["draw"]
