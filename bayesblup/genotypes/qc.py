@@ -31,7 +31,7 @@ MAF = "maf"
 _REASON_TEXT = {
     ALL_MISSING: "with no observed call",
     CALL_RATE: "with call rate below {min_call_rate}",
-    MONOMORPHIC: "monomorphic (one observed allele count only)",  # or one dosage value
+    MONOMORPHIC: "monomorphic (one observed count or dosage only)",
     MAF: "with minor allele frequency below {min_maf}",
 }
 

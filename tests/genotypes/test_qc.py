@@ -72,7 +72,7 @@ def test_quality_control__report_lines_and_dict():
     text = str(report)
     assert "genotypes: 5 individuals x 5 markers" in text
     assert "missing calls: 9 of 25 (36.00%)" in text
-    assert "dropped 1 markers monomorphic (one observed allele count only): mono" in text
+    assert "dropped 1 markers monomorphic (one observed count or dosage only): mono" in text
     assert "dropped 1 markers with no observed call: allmiss" in text
     assert "dropped 1 markers with minor allele frequency below 0.15: rare" in text
     assert "kept: 5 individuals x 2 markers; 3 missing calls will be imputed to the marker mean (2p)" in text
