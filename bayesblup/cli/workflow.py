@@ -57,8 +57,8 @@ class FitJob:
     prior_sensitivity: bool = False  # also refit under the default set of priors (bayesblup.analyses.sensitivity)
     top: int | None = None  # list the best N candidates with P(in the top top_fraction): selection.csv
     top_fraction: float | None = None  # the top fraction of --top (None: 0.1)
-    marker_map: object = None  # M-BLUP: a map (.bim, CSV marker,chromosome,position, or DataFrame); None: a PLINK
-    # --genotypes' .bim. The marker effects gain its chromosome and position (and --plots draws them along the genome)
+    marker_map: object = None  # M-BLUP: a map (.bim, CSV marker,chromosome,position, or DataFrame); None: the
+    # genotypes' own positions (a PLINK .bim, a VCF's CHROM and POS). The marker effects gain chromosome and position
     # the pointwise log-likelihood (az.loo) in posterior.nc: asked for, as it holds records x draws numbers (the API's
     # fit computes it where cheap, in memory; a saved file of every CLI run need not carry 19-60 MB more)
     log_likelihood: bool = False
@@ -104,7 +104,7 @@ def run_fit(job: FitJob, say=print):
     _check_relationship_options(job)
     fraction = _check_top_options(job)
     _check_vcf_field(job)
-    marker_map = _marker_map_of(job, say)  # read and checked now; its markers are matched after QC
+    marker_map = _marker_map_of(job)  # read and checked now; its markers are matched after QC
     timings: dict[str, float] = {}
     t = time.perf_counter()
     users = _read_user_relationships(job.relationships)  # a user's own matrices, refused now if unreadable
@@ -407,7 +407,7 @@ def _check_top_options(job: FitJob) -> float:
     return fraction
 
 
-def _marker_map_of(job: FitJob, say):
+def _marker_map_of(job: FitJob):
     """The job's marker map, read and checked; or None (then M-BLUP takes the genotypes' own, after reading them).
 
     Only M-BLUP estimates marker effects to place on the map: a map given to G-BLUP is refused.

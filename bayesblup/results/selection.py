@@ -91,12 +91,14 @@ def _candidates(model, candidates) -> tuple[np.ndarray, str]:
     return np.array([position[i] for i in wanted], dtype=np.intp), "list"
 
 
-def check_top(model, n: int, fraction: float, *, method: str, candidates="all") -> tuple[np.ndarray, str]:
+def check_top(
+    model, n: int, fraction: float, *, method: str, candidates="all", draws: int = 1000
+) -> tuple[np.ndarray, str]:
     """Refuse what ``fit.top`` cannot do for this model and method, before sampling.
 
     Returns the candidates' positions among the model's individuals (records first) and their label.
     """
-    check_top_options(n, fraction)
+    check_top_options(n, fraction, draws)
     if model.multi_trait:
         raise InputError(
             "a selection list (--top, fit.top) is not available for several traits yet: fit the trait to select on "
@@ -181,8 +183,7 @@ def top_counts(chunks, positions: np.ndarray, t: int) -> tuple[np.ndarray, int]:
 def top_table(fit, n: int = 20, *, fraction: float = 0.10, candidates="all", draws: int = 1000, seed=None):
     """:meth:`BLUPFit.top`: the n best candidates by posterior mean, with P(in the top ``fraction``)."""
     model = fit._require_model("a selection list (fit.top)")
-    check_top_options(n, fraction, draws)
-    positions, label = check_top(model, n, fraction, method=fit.method, candidates=candidates)
+    positions, label = check_top(model, n, fraction, method=fit.method, candidates=candidates, draws=draws)
     t = top_count(positions.size, fraction)
     source = genetic_draws(fit, draws=draws, seed=seed)
     counts, total = top_counts(source.chunks, positions, t)
