@@ -97,7 +97,8 @@ class BLUPModel(_Model):
         thin : int
             Thinning of those draws.
         nuts_sampler : {None, "pymc", "nutpie", "numpyro", "blackjax"}
-            The NUTS implementation; None: nutpie if installed, else PyMC's. ``"numpyro"`` and
+            The NUTS implementation; None: PyMC's (nutpie only when named: it compiles with Numba at every fit,
+            which pays only for long latent fits; :mod:`bayesblup.inference.samplers`). ``"numpyro"`` and
             ``"blackjax"`` run NUTS on JAX (``pip install 'bayesblup[jax]'``; a GPU needs a CUDA jaxlib)
             for the latent forms and the single-kernel marginal form, not for the marginal form of
             several kernels (:mod:`bayesblup.inference.samplers`, docs/jax.md).

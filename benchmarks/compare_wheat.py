@@ -81,23 +81,16 @@ def header_lines(args) -> list[str]:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         print_machine()
-    sampler = "nutpie" if _has_nutpie() else "PyMC NUTS"
     return [
         *buffer.getvalue().splitlines(),
         f"python    {platform.python_version()}, bayesblup {bb.__version__}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, pandas {pd.__version__}, pymc {pymc.__version__}, "
         f"pytensor {pytensor.__version__}, arviz {arviz.__version__}",
-        f"bayesblup {sampler}, {args.chains} chains x {args.draws} draws (+ {args.tune} tuning), seed {args.seed}; "
+        f"bayesblup PyMC NUTS, {args.chains} chains x {args.draws} draws (+ {args.tune} tuning), seed {args.seed}; "
         f"median of {args.repeats} run{'s' if args.repeats > 1 else ''} per row, end to end from load_wheat()",
         "R tools   R 4.2.2 on a 2-core machine of the same kind (tests/data/reference/README.md); "
         "times of the fitting call",
     ]
-
-
-def _has_nutpie() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("nutpie") is not None
 
 
 # --- bayesblup, timed ---------------------------------------------------------------------------------------------

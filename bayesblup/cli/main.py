@@ -325,7 +325,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, prior_default: str = 
     )
     parser.add_argument(
         "--nuts-sampler", choices=["pymc", "nutpie", "numpyro", "blackjax"], default=None,
-        help="NUTS implementation (default: nutpie if installed, else pymc); numpyro and blackjax run on JAX, "
+        help="NUTS implementation (default pymc; nutpie compiles for 10-25 s a fit, worth it only for long latent "
+        "fits); numpyro and blackjax run on JAX, "
         "e.g. on a GPU (pip install 'bayesblup[jax]'), for --form latent or a single-kernel model",
     )  # fmt: skip
 

@@ -36,7 +36,7 @@ class FitJob:
     draws: int = 1000
     tune: int = 1000
     target_accept: float | None = None  # None: the model's default
-    nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: nutpie if installed, else pymc
+    nuts_sampler: str | None = None  # pymc, nutpie, numpyro or blackjax; None: pymc
     cores: int | None = None  # processes for the chains (None: one per chain up to the CPUs); draws do not depend on it
     seed: int | None = None
     coding: str = "auto"

@@ -1,7 +1,14 @@
 """Which NUTS implementation samples a fit: PyMC's own, nutpie, or NUTS on JAX (NumPyro, BlackJAX).
 
-``nuts_sampler=None`` (the default) is nutpie when it is installed, else PyMC's NUTS; PyMC's for a model whose
-missing records of several traits take the exact Gibbs step (:mod:`bayesblup.inference.missing`). The JAX samplers
+``nuts_sampler=None`` (the default) is PyMC's NUTS, through :mod:`bayesblup.inference.compiled` (one
+compilation per model structure, reused by later fits in the process) and :mod:`bayesblup.inference.chains`
+(chains in forked processes); it is also the only one that takes the exact Gibbs step for missing records of
+several traits (:mod:`bayesblup.inference.missing`). nutpie runs only when named (``"nutpie"``): it compiles the
+log-density with Numba at every fit, which costs more than it saves at the sizes measured
+(benchmarks/RESULTS.md, 2026-12-04, seventh session): G-BLUP on wheat 11.9 s end to end against 3.4 s,
+mice-sized 13.8 against 7.4 s, a binary trait on wheat (latent liabilities) 36.9 against 31.2 s, and a
+second fit in the same process 5.8 against 1.5 s. It pays where drawing dominates: long latent fits of
+thousands of individuals (its draws took 10.7 s where PyMC's took 19.5 s on the binary trait). The JAX samplers
 (``"numpyro"``, ``"blackjax"``; ``pip install 'bayesblup[jax]'``, and a CUDA-enabled jaxlib for a GPU)
 need a model that PyTensor can translate to JAX: the latent forms, the single-kernel marginal form
 (pure PyTensor: the eigendecomposition is done once, in NumPy, before the model is built), but not
@@ -169,9 +176,7 @@ def _chain_method(chains: int) -> str:
 def choose_nuts(model, pymc_model, nuts_sampler: str | None, *, chains: int, progressbar: bool) -> NutsChoice:
     """The NUTS implementation for ``model`` (a built ``pymc_model``), after :func:`check_nuts_sampler`."""
     if nuts_sampler is None:
-        # PyMC's NUTS where missing records of several traits take the exact Gibbs step (nutpie cannot take it)
-        gibbs = getattr(model, "gibbs_missing", False)
-        nuts_sampler = "nutpie" if importlib.util.find_spec("nutpie") and not gibbs else "pymc"
+        nuts_sampler = "pymc"  # whatever else is installed (module docstring: nutpie's compilation costs more)
     kwargs = {"nuts_sampler": nuts_sampler, "progressbar": progressbar}
     if nuts_sampler == "pymc":
         return NutsChoice(nuts_sampler, kwargs | {"init": model.nuts_init})
