@@ -604,11 +604,13 @@ def plot_genetic_correlations(fit, *, prob: float = 0.9):
     return fig
 
 
-def _genome_axis(placed) -> tuple[np.ndarray, list[tuple[str, float, float]], bool]:
-    """Each marker's place along the genome, each chromosome's (name, start, end), and whether map order stood in.
+def _genome_axis(placed) -> tuple[np.ndarray, list[tuple[str, float, float]], list[str]]:
+    """Each marker's place along the genome, each chromosome's (name, start, end), and the chromosomes in map order.
 
     Chromosomes go in natural order with a gap between them. Where a chromosome's markers all share one position
-    (a map written without positions), the markers are spaced evenly in the fit's order, and the flag says so.
+    (a map written without positions, or a .bim's unplaced markers, chromosome 0 at position 0), that
+    chromosome's markers are spaced evenly in the fit's order over the median span of the chromosomes that have
+    positions, and are named in the returned list; the other chromosomes keep their positions.
     """
     import pandas as pd
 
@@ -617,25 +619,36 @@ def _genome_axis(placed) -> tuple[np.ndarray, list[tuple[str, float, float]], bo
     rows = placed["marker"].to_numpy(dtype=str)
     placed = placed.drop_duplicates("marker")  # one row per marker and trait with several traits: place each once
     chromosome = placed["chromosome"].to_numpy(dtype=str)
-    position = placed["position"].to_numpy(dtype=np.float64)
+    position = placed["position"].to_numpy(dtype=np.float64).copy()
     order = chromosome_order(chromosome)
-    by_order = any(
-        (chromosome == name).sum() > 1 and np.ptp(position[chromosome == name]) == 0 for name in order
-    )  # fmt: skip
-    if by_order:  # e.g. a .bim written without positions: the markers in the fit's order, evenly spaced
-        position = np.arange(len(position), dtype=np.float64)
-    spans = {n: (position[chromosome == n].min(), position[chromosome == n].max()) for n in order}
-    gap = 0.02 * sum(high - low for low, high in spans.values()) or 1.0
+    members = {name: np.flatnonzero(chromosome == name) for name in order}
+    flat = [name for name in order if members[name].size > 1 and np.ptp(position[members[name]]) == 0]
+    spans = [np.ptp(position[members[name]]) for name in order if name not in flat and members[name].size > 1]
+    for name in flat:  # evenly spaced in the fit's order, over a typical chromosome's length (1 a marker if none)
+        k = members[name].size
+        step = float(np.median(spans)) / (k - 1) if spans else 1.0
+        position[members[name]] = np.arange(k) * step
+    span = {n: (position[members[n]].min(), position[members[n]].max()) for n in order}
+    gap = 0.02 * sum(high - low for low, high in span.values()) or 1.0
     x = np.empty_like(position)
     bounds, start = [], 0.0
     for name in order:
-        low, high = spans[name]
-        here = chromosome == name
-        x[here] = start + position[here] - low
+        low, high = span[name]
+        x[members[name]] = start + position[members[name]] - low
         bounds.append((name, start, start + high - low))
         start += high - low + gap
     x = pd.Series(x, index=placed["marker"].to_numpy(dtype=str)).reindex(rows).to_numpy()
-    return x, bounds, by_order
+    return x, bounds, flat
+
+
+def _order_note(in_map_order: list[str], n_chromosomes: int) -> str:
+    """The x label's note on chromosomes without positions, whose markers stand in the fit's order."""
+    if not in_map_order:
+        return ""
+    if len(in_map_order) == n_chromosomes:
+        return " (positions missing: markers in file order)"
+    names = ", ".join(in_map_order[:5]) + (", ..." if len(in_map_order) > 5 else "")
+    return f" (no positions on {names}: markers there in file order)"
 
 
 def plot_marker_effects(fit, map=None, *, label_top: int = 5):  # map: as the command line's --map
@@ -684,7 +697,7 @@ def plot_marker_effects(fit, map=None, *, label_top: int = 5):  # map: as the co
             "plot_marker_effects needs a marker map: map= a DataFrame marker,chromosome,position, a PLINK .bim or a "
             "CSV with those columns (bayesblup fit --map PATH)."
         )
-    x, bounds, by_order = _genome_axis(placed)
+    x, bounds, in_map_order = _genome_axis(placed)
     chromosome = placed["chromosome"].to_numpy(dtype=str)
     traits = list(dict.fromkeys(effects["trait"])) if "trait" in effects.columns else [None]
     sd = effects["sd"].to_numpy(dtype=np.float64)
@@ -724,7 +737,7 @@ def plot_marker_effects(fit, map=None, *, label_top: int = 5):  # map: as the co
             )  # fmt: skip
     labels = [f"{name} (unplaced)" if name == "0" else name for name, _, _ in bounds]  # PLINK's 0: no chromosome
     axes[-1].set_xticks([(a + b) / 2 for _, a, b in bounds], labels, fontsize="small")
-    axes[-1].set_xlabel("chromosome" + (" (positions missing: markers in file order)" if by_order else ""))
+    axes[-1].set_xlabel("chromosome" + _order_note(in_map_order, len(bounds)))
     for ax in axes:
         for _, a, b in bounds[1::2]:
             ax.axvspan(a, b, color="#f2f2f2", zorder=0)

@@ -34,6 +34,7 @@ TABLES = {
     "sets": ("sets.py", "several marker sets", ()),
     "multitrait": ("multitrait.py", "several traits", ()),
     "threshold": ("threshold.py", "binary and ordinal traits", ()),
+    "samplers": ("samplers.py", "the default NUTS (PyMC's) against nutpie", ("nutpie",)),
     "dask_grm": ("dask_grm.py", "G out of core on a dask cluster", ("dask", "distributed")),
 }
 

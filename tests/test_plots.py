@@ -316,6 +316,30 @@ def test_marker_effects_along_the_genome_in_natural_chromosome_order(fits):
 
 
 @pytest.mark.structural
+def test_marker_effects_without_positions_on_one_chromosome_keep_the_others_positions(fits):
+    """A .bim's unplaced markers (chromosome 0, position 0) are spaced in file order; the placed ones keep theirs."""
+    fit = fits["mblup"]
+    effects = fit.marker_effects
+    chart = _wheat_map(effects["marker"]).assign(position=lambda d: d["position"] ** 1.5)  # uneven spacing
+    block = np.arange(len(effects)) * 4 // len(effects)  # the map's chromosome of each marker: 10, 2, X, 1
+    chart.loc[block == 2, ["chromosome", "position"]] = ["0", 0.0]  # X's markers unplaced
+    fig = plots.plot_marker_effects(fit, map=chart)
+    means, scores = fig.axes
+    assert scores.get_xlabel() == "chromosome (no positions on 0: markers there in file order)"
+    x = means.collections[0].get_offsets()[:, 0]
+    for b in (0, 1, 3):  # placed: x follows the map's positions exactly, up to the chromosome's offset
+        np.testing.assert_allclose(np.diff(x[block == b]), np.diff(chart["position"][block == b]), rtol=1e-9)
+    steps = np.diff(x[block == 2])
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-9)  # unplaced: evenly spaced, in file order
+    spans = [np.ptp(chart["position"][block == b]) for b in (0, 1, 3)]
+    np.testing.assert_allclose(np.ptp(x[block == 2]), np.median(spans), rtol=1e-9)  # over a typical span
+    chart["position"] = 0.0  # no positions at all: every chromosome in file order, one unit a marker
+    fig = plots.plot_marker_effects(fit, map=chart)
+    assert fig.axes[-1].get_xlabel() == "chromosome (positions missing: markers in file order)"
+    np.testing.assert_allclose(np.diff(fig.axes[0].collections[0].get_offsets()[:, 0][block == 1]), 1.0)
+
+
+@pytest.mark.structural
 def test_marker_effects_need_marker_effects_and_a_complete_map(fits, tmp_path):
     fit = fits["mblup"]
     with pytest.raises(bb.InputError, match="needs marker effects: fit M-BLUP"):
