@@ -326,8 +326,10 @@ def dosage_r2(stats: MarkerStats) -> np.ndarray:
     ``r2 = var(d) / (2 p (1 - p))`` with ``p = mean(d) / 2`` and ``var`` the population variance (``ss / n_obs``),
     both over the observed dosages: the estimator of PLINK 2's ``--mach-r2-filter`` (minimac's R2 and Beagle's
     DR2 estimate the same quantity). Imputation shrinks an uncertain dosage towards the marker's mean ``2p``, so
-    r2 falls from about 1 (as good as called) towards 0 (nothing known beyond ``p``); a little above 1 is excess
-    heterozygosity. For whole 0/1/2 counts it is the observed over the Hardy-Weinberg variance.
+    r2 falls from about 1 (as good as called) towards 0 (nothing known beyond ``p``). The denominator assumes
+    Hardy-Weinberg proportions: fewer heterozygotes than those (inbred lines) raise r2 above 1, up to 2 for calls
+    that are all homozygous; more heterozygotes lower it. For whole 0/1/2 counts it is the observed over the
+    Hardy-Weinberg variance.
 
     Parameters
     ----------
