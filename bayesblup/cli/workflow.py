@@ -408,7 +408,7 @@ def check_qc_options(genotypes, *, vcf_field: str = "auto", **thresholds) -> Non
         return
     name = str(genotypes).lower()
     if is_vcf(genotypes):
-        held = "its GT calls, read with --vcf-field GT" if vcf_field == "GT" else None
+        held = "the VCF's GT calls, read with --vcf-field GT" if vcf_field == "GT" else None
     elif is_plink(genotypes):
         held = "0/1/2 allele counts of a PLINK .bed"
     elif name.endswith((".csv", ".csv.gz")):

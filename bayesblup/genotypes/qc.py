@@ -189,8 +189,8 @@ def check_dosage_r2_applies(genotypes: Genotypes) -> None:
     if genotypes.is_dosage:
         return
     held = genotypes.counted or f"whole allele counts, coding {genotypes.coding!r}"
-    if genotypes.counted and "DS field" in genotypes.counted:  # a VCF's DS held as counts: every one whole
-        held += ", every one a whole number"
+    if genotypes.counted and "DS field" in genotypes.counted:  # read from DS, yet held as counts: all whole
+        held = "the VCF's DS values are all whole numbers, held as allele counts"
     raise refuse_dosage_r2(genotypes.source, held)
 
 

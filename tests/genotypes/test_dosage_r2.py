@@ -146,7 +146,9 @@ def test_a_vcf_read_with_auto_that_holds_fractional_ds_is_filtered(tmp_path):
 
 
 @pytest.mark.structural
-@pytest.mark.parametrize(("field", "held"), [("auto", "every one a whole number"), ("GT", "from the VCF's GT calls")])
+@pytest.mark.parametrize(
+    ("field", "held"), [("auto", "DS values are all whole numbers"), ("GT", "from the VCF's GT calls")]
+)
 def test_a_vcf_of_whole_calls_is_refused(field, held):
     """The sample's DS are all whole: read with auto, they are held as counts (is_dosage False), as GT's."""
     geno = bb.read_vcf(SAMPLE_VCF, field=field)
