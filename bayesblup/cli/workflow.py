@@ -114,8 +114,9 @@ def run_fit(job: FitJob, say=print):
         geno = job.genotypes
         if not hasattr(geno, "calls"):
             geno = read_genotypes(geno, coding=job.coding, vcf_field=_vcf_field(job, geno))
-        if job.qc.get("min_dosage_r2") is not None:  # a VCF's DS of whole numbers only: refused now, not after
-            check_dosage_r2_applies(geno)  # the phenotypes are read
+        # a VCF read as counts (GT by auto, or DS all whole) is known only now: refused before the phenotypes are read
+        if job.qc.get("min_dosage_r2") is not None:
+            check_dosage_r2_applies(geno)
     if hasattr(job.phenotypes, "columns"):
         table = job.phenotypes
     else:
