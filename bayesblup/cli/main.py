@@ -263,6 +263,11 @@ def _add_input_options(parser: argparse.ArgumentParser, *, genotypes_required: b
     parser.add_argument(
         "--min-individual-call-rate", type=float, metavar="X", help="drop individuals with call rate below X"
     )
+    parser.add_argument(
+        "--min-dosage-r2", type=float, metavar="X",
+        help="drop markers whose dosage r2 (MaCH r2, as plink2 --mach-r2-filter) is below X, e.g. 0.3: poorly "
+        "imputed markers; for a VCF's fractional DS dosages only",
+    )  # fmt: skip
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -349,6 +354,7 @@ def _relationship_from(genotypes, args, say):
         min_maf=args.min_maf,
         min_call_rate=args.min_call_rate,
         min_individual_call_rate=args.min_individual_call_rate,
+        min_dosage_r2=getattr(args, "min_dosage_r2", None),
     )
     for line in report.lines():
         say(line)
@@ -470,10 +476,19 @@ def _check_dask_options(args) -> None:
 def _cmd_grm(args, say) -> None:
     from ..files import check_new_output
     from ..genotypes.readers import RELATIONSHIP_SUFFIXES, read_genotypes, write_relationship
+    from .workflow import check_qc_options
 
     out = Path(args.out)
     _check_options(args)
     _check_dask_options(args)
+    check_qc_options(
+        args.genotypes,
+        vcf_field=args.vcf_field,
+        min_maf=args.min_maf,
+        min_call_rate=args.min_call_rate,
+        min_individual_call_rate=args.min_individual_call_rate,
+        min_dosage_r2=args.min_dosage_r2,
+    )
     check_new_output(out, force=args.force, suffixes=RELATIONSHIP_SUFFIXES)  # fail before the work
     if args.dask:
         rel = _relationship_dask(args, say)
@@ -507,7 +522,10 @@ def _job(args, genotypes, phenotypes, model: str):
         seed=args.seed,
         coding=getattr(args, "coding", "auto"),
         vcf_field=getattr(args, "vcf_field", "auto"),
-        qc={name: getattr(args, name, None) for name in ("min_maf", "min_call_rate", "min_individual_call_rate")},
+        qc={
+            name: getattr(args, name, None)
+            for name in ("min_maf", "min_call_rate", "min_individual_call_rate", "min_dosage_r2")
+        },
         predict=getattr(args, "predict", None),
         fixed=tuple(getattr(args, "fixed", None) or ()),
         missing_codes=tuple(getattr(args, "missing_codes", None) or ()),

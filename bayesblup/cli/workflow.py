@@ -87,7 +87,7 @@ def run_fit(job: FitJob, say=print):
         On any problem with the inputs or options, before sampling where possible.
     """
     from .. import GBLUP, MBLUP, MultiGBLUP, MultiMBLUP
-    from ..genotypes.qc import quality_control
+    from ..genotypes.qc import check_dosage_r2_applies, quality_control
     from ..genotypes.readers import read_genotypes
     from ..genotypes.relationship import genomic_relationship
     from ..genotypes.scaling import genotype_matrix
@@ -104,6 +104,7 @@ def run_fit(job: FitJob, say=print):
     _check_relationship_options(job)
     fraction = _check_top_options(job)
     _check_vcf_field(job)
+    check_qc_options(job.genotypes, vcf_field=job.vcf_field, **job.qc)
     marker_map = _marker_map_of(job)  # read and checked now; its markers are matched after QC
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -113,6 +114,9 @@ def run_fit(job: FitJob, say=print):
         geno = job.genotypes
         if not hasattr(geno, "calls"):
             geno = read_genotypes(geno, coding=job.coding, vcf_field=_vcf_field(job, geno))
+        # a VCF read as counts (GT by auto, or DS all whole) is known only now: refused before the phenotypes are read
+        if job.qc.get("min_dosage_r2") is not None:
+            check_dosage_r2_applies(geno)
     if hasattr(job.phenotypes, "columns"):
         table = job.phenotypes
     else:
@@ -385,6 +389,35 @@ def _check_vcf_field(job: FitJob) -> None:
             f"--vcf-field {job.vcf_field} chooses a VCF's GT calls or DS dosages, and no genotype file here is a .vcf, "
             ".vcf.gz or .bcf: drop --vcf-field."
         )
+
+
+def check_qc_options(genotypes, *, vcf_field: str = "auto", **thresholds) -> None:
+    """The QC thresholds, and ``--min-dosage-r2`` for genotypes of hard calls, refused before anything is read.
+
+    ``genotypes``: a path, Genotypes, or None. Whether a VCF read with ``--vcf-field auto`` or ``DS`` holds
+    fractional dosages is known only once it is read (whole DS values are held as counts): that is checked then.
+    """
+    from ..genotypes.qc import check_dosage_r2_applies, check_thresholds, refuse_dosage_r2
+    from ..genotypes.readers import is_plink
+    from ..genotypes.vcf import is_vcf
+
+    *_, min_dosage_r2 = check_thresholds(**thresholds)
+    if min_dosage_r2 is None or genotypes is None:
+        return
+    if hasattr(genotypes, "calls"):
+        check_dosage_r2_applies(genotypes)
+        return
+    name = str(genotypes).lower()
+    if is_vcf(genotypes):
+        held = "the VCF's GT calls, read with --vcf-field GT" if vcf_field == "GT" else None
+    elif is_plink(genotypes):
+        held = "0/1/2 allele counts of a PLINK .bed"
+    elif name.endswith((".csv", ".csv.gz")):
+        held = "allele counts of a CSV, which holds no fractional dosages"
+    else:
+        held = None  # not a genotype file: the reader says so
+    if held is not None:
+        raise refuse_dosage_r2(str(genotypes), held)
 
 
 def _vcf_field(job: FitJob, path) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "Genotypes",
     "MarkerStats",
     "allele_counts",
+    "dosage_r2",
     "marker_blocks",
     "marker_stats",
     "missing_mask",
@@ -317,6 +318,38 @@ def marker_stats(calls: np.ndarray) -> MarkerStats:
         # two different observed values: max > min over the observed calls (inf fills the missing ones)
         polymorphic[cols] = np.where(seen, x, -np.inf).max(axis=0) > np.where(seen, x, np.inf).min(axis=0)
     return MarkerStats(n_obs, total, ss, polymorphic)
+
+
+def dosage_r2(stats: MarkerStats) -> np.ndarray:
+    """MaCH dosage r2 of each marker: the variance of its dosages over that of hard calls at the same frequency.
+
+    ``r2 = var(d) / (2 p (1 - p))`` with ``p = mean(d) / 2`` and ``var`` the population variance (``ss / n_obs``),
+    both over the observed dosages: the estimator of PLINK 2's ``--mach-r2-filter`` (minimac's R2 and Beagle's
+    DR2 estimate the same quantity). Imputation shrinks an uncertain dosage towards the marker's mean ``2p``, so
+    r2 falls from about 1 (as good as called) towards 0 (nothing known beyond ``p``). The denominator assumes
+    Hardy-Weinberg proportions: fewer heterozygotes than those (inbred lines) raise r2 above 1, up to 2 for calls
+    that are all homozygous; more heterozygotes lower it. For whole 0/1/2 counts it is the observed over the
+    Hardy-Weinberg variance.
+
+    Parameters
+    ----------
+    stats : MarkerStats
+        Sums of the observed calls (:func:`marker_stats`) of additive 0/1/2 counts or dosages in [0, 2].
+
+    Returns
+    -------
+    ndarray of float64, shape (m,)
+        The r2 of each marker; NaN where it is undefined: no observed call, or a monomorphic marker (with two
+        different values in [0, 2] observed, ``0 < p < 1``, so every polymorphic marker has one).
+    """
+    n_obs = stats.n_obs.astype(np.float64)
+    defined = stats.polymorphic & (stats.n_obs > 0)
+    p = np.divide(stats.total, 2.0 * n_obs, out=np.full(n_obs.shape, np.nan), where=defined)
+    hard_call_variance = 2.0 * p * (1.0 - p)
+    defined &= hard_call_variance > 0  # guards rounding at p = 0 or 1; polymorphic markers are strictly inside
+    return np.divide(
+        stats.ss / np.maximum(n_obs, 1.0), hard_call_variance, out=np.full(n_obs.shape, np.nan), where=defined
+    )
 
 
 def _check_marker_map(frame: pd.DataFrame, markers: np.ndarray, source: str) -> pd.DataFrame:

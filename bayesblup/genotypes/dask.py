@@ -143,7 +143,7 @@ def genomic_relationship_bed(
     if dtype not in (np.float64, np.float32):
         raise InputError(f"dtype must be float64 or float32, got {dtype}.")
     check_scaling(scaling, allele_freq=allele_freq)
-    min_maf, min_call_rate, min_individual_call_rate = check_thresholds(
+    min_maf, min_call_rate, min_individual_call_rate, _ = check_thresholds(
         min_maf=min_maf, min_call_rate=min_call_rate, min_individual_call_rate=min_individual_call_rate
     )
     if block_size is not None and block_size < 1:

@@ -6,7 +6,10 @@ Filters run in a fixed order, each on what the previous left:
 2. markers with no observed call (always: no allele frequency can be computed);
 3. markers whose call rate is below ``min_call_rate`` (optional);
 4. monomorphic markers (always: zero variance would divide by zero in the standardised scalings);
-5. markers whose minor allele frequency is below ``min_maf`` (optional).
+5. markers whose minor allele frequency is below ``min_maf`` (optional);
+6. markers whose dosage r2 is below ``min_dosage_r2`` (optional; fractional dosages only, e.g. a VCF's DS field):
+   poorly imputed markers, whose dosages are shrunk towards their mean ``2p``. Without this filter, the report
+   counts the kept markers below :data:`POOR_DOSAGE_R2`.
 
 Missing calls that remain are not filled here: :mod:`bayesblup.genotypes.scaling` imputes each to the
 marker's observed mean (``k p``), after ``p`` is computed from the observed calls.
@@ -19,20 +22,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, preview
-from .calls import Genotypes, MarkerStats, marker_blocks, marker_stats, missing_mask
+from .calls import Genotypes, MarkerStats, dosage_r2, marker_blocks, marker_stats, missing_mask
 
-__all__ = ["QCReport", "quality_control"]
+__all__ = ["POOR_DOSAGE_R2", "QCReport", "quality_control"]
+
+#: Dosage r2 below which a marker counts as poorly imputed: the customary cut of minimac and PLINK users. The
+#: report counts the kept markers below it when ``min_dosage_r2`` is not given.
+POOR_DOSAGE_R2 = 0.3
 
 # Reasons a marker is dropped, in the order the filters run.
 ALL_MISSING = "all_missing"
 CALL_RATE = "call_rate"
 MONOMORPHIC = "monomorphic"
 MAF = "maf"
+DOSAGE_R2 = "dosage_r2"
 _REASON_TEXT = {
     ALL_MISSING: "with no observed call",
     CALL_RATE: "with call rate below {min_call_rate}",
     MONOMORPHIC: "monomorphic (one observed count or dosage only)",
     MAF: "with minor allele frequency below {min_maf}",
+    DOSAGE_R2: "with dosage r2 below {min_dosage_r2} (poorly imputed)",
 }
 
 
@@ -53,6 +62,9 @@ class QCReport:
     n_missing_out: int = 0
     counted: str | None = None  # what a call counts, where the reader said (a VCF's GT or DS)
     dosages: bool = False  # fractional dosages rather than whole counts
+    min_dosage_r2: float | None = None
+    # kept markers with dosage r2 below POOR_DOSAGE_R2; None unless dosages were kept without min_dosage_r2
+    n_poorly_imputed: int | None = None
 
     @property
     def n_individuals_out(self) -> int:
@@ -82,8 +94,18 @@ class QCReport:
         for reason, text in _REASON_TEXT.items():
             if reason in self.dropped_markers:
                 names = self.dropped_markers[reason]
-                what = text.format(min_call_rate=self.min_call_rate, min_maf=self.min_maf)
+                what = text.format(
+                    min_call_rate=self.min_call_rate, min_maf=self.min_maf, min_dosage_r2=self.min_dosage_r2
+                )
                 out.append(f"dropped {len(names)} markers {what}" + (f": {preview(names)}" if names else ""))
+        if self.n_poorly_imputed:
+            n = self.n_poorly_imputed
+            markers_have = "marker has" if n == 1 else "markers have"
+            out.append(
+                f"warning: {n} kept {markers_have} dosage r2 below {POOR_DOSAGE_R2} (poorly imputed: the "
+                "standardized scaling weights them like well-called markers, amplifying their imputation noise); "
+                f"--min-dosage-r2 {POOR_DOSAGE_R2} drops them"
+            )
         mean = "2p" if self.coding == "additive" else "p"
         out.append(
             f"kept: {self.n_individuals_out} individuals x {self.n_markers_out} markers; "
@@ -111,7 +133,11 @@ class QCReport:
                 "min_maf": self.min_maf,
                 "min_call_rate": self.min_call_rate,
                 "min_individual_call_rate": self.min_individual_call_rate,
+                "min_dosage_r2": self.min_dosage_r2,
             },
+            "poorly_imputed": None
+            if self.n_poorly_imputed is None
+            else {"dosage_r2_below": POOR_DOSAGE_R2, "n_markers": self.n_poorly_imputed},
             "dropped_individuals": list(self.dropped_individuals),
             "dropped_markers": {k: list(v) for k, v in self.dropped_markers.items()},
         }
@@ -127,14 +153,45 @@ def _check_rate(value: float | None, name: str, upper: float) -> float | None:
 
 
 def check_thresholds(
-    *, min_maf: float | None, min_call_rate: float | None, min_individual_call_rate: float | None
-) -> tuple[float | None, float | None, float | None]:
-    """Validate the optional QC thresholds; return them as floats (or None)."""
+    *,
+    min_maf: float | None = None,
+    min_call_rate: float | None = None,
+    min_individual_call_rate: float | None = None,
+    min_dosage_r2: float | None = None,
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """Validate the optional QC thresholds; return them as floats (or None), in the order of the arguments."""
     return (
         _check_rate(min_maf, "min_maf", 0.5),
         _check_rate(min_call_rate, "min_call_rate", 1.0),
         _check_rate(min_individual_call_rate, "min_individual_call_rate", 1.0),
+        # r2 may exceed 1 a little (excess heterozygosity), but a cut above 1 would drop well-imputed markers
+        _check_rate(min_dosage_r2, "min_dosage_r2", 1.0),
     )
+
+
+def refuse_dosage_r2(source: str, held: str) -> InputError:
+    """The refusal of ``min_dosage_r2`` for calls ``held`` (e.g. "0/1/2 counts of a CSV") that are not dosages."""
+    return InputError(
+        f"{source}: min_dosage_r2 (--min-dosage-r2) filters imputed dosages (a VCF's DS field, --vcf-field DS), "
+        f"and these genotypes hold hard calls ({held}): drop the option, or read the dosages of an imputed VCF "
+        "(--vcf-field DS)."
+    )
+
+
+def check_dosage_r2_applies(genotypes: Genotypes) -> None:
+    """Refuse ``min_dosage_r2`` for genotypes of whole-number calls (GT, a CSV, PLINK, or DS that are all whole).
+
+    Raises
+    ------
+    InputError
+        If ``genotypes`` hold int8 counts rather than fractional dosages.
+    """
+    if genotypes.is_dosage:
+        return
+    held = genotypes.counted or f"whole allele counts, coding {genotypes.coding!r}"
+    if genotypes.counted and "DS field" in genotypes.counted:  # read from DS, yet held as counts: all whole
+        held = "the VCF's DS values are all whole numbers, held as allele counts"
+    raise refuse_dosage_r2(genotypes.source, held)
 
 
 def individual_filter(
@@ -165,8 +222,9 @@ def marker_filter(
     min_call_rate: float | None,
     min_maf: float | None,
     source: str,
+    min_dosage_r2: float | None = None,
 ) -> tuple[np.ndarray, dict[str, tuple[str, ...]]]:
-    """Filters 2-5 from the per-marker sums of the observed calls (:func:`~bayesblup.genotypes.calls.marker_stats`).
+    """Filters 2-6 from the per-marker sums of the observed calls (:func:`~bayesblup.genotypes.calls.marker_stats`).
 
     Returns
     -------
@@ -191,14 +249,16 @@ def marker_filter(
             p = stats.total / (max_count * n_obs)
         maf = np.minimum(p, 1.0 - p)
         reasons[(reasons == "") & (maf < min_maf)] = MAF
+    if min_dosage_r2 is not None:  # r2 is NaN only for markers dropped above (no call, monomorphic)
+        reasons[(reasons == "") & (dosage_r2(stats) < min_dosage_r2)] = DOSAGE_R2
 
     dropped = {r: tuple(markers[reasons == r]) for r in _REASON_TEXT if (reasons == r).any()}
     keep = reasons == ""
     if not keep.any():
         raise InputError(
             f"{source}: no marker passes quality control ({preview(f'{k}: {len(v)}' for k, v in dropped.items())}"
-            "); expected at least one marker whose calls vary between individuals. Relax the filters "
-            "(--min-maf, --min-call-rate) if they dropped markers, check that the calls vary between individuals "
+            "); expected at least one marker whose calls vary between individuals. Relax the filters (--min-maf, "
+            "--min-call-rate, --min-dosage-r2) if they dropped markers, check that the calls vary between individuals "
             "(monomorphic markers are always dropped), and check the coding of the calls."
         )
     return keep, dropped
@@ -210,8 +270,9 @@ def quality_control(
     min_maf: float | None = None,
     min_call_rate: float | None = None,
     min_individual_call_rate: float | None = None,
+    min_dosage_r2: float | None = None,
 ) -> tuple[Genotypes, QCReport]:
-    """Drop monomorphic and (optionally) rare or poorly called markers, and report every drop.
+    """Drop monomorphic and (optionally) rare, poorly called or poorly imputed markers, and report every drop.
 
     Parameters
     ----------
@@ -225,6 +286,11 @@ def quality_control(
     min_individual_call_rate : float, optional
         Drop individuals whose fraction of observed calls is below this, before any marker
         filter. Off by default; dropped IDs are listed in the report.
+    min_dosage_r2 : float, optional
+        Drop markers whose MaCH dosage r2 (:func:`~bayesblup.genotypes.calls.dosage_r2`, as PLINK 2's
+        ``--mach-r2-filter``) is below this (e.g. 0.3), after the MAF filter: poorly imputed markers, which the
+        standardized scaling would weight like well-called ones. For fractional dosages only (a VCF's DS field).
+        Off by default; the report then counts the kept dosage markers with r2 below :data:`POOR_DOSAGE_R2`.
 
     Returns
     -------
@@ -236,11 +302,17 @@ def quality_control(
     Raises
     ------
     InputError
-        If a threshold is out of range, or nothing is left after filtering.
+        If a threshold is out of range, ``min_dosage_r2`` is given for whole-number calls, or nothing is left
+        after filtering.
     """
-    min_maf, min_call_rate, min_individual_call_rate = check_thresholds(
-        min_maf=min_maf, min_call_rate=min_call_rate, min_individual_call_rate=min_individual_call_rate
+    min_maf, min_call_rate, min_individual_call_rate, min_dosage_r2 = check_thresholds(
+        min_maf=min_maf,
+        min_call_rate=min_call_rate,
+        min_individual_call_rate=min_individual_call_rate,
+        min_dosage_r2=min_dosage_r2,
     )
+    if min_dosage_r2 is not None:
+        check_dosage_r2_applies(genotypes)
     n_missing_in = genotypes.n_missing
 
     dropped_ids: tuple[str, ...] = ()
@@ -268,6 +340,7 @@ def quality_control(
         min_call_rate=min_call_rate,
         min_maf=min_maf,
         source=geno.source,
+        min_dosage_r2=min_dosage_r2,
     )
     if not keep_markers.all():
         geno = geno.select(markers=keep_markers)
@@ -279,6 +352,9 @@ def quality_control(
 
     # Only these are known after filtering; compute from the kept counts, not by rescanning.
     n_missing_out = int((geno.n_individuals - stats.n_obs[keep_markers]).sum())
+    n_poorly_imputed = None
+    if genotypes.is_dosage and min_dosage_r2 is None:  # not asked to filter: say what the filter would drop
+        n_poorly_imputed = int((dosage_r2(stats.subset(keep_markers)) < POOR_DOSAGE_R2).sum())
     report = QCReport(
         source=genotypes.source,
         coding=genotypes.coding,
@@ -293,5 +369,7 @@ def quality_control(
         n_missing_out=n_missing_out,
         counted=genotypes.counted,
         dosages=genotypes.is_dosage,
+        min_dosage_r2=min_dosage_r2,
+        n_poorly_imputed=n_poorly_imputed,
     )
     return geno, report

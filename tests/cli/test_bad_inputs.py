@@ -1,5 +1,5 @@
 """A catalogue of bad inputs (issues 8 and 17): each refused through the API and the command line, never quietly
-fitted. 150 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
+fitted. 157 cases; the real faults (signals, races, a full disk, an unwritable --out, memory) are in
 test_out_folder.py and at the end of this file.
 
 Every case starts from a small valid set (10 individuals x 6 markers, a trait ``y``, weights ``w``, folds
@@ -1273,6 +1273,61 @@ CASES = [
         ("--vcf-field", "chooses a VCF's GT calls or DS dosages", "{d}/geno.csv is not a .vcf"),
         lambda d: bb.read_genotypes(d / "geno.csv", vcf_field="GT"),
         [*GRM, "--vcf-field", "GT"],
+    ),
+    # --- --min-dosage-r2: a number in [0, 1], for fractional dosages only -----------------------------------
+    Case(
+        "min_dosage_r2_out_of_range",
+        ("min_dosage_r2 must lie in [0, 1.0], got 1.5",),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.csv"), min_dosage_r2=1.5),
+        [*FIT, "--min-dosage-r2", "1.5"],
+    ),
+    Case(
+        "min_dosage_r2_negative",
+        ("min_dosage_r2 must lie in [0, 1.0], got -0.1",),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.csv"), min_dosage_r2=-0.1),
+        [*GRM, "--min-dosage-r2", "-0.1"],
+    ),
+    Case(
+        "min_dosage_r2_with_hard_calls_of_a_csv",
+        (
+            "{d}/geno.csv: min_dosage_r2 (--min-dosage-r2) filters imputed dosages (a VCF's DS field, --vcf-field DS)",
+            "these genotypes hold hard calls",
+            "drop the option",
+        ),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.csv"), min_dosage_r2=0.3),
+        [*FIT, "--min-dosage-r2", "0.3"],
+    ),
+    Case(
+        "min_dosage_r2_with_hard_calls_of_a_plink_set",
+        ("{d}/plink/sample.bed: min_dosage_r2", "filters imputed dosages", "hold hard calls", "drop the option"),
+        lambda d: bb.quality_control(bb.read_plink(d / "plink" / "sample.bed"), min_dosage_r2=0.3),
+        [*GRM, "--genotypes", "{d}/plink/sample.bed", "--min-dosage-r2", "0.3"],
+        setup=plink_copy,
+    ),
+    Case(
+        "min_dosage_r2_with_the_gt_of_a_vcf",  # auto reads GT (no DS): refused once read, before the phenotypes
+        ("{d}/geno.vcf: min_dosage_r2", "filters imputed dosages", "ALT allele counts, from the VCF's GT calls"),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.vcf"), min_dosage_r2=0.3),
+        [*VCF_FIT, "--min-dosage-r2", "0.3"],
+        setup=vcf(),
+    ),
+    Case(
+        "min_dosage_r2_with_vcf_field_gt",  # refused before the file is read
+        ("{d}/geno.vcf: min_dosage_r2", "filters imputed dosages", "GT calls", "drop the option"),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.vcf", vcf_field="GT"), min_dosage_r2=0.3),
+        [*GRM, "--genotypes", "{d}/geno.vcf", "--vcf-field", "GT", "--min-dosage-r2", "0.3"],
+        setup=vcf(fmt="GT:DS"),
+    ),
+    Case(
+        "min_dosage_r2_with_whole_ds",  # auto reads DS, all whole: held as counts, as GT's
+        (
+            "{d}/geno.vcf: min_dosage_r2",
+            "the VCF's DS values are all whole numbers, held as allele counts",
+            "drop the option",
+        ),
+        lambda d: bb.quality_control(bb.read_genotypes(d / "geno.vcf"), min_dosage_r2=0.3),
+        [*VCF_FIT, "--min-dosage-r2", "0.3"],
+        setup=vcf(fmt="GT:DS"),
     ),
 ]
 

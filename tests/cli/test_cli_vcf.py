@@ -102,3 +102,52 @@ def test_mblup_on_a_vcf_places_marker_effects_at_its_chrom_and_pos(inputs, tmp_p
     own = bb.read_vcf(inputs["bcf"]).marker_map
     assert (effects["chromosome"].to_numpy() == own.loc[effects["marker"], "chromosome"].astype(str).to_numpy()).all()
     assert (effects["position"].to_numpy() == own.loc[effects["marker"], "position"].to_numpy()).all()
+
+
+# --- --min-dosage-r2: imputed dosages ----------------------------------------------------------------------------
+
+POOR = ("IGR1118a_1", "IGR1143a_1", "IGR1218a_2")  # records 1, 3 and 6 of the sample
+
+
+def imputed_vcf(path: Path) -> Path:
+    """The sample with the DS of POOR shrunk to a fifth of their deviation from the marker's mean dosage, as a poor
+    imputation does (r2 about 1/25 of the calls' r2); the others keep their whole DS. A fractional DS anywhere makes
+    every call a float32 dosage."""
+    lines = SAMPLE_VCF.read_text().splitlines()
+    for k, line in enumerate(lines):
+        fields = line.split("\t")
+        if line.startswith("#") or fields[2] not in POOR:
+            continue
+        cells = [cell.split(":") for cell in fields[9:]]
+        mean = np.mean([float(ds) for _, ds in cells if ds != "."])
+        shrunk = [f"{gt}:{ds if ds == '.' else f'{mean + 0.2 * (float(ds) - mean):.4f}'}" for gt, ds in cells]
+        lines[k] = "\t".join([*fields[:9], *shrunk])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.structural
+def test_fit_with_min_dosage_r2_drops_the_poorly_imputed_markers(inputs, tmp_path, capsys):
+    vcf = imputed_vcf(tmp_path / "imputed.vcf")
+    assert main(fit_args(vcf, inputs["pheno"], tmp_path / "fit", "--min-dosage-r2", "0.3")) == 0
+    out = capsys.readouterr().out
+    assert f"dropped 3 markers with dosage r2 below 0.3 (poorly imputed): {', '.join(POOR)}" in out
+    assert "warning" not in out
+    qc = json.loads((tmp_path / "fit" / "summary.json").read_text())["settings"]["qc"]
+    assert qc["dosages"] is True and qc["filters"]["min_dosage_r2"] == 0.3
+    assert qc["dropped_markers"]["dosage_r2"] == list(POOR) and qc["n_markers_out"] == 17
+    assert qc["poorly_imputed"] is None
+
+
+@pytest.mark.structural
+def test_without_min_dosage_r2_the_report_warns_and_quiet_silences_it(inputs, tmp_path, capsys):
+    vcf = imputed_vcf(tmp_path / "imputed.vcf")
+    assert main(["grm", "--genotypes", str(vcf), "--out", str(tmp_path / "G.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 3 kept markers have dosage r2 below 0.3 (poorly imputed" in out
+    assert "--min-dosage-r2 0.3 drops them" in out and "m = 20" in out
+    assert main(["grm", "--genotypes", str(vcf), "--out", str(tmp_path / "G2.npz"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["grm", "--genotypes", str(vcf), "--out", str(tmp_path / "G3.npz"), "--min-dosage-r2", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "dropped 3 markers with dosage r2 below 0.3" in out and "m = 17" in out and "warning" not in out
