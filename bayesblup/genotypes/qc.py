@@ -164,7 +164,8 @@ def check_thresholds(
         _check_rate(min_maf, "min_maf", 0.5),
         _check_rate(min_call_rate, "min_call_rate", 1.0),
         _check_rate(min_individual_call_rate, "min_individual_call_rate", 1.0),
-        # r2 may exceed 1 a little (excess heterozygosity), but a cut above 1 would drop well-imputed markers
+        # r2 exceeds 1 with fewer heterozygotes than Hardy-Weinberg (inbred lines), but a cut above 1 would drop
+        # well-imputed markers of outbred populations
         _check_rate(min_dosage_r2, "min_dosage_r2", 1.0),
     )
 
