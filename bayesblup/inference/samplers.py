@@ -6,9 +6,10 @@ compilation per model structure, reused by later fits in the process) and :mod:`
 several traits (:mod:`bayesblup.inference.missing`). nutpie runs only when named (``"nutpie"``): it compiles the
 log-density with Numba at every fit, which costs more than it saves at the sizes measured
 (benchmarks/RESULTS.md, 2026-12-04, seventh session): G-BLUP on wheat 11.9 s end to end against 3.4 s,
-mice-sized 13.8 against 7.4 s, a binary trait on wheat (latent liabilities) 36.9 against 31.2 s, and a
-second fit in the same process 5.8 against 1.5 s. It pays where drawing dominates: long latent fits of
-thousands of individuals (its draws took 10.7 s where PyMC's took 19.5 s on the binary trait). The JAX samplers
+mice-sized 13.8 against 7.4 s, and a second fit in the same process 5.8 against 1.5 s. On a binary trait
+on wheat (latent liabilities) the two were even (36.9 against 31.2 s in one run, 26.6 against 32.2 s in
+another): nutpie's draws were faster (10.7-12.1 s against 19.5-21.7 s), its compilation slower (11.7-24 s).
+It pays where drawing dominates: long latent fits of thousands of individuals. The JAX samplers
 (``"numpyro"``, ``"blackjax"``; ``pip install 'bayesblup[jax]'``, and a CUDA-enabled jaxlib for a GPU)
 need a model that PyTensor can translate to JAX: the latent forms, the single-kernel marginal form
 (pure PyTensor: the eigendecomposition is done once, in NumPy, before the model is built), but not
