@@ -114,7 +114,7 @@ def run_fit(job: FitJob, say=print):
         geno = job.genotypes
         if not hasattr(geno, "calls"):
             geno = read_genotypes(geno, coding=job.coding, vcf_field=_vcf_field(job, geno))
-        # a VCF read as counts (GT by auto, or DS all whole) is known only now: refused before the phenotypes are read
+        # Genotypes given, or a VCF read as counts (GT by auto, DS all whole): refused now, before the phenotypes
         if job.qc.get("min_dosage_r2") is not None:
             check_dosage_r2_applies(geno)
     if hasattr(job.phenotypes, "columns"):
@@ -394,25 +394,23 @@ def _check_vcf_field(job: FitJob) -> None:
 def check_qc_options(genotypes, *, vcf_field: str = "auto", **thresholds) -> None:
     """The QC thresholds, and ``--min-dosage-r2`` for genotypes of hard calls, refused before anything is read.
 
-    ``genotypes``: a path, Genotypes, or None. Whether a VCF read with ``--vcf-field auto`` or ``DS`` holds
-    fractional dosages is known only once it is read (whole DS values are held as counts): that is checked then.
+    ``genotypes``: a path, Genotypes, or None. What a file holds is told here by its kind; Genotypes already read,
+    and a VCF read with ``--vcf-field auto`` or ``DS`` (whole DS values are held as counts), are checked once read.
     """
-    from ..genotypes.qc import check_dosage_r2_applies, check_thresholds, refuse_dosage_r2
-    from ..genotypes.readers import is_plink
+    from pathlib import Path
+
+    from ..genotypes.qc import check_thresholds, refuse_dosage_r2
+    from ..genotypes.readers import is_csv, is_plink
     from ..genotypes.vcf import is_vcf
 
     *_, min_dosage_r2 = check_thresholds(**thresholds)
-    if min_dosage_r2 is None or genotypes is None:
+    if min_dosage_r2 is None or genotypes is None or hasattr(genotypes, "calls"):
         return
-    if hasattr(genotypes, "calls"):
-        check_dosage_r2_applies(genotypes)
-        return
-    name = str(genotypes).lower()
     if is_vcf(genotypes):
         held = "the VCF's GT calls, read with --vcf-field GT" if vcf_field == "GT" else None
     elif is_plink(genotypes):
         held = "0/1/2 allele counts of a PLINK .bed"
-    elif name.endswith((".csv", ".csv.gz")):
+    elif is_csv(Path(genotypes)):
         held = "allele counts of a CSV, which holds no fractional dosages"
     else:
         held = None  # not a genotype file: the reader says so

@@ -39,7 +39,7 @@ __all__ = [
 _PLINK_SUFFIXES = (".bed", ".bim", ".fam")
 
 
-def _is_csv(path: Path) -> bool:
+def is_csv(path: Path) -> bool:
     return path.name.lower().endswith((".csv", ".csv.gz"))
 
 
@@ -64,7 +64,7 @@ def read_genotypes(path: str | os.PathLike, *, coding: str = "auto", vcf_field: 
             f"vcf_field={vcf_field!r} (--vcf-field) chooses a VCF's GT calls or DS dosages; {path} is not a .vcf, "
             ".vcf.gz or .bcf file: drop it."
         )
-    if _is_csv(path):
+    if is_csv(path):
         return read_genotypes_csv(path, coding=coding)
     if is_vcf(path):
         if coding not in ("auto", ADDITIVE):
@@ -84,7 +84,7 @@ def is_plink(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a PLINK set: a .bed/.bim/.fam file, or a prefix with a .bed beside it."""
     path = Path(path)
     return (
-        not _is_csv(path)
+        not is_csv(path)
         and not is_vcf(path)
         and (path.suffix.lower() in _PLINK_SUFFIXES or Path(f"{path}.bed").exists())
     )
@@ -459,7 +459,7 @@ def read_relationship(path: str | os.PathLike, *, symmetry_tol: float = 1e-8) ->
             scaling = str(data["scaling"]) if "scaling" in data else "user"
             n_markers = int(data["n_markers"]) if "n_markers" in data else -1
             denominator = float(data["denominator"]) if "denominator" in data else np.nan
-    elif _is_csv(path):
+    elif is_csv(path):
         id_column = _read_table(path, "relationship matrix", nrows=0).columns[0]
         frame = _read_table(path, "relationship matrix", index_col=0, dtype={id_column: str})
         G, ids = frame.to_numpy(dtype=np.float64), frame.index.astype(str).to_numpy()
