@@ -11,10 +11,10 @@ soft (recorded, not raised), and prints one line per notebook and seed with the 
 Usage::
 
     python scripts/notebook_seeds.py                        # every notebook, seeds 2, 3 and 4
-    python scripts/notebook_seeds.py --only 05 --seeds 2 5  # one notebook (name prefix), chosen seeds
+    python scripts/notebook_seeds.py --only 05 --seeds 2 5  # one notebook, as run_notebooks.py's --only
 
-Exit status 1 when any check failed or a cell raised, else 0. About 4 minutes per seed for all
-notebooks on 2 cores.
+Exit status 1 when any check failed or a cell raised, 2 for a bad ``--only``, else 0. About 4 minutes
+per seed for all notebooks on 2 cores.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from run_notebooks import find_notebooks  # the sibling script: one notebook by name, stem or unique prefix
 
 
 class _SoftAsserts(ast.NodeTransformer):
@@ -79,14 +79,11 @@ def run(path: Path, seed: int) -> list[tuple[int, int | str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run only the notebooks whose name starts with this")
+    parser.add_argument("--only", metavar="NAME", help="run one notebook (file name, stem, or unique prefix)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4], help="sampler seeds (default 2 3 4)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    paths = sorted(p for p in NOTEBOOKS.glob("*.ipynb") if args.only is None or p.name.startswith(args.only))
-    if not paths:
-        print(f"error: no notebook in {NOTEBOOKS} starts with {args.only!r}", file=sys.stderr)
-        return 2
+    paths = find_notebooks(args.only)
     failed = False
     for seed in args.seeds:
         for path in paths:

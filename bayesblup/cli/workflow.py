@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -397,8 +398,6 @@ def check_qc_options(genotypes, *, vcf_field: str = "auto", **thresholds) -> Non
     ``genotypes``: a path, Genotypes, or None. What a file holds is told here by its kind; Genotypes already read,
     and a VCF read with ``--vcf-field auto`` or ``DS`` (whole DS values are held as counts), are checked once read.
     """
-    from pathlib import Path
-
     from ..genotypes.qc import check_thresholds, refuse_dosage_r2
     from ..genotypes.readers import is_csv, is_plink
     from ..genotypes.vcf import is_vcf
@@ -533,12 +532,12 @@ def _fold_labels_of(job: FitJob, table: pd.DataFrame) -> pd.Series | None:
     A value naming a column of the phenotypes is that column (checked later); one ending in .csv or .csv.gz, or
     naming an existing file, is read as its own table, so that the folds need not be merged into the phenotypes.
     """
-    from pathlib import Path
+    from ..genotypes.readers import is_csv
 
     if not job.folds or (job.folds in table.columns and not Path(job.folds).is_file()):
         return None
     path = Path(job.folds)
-    if not (path.is_file() or path.name.lower().endswith((".csv", ".csv.gz"))):
+    if not (path.is_file() or is_csv(path)):
         return None
     if not path.is_file():
         raise InputError(f"fold file not found: {path}; give a CSV of ID and fold label, or a phenotype column name.")
@@ -576,7 +575,6 @@ def _check_relationship_options(job: FitJob) -> None:
 def _read_user_relationships(sources) -> list[tuple[str, object]]:
     """``[(name, Relationship)]`` from files (named by their stem) or Relationship objects (named K1, K2, ...)."""
     import re
-    from pathlib import Path
 
     from ..genotypes.readers import read_relationship
 
